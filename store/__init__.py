@@ -1,0 +1,1 @@
+"""The SQL mirror: schema, migrations, repositories, secrets and shared adapters."""

