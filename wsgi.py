@@ -14,12 +14,16 @@ from store.db import transaction
 from store.migrate import upgrade
 from store.runtime import Runtime
 from store import workspaces
+from views.api import bp as api_bp
+from webhook.routes import bp as webhook_bp
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.extensions["xm"] = Runtime(settings)
+    app.register_blueprint(webhook_bp)
+    app.register_blueprint(api_bp)
     app.cli.add_command(db_cli)
     app.cli.add_command(workspace_cli)
     return app

@@ -1,0 +1,1 @@
+"""Xero webhook intake: verify the signature, parse the events, keep them, wake the sync."""

@@ -1,0 +1,98 @@
+"""POST /webhooks/xero: verify, keep, answer; the sync happens elsewhere.
+
+Xero wants 200 with an empty body (and no cookie) within 5 s for a good signature, 401 for a
+bad one. Events are committed before the 200; the queue is told afterwards, and if Redis is
+down the relay tells it later. A database outage answers 503, so Xero delivers again.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from flask import Blueprint, current_app, request
+from redis import RedisError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from store import dispatch, inbox
+from store.db import transaction
+from store.runtime import Runtime
+from webhook import payload, signature
+
+bp = Blueprint("webhook", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.post("/webhooks/xero")
+def receive():
+    rt = _runtime()
+    body = _raw_body(rt.settings.webhook_max_bytes)  # Xero signs the bytes, not the JSON
+    if not signature.is_valid(body, request.headers.get("x-xero-signature"), rt.settings.xero_webhook_key):
+        log.warning("webhook refused: bad signature", extra={"bytes": len(body)})
+        return "", 401
+    now = datetime.now(timezone.utc)
+    try:
+        events = payload.parse(body)  # pure
+    except payload.BadPayload as bad:
+        with transaction(rt.sessions) as session:
+            delivery_id = inbox.record_malformed(session, body, str(bad), now)
+        log.warning("webhook malformed", extra={"delivery_id": delivery_id, "error": str(bad)})
+        return "", 400
+    if not events:  # intent to receive
+        return "", 200
+    with transaction(rt.sessions) as session:
+        stored = inbox.store(session, events, now)  # committed before we answer
+    log.info(
+        "webhook accepted",
+        extra={"events": stored.received, "new": stored.inserted, "duplicates": stored.duplicates},
+    )
+    if stored.pending:
+        _wake(rt, stored, now)
+    return "", 200
+
+
+def _raw_body(limit: int) -> bytes:
+    """The body as received, refusing (413) any over `limit` bytes without reading past it.
+
+    Werkzeug refuses a Content-Length over the maximum up front, but silently cuts a chunked
+    body off at the maximum; reading one byte more than `limit` tells the two apart.
+    """
+    request.max_content_length = limit + 1
+    body = request.get_data()
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return body
+
+
+def _wake(rt: Runtime, stored: inbox.Stored, now: datetime) -> None:
+    """Ask for one coalesced sync per tenant; failures here lose nothing, the relay catches up."""
+    try:
+        woken = dispatch.wake(rt.redis, stored.tenant_ids)
+    except RedisError as error:
+        log.warning("queue unavailable; events stay pending for the relay", extra={"error": str(error)})
+        return
+    try:
+        with transaction(rt.sessions) as session:
+            inbox.mark_enqueued(session, stored.pending_ids, now)
+    except DBAPIError as error:  # the job is queued and will see the events; the relay re-marks
+        log.warning("could not mark events enqueued", extra={"error": str(error.orig)})
+        return
+    log.info("sync woken", extra={"tenants": stored.tenant_ids, "new_jobs": woken})
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(_error):
+    log.warning("webhook refused: body too large", extra={"limit": _runtime().settings.webhook_max_bytes})
+    return "", 413
+
+
+@bp.errorhandler(DBAPIError)
+@bp.errorhandler(PoolTimeout)
+def database_unavailable(error):
+    log.error("webhook not stored: database unavailable", extra={"error": str(getattr(error, "orig", error))})
+    return "", 503
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["xm"]
