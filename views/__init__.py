@@ -1,0 +1,1 @@
+"""The read side: saved views, totals, installments (pure), their SQL, and the CRM JSON API."""

@@ -1,0 +1,478 @@
+"""The CRM JSON API of DESIGN.md: records, their invoices and totals, installments and pins.
+
+Keys: `Authorization: Bearer <workspace API key>`; every query is scoped to that key's
+workspace (CRM rows by workspace id, mirror rows by the tenant of its live connection).
+Scopes: a read key may GET everything and pin or unpin (a pin is a sales person's
+bookmark: it changes what the widget shows first, never which data a record can reach).
+PUT of a record needs an admin key, because its links decide whose billing the record
+reveals; a read key gets 403 there. `GET /api/v1/openapi.json` needs no key.
+
+Today: the API's "today" is the UTC date of the request (`datetime.now(UTC).date()`);
+workspaces have no time zone of their own yet, and every answer carries the `today` it used.
+
+Errors are JSON `{"error": "..."}`: 400 bad date, view, paging or body; 401 no valid key;
+403 a read key on a record PUT; 404 an unknown record or an invoice that is not in the
+workspace's organisation (never 403, so the existence of another workspace's data is not
+leaked); 409 explicit links while the workspace has no live Xero connection.
+Money is a string (exact decimal, at least two places), never a float.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from store.db import transaction
+from store.workspaces import Caller, authenticate
+from views import deeplinks, installments, queries, records, saved_views, totals
+from views.openapi import (
+    DEFAULT_PER_PAGE,
+    ID_MAX,
+    KIND_FIELDS,
+    LIST_MAX,
+    MAX_PAGE,
+    MAX_PER_PAGE,
+    Q_MAX,
+    XERO_ID_MAX,
+    document,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+KIND = "<any(contacts, accounts, deals):kind>"
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+DIGITS = re.compile(r"[0-9]{1,9}")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@bp.errorhandler(ApiError)
+def _api_error(e: ApiError):
+    response = jsonify(error=e.message)
+    response.status_code = e.status
+    if e.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="xero-mirror"'
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(e: HTTPException):
+    response = jsonify(error=e.description or e.name)
+    response.status_code = e.code or 500
+    return response
+
+
+# --- routes ----------------------------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(document())
+
+
+@bp.put(f"/{KIND}/<external_id>")
+def put_record(kind: str, external_id: str):
+    with _session(write=True) as s:
+        caller = _caller(s, admin=True)
+        data = _record_body(kind)
+        if len(external_id) > ID_MAX or not _clean(external_id):
+            raise ApiError(400, f"a record id is 1 to {ID_MAX} characters")
+        tenant = queries.live_tenant(s, caller.workspace_id)
+        try:
+            record = records.upsert(
+                s,
+                caller.workspace_id,
+                records.KINDS[kind],
+                external_id,
+                data,
+                tenant.tenant_id if tenant else None,
+                _now(),
+            )
+        except records.NoConnection as e:
+            raise ApiError(409, str(e)) from None
+        body = _record_json(s, kind, record, tenant)
+    return jsonify(body)
+
+
+@bp.get(f"/{KIND}/<external_id>/invoices")
+def list_invoices(kind: str, external_id: str):
+    today = _today()
+    with _session() as s:
+        caller = _caller(s)
+        filters = queries.Filters(
+            view=_view(), q=_text_arg("q", Q_MAX), date_from=_date_arg("from"), date_to=_date_arg("to")
+        )
+        page = _int_arg("page", 1, MAX_PAGE)
+        per_page = _int_arg("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+        record = _record(s, caller, kind, external_id)
+        tenant = queries.live_tenant(s, caller.workspace_id)
+        if tenant is None:
+            result = queries.Page([], 0, page, per_page)
+        else:
+            scope = records.resolve(s, record, tenant.tenant_id).scope
+            result = queries.list_invoices(s, scope, filters, today, page, per_page)
+    short_code = tenant.short_code if tenant else None
+    return jsonify(
+        invoices=[_invoice_json(row, today, short_code) for row in result.rows],
+        view=filters.view,
+        page=result.page,
+        per_page=result.per_page,
+        total=result.total,
+        today=today.isoformat(),
+    )
+
+
+@bp.get(f"/{KIND}/<external_id>/summary")
+def summary(kind: str, external_id: str):
+    today = _today()
+    with _session() as s:
+        caller = _caller(s)
+        record = _record(s, caller, kind, external_id)
+        tenant = queries.live_tenant(s, caller.workspace_id)
+        lines, links, synced = [], (), None
+        if tenant is not None:
+            resolved = records.resolve(s, record, tenant.tenant_id)
+            lines = queries.summary_lines(s, resolved.scope, today)
+            links = resolved.links
+            synced = queries.last_synced(s, tenant.tenant_id)
+    result = totals.summarise(lines, tenant.base_currency if tenant else None)
+
+    def block(total: totals.Total, view: str) -> dict:
+        return {
+            "count": total.count,
+            "by_currency": [_amount_json(a) for a in total.by_currency],
+            "converted": [_converted_json(c) for c in total.converted],
+            "link": url_for(".list_invoices", kind=kind, external_id=external_id, view=view),
+        }
+
+    return jsonify(
+        record={"kind": kind, "id": external_id, "links": [_link_json(link) for link in links]},
+        base_currency=result.base_currency,
+        paid=block(result.paid, "paid"),
+        unpaid=block(result.unpaid, "unpaid"),
+        overdue=block(result.overdue, "overdue"),
+        last_synced_at=_iso(synced),
+        today=today.isoformat(),
+    )
+
+
+@bp.get("/invoices/<invoice_id>/payments")
+def payments(invoice_id: str):
+    today = _today()
+    with _session() as s:
+        caller = _caller(s)
+        tenant = queries.live_tenant(s, caller.workspace_id)
+        found = (
+            queries.invoice_with_payments(s, tenant.tenant_id, invoice_id)
+            if tenant and _clean(invoice_id)
+            else None
+        )
+    if found is None:
+        raise ApiError(404, "no such invoice")
+    invoice, rows = found
+    plan = installments.installments(rows)
+    return jsonify(
+        invoice_id=invoice.invoice_id,
+        number=invoice.invoice_number,
+        xero_url=deeplinks.invoice_url(invoice.invoice_id, invoice.type, tenant.short_code),
+        type=invoice.type,
+        type_label=saved_views.type_label(invoice.type),
+        status=invoice.status,
+        status_label=saved_views.status_word(invoice, today),
+        currency=invoice.currency_code,
+        total=_money(invoice.total),
+        balance=_money(invoice.amount_due),
+        paid_count=plan.paid_count,
+        paid_amount=_money(plan.paid_amount),
+        installments=[
+            {
+                "number": i.number,
+                "payment_id": i.payment_id,
+                "date": _iso(i.date),
+                "amount": _money(i.amount),
+                "reference": i.reference,
+            }
+            for i in plan.items
+        ],
+        today=today.isoformat(),
+    )
+
+
+@bp.put(f"/{KIND}/<external_id>/pins/<invoice_id>")
+def pin(kind: str, external_id: str, invoice_id: str):
+    with _session(write=True) as s:
+        caller = _caller(s)
+        record = _record(s, caller, kind, external_id)
+        tenant = queries.live_tenant(s, caller.workspace_id)
+        if not _clean(invoice_id) or not records.pin(
+            s, record, tenant.tenant_id if tenant else None, invoice_id, _now()
+        ):
+            raise ApiError(404, "no such invoice")
+    return jsonify(record={"kind": kind, "id": external_id}, invoice_id=invoice_id, pinned=True)
+
+
+@bp.delete(f"/{KIND}/<external_id>/pins/<invoice_id>")
+def unpin(kind: str, external_id: str, invoice_id: str):
+    with _session(write=True) as s:
+        caller = _caller(s)
+        record = _record(s, caller, kind, external_id)
+        tenant = queries.live_tenant(s, caller.workspace_id)
+        if not _clean(invoice_id) or not records.unpin(
+            s, record, tenant.tenant_id if tenant else None, invoice_id
+        ):
+            raise ApiError(404, "no such invoice")
+    return jsonify(record={"kind": kind, "id": external_id}, invoice_id=invoice_id, pinned=False)
+
+
+@bp.route("/<path:anything>", methods=list(METHODS))
+def elsewhere(anything: str):
+    """Anything else under /api/v1 answers in JSON too: 405 (with Allow) for a path that
+    exists under other methods, else 404 (an id holding a slash lands here, for one)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = set()
+    for method in METHODS:
+        try:
+            rule, _ = adapter.match(method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if rule.endpoint != request.endpoint:
+            allowed.add(method)
+    if not allowed:
+        raise ApiError(404, "no such resource")
+    response = jsonify(error=f"{request.method} is not allowed here")
+    response.status_code = 405
+    response.headers["Allow"] = ", ".join(sorted(allowed | ({"HEAD"} if "GET" in allowed else set())))
+    return response
+
+
+# --- request plumbing ------------------------------------------------------------------
+
+
+@contextmanager
+def _session(write: bool = False) -> Iterator[Session]:
+    factory = current_app.extensions["xm"].sessions
+    if write:
+        with transaction(factory) as s:
+            yield s
+    else:
+        with factory() as s:
+            yield s
+
+
+def _caller(s: Session, *, admin: bool = False) -> Caller:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    caller = authenticate(s, key.strip()) if scheme.lower() == "bearer" else None
+    if caller is None:
+        raise ApiError(401, "a valid API key is required: Authorization: Bearer <key>")
+    if admin and not caller.is_admin:
+        raise ApiError(403, "creating or changing a record needs an admin API key")
+    return caller
+
+
+def _record(s: Session, caller: Caller, kind: str, external_id: str) -> records.Record:
+    record = None
+    if len(external_id) <= ID_MAX and _clean(external_id):
+        record = records.find(s, caller.workspace_id, records.KINDS[kind], external_id)
+    if record is None:
+        raise ApiError(404, f"no such {records.KINDS[kind]}")
+    return record
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clean(text: str) -> bool:
+    """Text every database can store and compare: no NUL, no lone surrogates."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _view() -> str:
+    try:
+        return saved_views.parse_view(request.args.get("view"))
+    except saved_views.UnknownView as e:
+        raise ApiError(400, str(e)) from None
+
+
+def _text_arg(name: str, max_len: int) -> str | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > max_len or not _clean(value):
+        raise ApiError(400, f"{name} is at most {max_len} characters of text")
+    return value
+
+
+def _date_arg(name: str) -> date | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        if not DATE.fullmatch(value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, f"{name} must be a date as YYYY-MM-DD") from None
+
+
+def _int_arg(name: str, default: int, maximum: int) -> int:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    if not DIGITS.fullmatch(value) or not 1 <= int(value) <= maximum:
+        raise ApiError(400, f"{name} must be a whole number from 1 to {maximum}")
+    return int(value)
+
+
+def _record_body(kind: str) -> records.RecordInput:
+    """The PUT body, checked field by field against what this kind of record may say."""
+    raw = request.get_data()
+    body = {} if not raw.strip() else request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    allowed = KIND_FIELDS[kind]
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(400, f"{kind} take only {', '.join(allowed)}; not {', '.join(unknown)}")
+    fields = {}
+    for name, value in body.items():
+        fields[name] = _field(name, value)
+    if "xero_contact_ids" in fields:
+        fields["xero_contact_ids"] = tuple(fields["xero_contact_ids"])
+    if "invoice_ids" in fields:
+        fields["invoice_ids"] = tuple(fields["invoice_ids"])
+    return records.RecordInput(**fields)
+
+
+def _field(name: str, value):
+    limits = {"name": 500, "email": 320, "account_id": ID_MAX}
+    if name in limits:
+        if value is None:
+            return None
+        # an email is kept lower-cased, and lower-casing can lengthen text ("İ" -> "i̇")
+        stored = records.normalise_email(value) if name == "email" and isinstance(value, str) else value
+        if not isinstance(value, str) or len(stored or "") > limits[name] or not _clean(value):
+            raise ApiError(400, f"{name} must be text of at most {limits[name]} characters, or null")
+        return value or None
+    if name == "match_email":
+        if not isinstance(value, bool):
+            raise ApiError(400, "match_email must be true or false")
+        return value
+    # xero_contact_ids, invoice_ids
+    if (
+        not isinstance(value, list)
+        or len(value) > LIST_MAX
+        or not all(isinstance(v, str) and 1 <= len(v) <= XERO_ID_MAX and _clean(v) for v in value)
+    ):
+        raise ApiError(
+            400, f"{name} must be a list of at most {LIST_MAX} ids of 1 to {XERO_ID_MAX} characters"
+        )
+    return value
+
+
+# --- JSON shapes (views/openapi.py describes each) --------------------------------------
+
+
+def _money(value: Decimal) -> str:
+    """Exact, with at least two decimal places: 12.5000 -> "12.50", 0.1234 -> "0.1234"."""
+    cents = value.quantize(Decimal("0.01"))
+    return str(cents if cents == value else value.normalize())
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _invoice_json(row: queries.InvoiceRow, today: date, short_code: str | None) -> dict:
+    return {
+        "invoice_id": row.invoice_id,
+        "number": row.invoice_number,
+        "xero_url": deeplinks.invoice_url(row.invoice_id, row.type, short_code),
+        "date": _iso(row.date),
+        "due_date": _iso(row.due_date),
+        "type": row.type,
+        "type_label": saved_views.type_label(row.type),
+        "balance": _money(row.amount_due),
+        "total": _money(row.total),
+        "currency": row.currency_code,
+        "status": row.status,
+        "status_label": saved_views.status_word(row, today),
+        "pinned": row.pinned,
+        "payment_count": row.payment_count,
+    }
+
+
+def _amount_json(a: totals.Amount) -> dict:
+    return {
+        "type": a.type,
+        "type_label": saved_views.type_label(a.type),
+        "currency": a.currency,
+        "amount": _money(a.amount),
+        "count": a.count,
+    }
+
+
+def _converted_json(c: totals.Converted) -> dict:
+    return {
+        "type": c.type,
+        "type_label": saved_views.type_label(c.type),
+        "currency": c.currency,
+        "amount": _money(c.amount),
+        "count": c.count,
+        "label": f"Converted to {c.currency} at each invoice's own currency rate",
+        "unconverted": [_amount_json(a) for a in c.unconverted],
+    }
+
+
+def _link_json(link: records.Link) -> dict:
+    return {
+        "xero_contact_id": link.xero_contact_id,
+        "reason": link.reason,
+        "via_contact_id": link.via_contact_id,
+        "name": link.name,
+        "email": link.email,
+        "in_mirror": link.is_customer is not None,
+        "is_customer": bool(link.is_customer),
+    }
+
+
+def _record_json(s: Session, kind: str, record: records.Record, tenant: queries.Tenant | None) -> dict:
+    own = records.stored(s, record)
+    links = records.resolve(s, record, tenant.tenant_id).links if tenant else ()
+    body = {
+        "kind": kind,
+        "id": record.external_id,
+        "name": record.name,
+        "xero_contact_ids": list(own.xero_contact_ids),
+        "invoice_ids": list(own.invoice_ids),
+        "links": [_link_json(link) for link in links],
+    }
+    if kind != "deals":
+        body["email"] = record.email
+        body["match_email"] = own.match_email
+    if kind == "contacts":
+        body["account_id"] = record.account_id
+    return body

@@ -1,0 +1,430 @@
+"""The OpenAPI 3.0 document of the CRM API, served at /api/v1/openapi.json, and the limits it states.
+
+The routes (views/api.py) enforce exactly these limits; tests validate every answer they
+get against the schemas here, so the document cannot drift from the behaviour unnoticed.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from views.saved_views import DEFAULT_VIEW, STATUS_WORDS, VIEWS
+
+ID_MAX = 200  # a CRM record id
+XERO_ID_MAX = 64  # a Xero id (contact, invoice)
+LIST_MAX = 1000  # ids in one link list
+Q_MAX = 255
+MAX_PAGE = 100_000
+MAX_PER_PAGE = 200
+DEFAULT_PER_PAGE = 50
+KINDS = ("contacts", "accounts", "deals")
+KIND_FIELDS = {
+    "contacts": ("name", "email", "account_id", "match_email", "xero_contact_ids", "invoice_ids"),
+    "accounts": ("name", "email", "match_email", "xero_contact_ids", "invoice_ids"),
+    "deals": ("name", "xero_contact_ids", "invoice_ids"),
+}
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: dict, **extra) -> dict:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": required,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def _text(max_len: int, nullable: bool = False) -> dict:
+    schema = {"type": "string", "maxLength": max_len, "pattern": NO_NUL}
+    return {**schema, "nullable": True} if nullable else schema
+
+
+NULL_STR = {"type": "string", "nullable": True}
+NULL_DATE = {"type": "string", "format": "date", "nullable": True}
+TYPE = {"type": "string", "description": "Xero's invoice type: ACCREC (sales invoice) or ACCPAY (bill)"}
+TYPE_LABEL = {"type": "string", "description": '"Sales invoice", "Bill", or Xero\'s code for any other type'}
+CURRENCY = {"type": "string", "description": "ISO 4217 code"}
+COUNT = {"type": "integer", "minimum": 0}
+
+SCHEMAS = {
+    "Error": _obj({"error": {"type": "string"}}),
+    "Money": {
+        "type": "string",
+        "pattern": "^-?[0-9]+\\.[0-9]{2,4}$",
+        "description": "An exact decimal amount, at least two places; never a float",
+    },
+    "Invoice": _obj(
+        {
+            "invoice_id": {"type": "string"},
+            "number": NULL_STR,
+            "xero_url": {"type": "string", "description": "Opens the invoice in Xero's web app"},
+            "date": NULL_DATE,
+            "due_date": NULL_DATE,
+            "type": TYPE,
+            "type_label": TYPE_LABEL,
+            "balance": _ref("Money"),
+            "total": _ref("Money"),
+            "currency": CURRENCY,
+            "status": {
+                "type": "string",
+                "description": "Xero's status (DRAFT, SUBMITTED, AUTHORISED, PAID, VOIDED)",
+            },
+            "status_label": {"type": "string", "enum": list(STATUS_WORDS)},
+            "pinned": {"type": "boolean"},
+            "payment_count": {**COUNT, "description": "Payments against it, deleted ones excluded"},
+        }
+    ),
+    "InvoicePage": _obj(
+        {
+            "invoices": {"type": "array", "items": _ref("Invoice")},
+            "view": {"type": "string", "enum": list(VIEWS)},
+            "page": {"type": "integer", "minimum": 1},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+            "total": {**COUNT, "description": "Invoices matching, over every page"},
+            "today": {
+                "type": "string",
+                "format": "date",
+                "description": "The date the views were computed for (UTC)",
+            },
+        }
+    ),
+    "Amount": _obj(
+        {
+            "type": TYPE,
+            "type_label": TYPE_LABEL,
+            "currency": CURRENCY,
+            "amount": _ref("Money"),
+            "count": COUNT,
+        }
+    ),
+    "Converted": _obj(
+        {
+            "type": TYPE,
+            "type_label": TYPE_LABEL,
+            "currency": {**CURRENCY, "description": "The organisation's base currency"},
+            "amount": _ref("Money"),
+            "count": {**COUNT, "description": "Invoices included in the converted amount"},
+            "label": {
+                "type": "string",
+                "description": "Says the amount is converted at each invoice's own rate",
+            },
+            "unconverted": {
+                "type": "array",
+                "items": _ref("Amount"),
+                "description": "Foreign-currency invoices without a usable rate, never dropped silently",
+            },
+        }
+    ),
+    "Total": _obj(
+        {
+            "count": COUNT,
+            "by_currency": {
+                "type": "array",
+                "items": _ref("Amount"),
+                "description": "One entry per invoice type and currency; never added across them",
+            },
+            "converted": {
+                "type": "array",
+                "items": _ref("Converted"),
+                "description": "Per invoice type, in the base currency; empty when it is unknown",
+            },
+            "link": {"type": "string", "description": "The invoice list these totals lead to"},
+        }
+    ),
+    "Link": _obj(
+        {
+            "xero_contact_id": {"type": "string"},
+            "reason": {"type": "string", "enum": ["email", "explicit"]},
+            "via_contact_id": {
+                **NULL_STR,
+                "description": "For an account: the CRM contact the link comes through",
+            },
+            "name": NULL_STR,
+            "email": NULL_STR,
+            "in_mirror": {"type": "boolean"},
+            "is_customer": {"type": "boolean", "description": "Only customers have invoices listed"},
+        }
+    ),
+    "Summary": _obj(
+        {
+            "record": _obj(
+                {
+                    "kind": {"type": "string", "enum": list(KINDS)},
+                    "id": {"type": "string"},
+                    "links": {"type": "array", "items": _ref("Link")},
+                }
+            ),
+            "base_currency": {**NULL_STR, "description": "The organisation's base currency, when known"},
+            "paid": _ref("Total"),
+            "unpaid": _ref("Total"),
+            "overdue": _ref("Total"),
+            "last_synced_at": {"type": "string", "format": "date-time", "nullable": True},
+            "today": {"type": "string", "format": "date"},
+        }
+    ),
+    "Installment": _obj(
+        {
+            "number": {"type": "integer", "minimum": 1},
+            "payment_id": {"type": "string"},
+            "date": NULL_DATE,
+            "amount": _ref("Money"),
+            "reference": NULL_STR,
+        }
+    ),
+    "Payments": _obj(
+        {
+            "invoice_id": {"type": "string"},
+            "number": NULL_STR,
+            "xero_url": {"type": "string"},
+            "type": TYPE,
+            "type_label": TYPE_LABEL,
+            "status": {"type": "string"},
+            "status_label": {"type": "string", "enum": list(STATUS_WORDS)},
+            "currency": CURRENCY,
+            "total": _ref("Money"),
+            "balance": _ref("Money"),
+            "paid_count": {**COUNT, "description": "Installments paid (deleted payments excluded)"},
+            "paid_amount": _ref("Money"),
+            "installments": {
+                "type": "array",
+                "items": _ref("Installment"),
+                "description": "In date order, numbered from 1",
+            },
+            "today": {"type": "string", "format": "date"},
+        }
+    ),
+    "PinState": _obj(
+        {
+            "record": _obj({"kind": {"type": "string", "enum": list(KINDS)}, "id": {"type": "string"}}),
+            "invoice_id": {"type": "string"},
+            "pinned": {"type": "boolean"},
+        }
+    ),
+}
+
+_BODY_FIELDS = {
+    "name": _text(500, nullable=True),
+    "email": {
+        **_text(320, nullable=True),
+        "description": "Matched case-insensitively to Xero contacts' emails",
+    },
+    "account_id": {**_text(ID_MAX, nullable=True), "description": "The CRM account this contact belongs to"},
+    "match_email": {
+        "type": "boolean",
+        "description": "Link by email; defaults to true unless xero_contact_ids is given",
+    },
+    "xero_contact_ids": {
+        "type": "array",
+        "maxItems": LIST_MAX,
+        "items": {"type": "string", "minLength": 1, "maxLength": XERO_ID_MAX, "pattern": NO_NUL},
+        "description": "Explicit links; given, they replace email matching (unless match_email is true)",
+    },
+    "invoice_ids": {
+        "type": "array",
+        "maxItems": LIST_MAX,
+        "items": {"type": "string", "minLength": 1, "maxLength": XERO_ID_MAX, "pattern": NO_NUL},
+        "description": "Single invoices linked explicitly",
+    },
+}
+_RECORD_OUT = {
+    "kind": {"type": "string", "enum": list(KINDS)},
+    "id": {"type": "string"},
+    "name": NULL_STR,
+    "email": NULL_STR,
+    "account_id": NULL_STR,
+    "match_email": {"type": "boolean"},
+    "xero_contact_ids": {"type": "array", "items": {"type": "string"}},
+    "invoice_ids": {"type": "array", "items": {"type": "string"}},
+    "links": {"type": "array", "items": _ref("Link")},
+}
+for _kind, _fields in KIND_FIELDS.items():
+    _name = _kind[:-1].capitalize()
+    SCHEMAS[f"{_name}Body"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {f: _BODY_FIELDS[f] for f in _fields},
+    }
+    _out = [
+        f
+        for f in _RECORD_OUT
+        if f in ("kind", "id", "name", "xero_contact_ids", "invoice_ids", "links") or f in _fields
+    ]
+    SCHEMAS[_name] = _obj({f: _RECORD_OUT[f] for f in _out})
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _ok(schema: str, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+E400 = _error("Bad input: a date, view, paging value or body field")
+E401 = _error("No valid API key")
+E403 = _error("A read key cannot create or change records")
+E404 = _error("No such record or invoice in this workspace")
+E409 = _error("Explicit links need a live Xero connection")
+
+RECORD_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "The CRM's own record id",
+    "schema": {"type": "string", "minLength": 1, "maxLength": ID_MAX},
+}
+INVOICE_ID = {
+    "name": "invoice_id",
+    "in": "path",
+    "required": True,
+    "description": "Xero's InvoiceID",
+    "schema": {"type": "string", "minLength": 1, "maxLength": XERO_ID_MAX},
+}
+LIST_PARAMS = [
+    {
+        "name": "view",
+        "in": "query",
+        "description": f"Saved view; {DEFAULT_VIEW} when absent",
+        "schema": {"type": "string", "enum": list(VIEWS)},
+    },
+    {
+        "name": "q",
+        "in": "query",
+        "description": "Invoice number: prefix or any part, case-insensitive",
+        "schema": _text(Q_MAX),
+    },
+    {
+        "name": "from",
+        "in": "query",
+        "description": "Earliest invoice date, inclusive",
+        "schema": {"type": "string", "format": "date"},
+    },
+    {
+        "name": "to",
+        "in": "query",
+        "description": "Latest invoice date, inclusive",
+        "schema": {"type": "string", "format": "date"},
+    },
+    {
+        "name": "page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
+    },
+    {
+        "name": "per_page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE},
+    },
+]
+
+
+def _kind_paths(kind: str) -> dict:
+    name = kind[:-1]
+    model = name.capitalize()
+    base = f"/api/v1/{kind}/{{id}}"
+    pin_ops = {
+        "parameters": [RECORD_ID, INVOICE_ID],
+        "put": {
+            "operationId": f"pin_{name}_invoice",
+            "summary": f"Pin an invoice to the {name} (idempotent)",
+            "responses": {"200": _ok("PinState"), "401": E401, "404": E404},
+        },
+        "delete": {
+            "operationId": f"unpin_{name}_invoice",
+            "summary": "Unpin an invoice (idempotent)",
+            "responses": {"200": _ok("PinState"), "401": E401, "404": E404},
+        },
+    }
+    return {
+        base: {
+            "parameters": [RECORD_ID],
+            "put": {
+                "operationId": f"put_{name}",
+                "summary": f"Create or replace a {name} and its links to Xero (admin key)",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref(f"{model}Body")}},
+                },
+                "responses": {
+                    "200": _ok(model, f"The {name} as stored, with its resolved links"),
+                    "400": E400,
+                    "401": E401,
+                    "403": E403,
+                    "409": E409,
+                },
+            },
+        },
+        f"{base}/invoices": {
+            "parameters": [RECORD_ID],
+            "get": {
+                "operationId": f"list_{name}_invoices",
+                "summary": f"The {name}'s invoices, newest invoice date first, then number",
+                "parameters": LIST_PARAMS,
+                "responses": {"200": _ok("InvoicePage"), "400": E400, "401": E401, "404": E404},
+            },
+        },
+        f"{base}/summary": {
+            "parameters": [RECORD_ID],
+            "get": {
+                "operationId": f"{name}_summary",
+                "summary": "Paid and unpaid totals per type and currency",
+                "responses": {"200": _ok("Summary"), "401": E401, "404": E404},
+            },
+        },
+        f"{base}/pins/{{invoice_id}}": pin_ops,
+    }
+
+
+@cache
+def document() -> dict:
+    paths = {}
+    for kind in KINDS:
+        paths.update(_kind_paths(kind))
+    paths["/api/v1/invoices/{invoice_id}/payments"] = {
+        "parameters": [INVOICE_ID],
+        "get": {
+            "operationId": "invoice_payments",
+            "summary": "The invoice's installments, in date order",
+            "responses": {"200": _ok("Payments"), "401": E401, "404": E404},
+        },
+    }
+    paths["/api/v1/openapi.json"] = {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.0",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "xero-mirror CRM API",
+            "version": "1.0.0",
+            "description": "Xero invoices, totals and installments for CRM records, served from the mirror.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A workspace API key (read or admin scope)",
+                }
+            },
+            "schemas": SCHEMAS,
+        },
+    }

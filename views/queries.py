@@ -1,0 +1,253 @@
+"""The read side's SQL: a workspace's live tenant, a record's invoices page by page, its totals, installments.
+
+Every query is scoped twice: CRM rows by workspace_id, mirror rows by the tenant_id of the
+workspace's live connection. A page of invoices is one statement (the payment count is a
+correlated subquery on ix_payments_invoice, the total row count a window function), after
+the small lookups that resolve the record's scope (views.records.scope): no N+1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import and_, case, false, func, or_, select, type_coerce
+from sqlalchemy.orm import Session
+
+from store.models import Invoice, Payment, SyncState, XeroConnection
+from store.types import Money
+from views import saved_views
+from views.records import Scope
+from views.totals import Line
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    short_code: str | None
+    base_currency: str | None
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    invoice_id: str
+    invoice_number: str | None
+    type: str
+    status: str
+    contact_id: str | None
+    date: date | None
+    due_date: date | None
+    currency_code: str
+    currency_rate: Decimal | None
+    total: Decimal
+    amount_due: Decimal
+    amount_paid: Decimal
+    amount_credited: Decimal
+    reference: str | None
+    payment_count: int
+    pinned: bool = False
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    payment_id: str
+    date: date | None
+    amount: Decimal
+    reference: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class Filters:
+    view: str = saved_views.DEFAULT_VIEW
+    q: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[InvoiceRow]
+    total: int
+    page: int
+    per_page: int
+
+
+def live_tenant(session: Session, workspace_id: int) -> Tenant | None:
+    """The organisation the workspace reads from: its connection that is not disconnected."""
+    row = session.execute(
+        select(XeroConnection.tenant_id, XeroConnection.short_code, XeroConnection.base_currency)
+        .where(XeroConnection.workspace_id == workspace_id, XeroConnection.status != "disconnected")
+        .order_by(XeroConnection.updated_at.desc(), XeroConnection.id.desc())
+        .limit(1)
+    ).first()
+    return Tenant(row.tenant_id, row.short_code, row.base_currency) if row else None
+
+
+def last_synced(session: Session, tenant_id: str) -> datetime | None:
+    return session.execute(
+        select(SyncState.last_success_at).where(SyncState.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+
+
+def view_clause(view: str, today: date, pinned_ids=frozenset()):
+    """saved_views' rules as SQL (tests/integration/test_read_queries.py holds them equal)."""
+    paid = and_(Invoice.status == "PAID", Invoice.amount_due == 0)
+    unpaid = and_(Invoice.status == "AUTHORISED", Invoice.amount_due > 0)
+    if view == "paid":
+        return paid
+    if view == "unpaid":
+        return unpaid
+    if view == "overdue":
+        return and_(unpaid, Invoice.due_date < today)
+    if view == "open":
+        return and_(unpaid, or_(Invoice.due_date >= today, Invoice.due_date.is_(None)))
+    if view == "pinned":
+        if not pinned_ids:
+            return false()
+        return and_(Invoice.invoice_id.in_(sorted(pinned_ids)), Invoice.status.in_(saved_views.LIVE_STATUSES))
+    if view == "all":
+        return Invoice.status.not_in(saved_views.HIDDEN_STATUSES)
+    raise saved_views.UnknownView(view)
+
+
+def list_invoices(
+    session: Session, scope: Scope, filters: Filters, today: date, page: int, per_page: int
+) -> Page:
+    """One page of the record's invoices, newest invoice date first, then number."""
+    if scope.is_empty:
+        return Page([], 0, page, per_page)
+    where = _where(scope, filters, today)
+    payments = (
+        select(func.count())
+        .where(
+            Payment.tenant_id == Invoice.tenant_id,
+            Payment.invoice_id == Invoice.invoice_id,
+            Payment.status != "DELETED",
+        )
+        .correlate(Invoice)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(*_COLUMNS, payments.label("payment_count"), func.count().over().label("full_count"))
+        .where(*where)
+        .order_by(
+            Invoice.date.desc().nulls_last(), Invoice.invoice_number.desc().nulls_last(), Invoice.invoice_id
+        )
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    result = session.execute(stmt).all()
+    if result:
+        total = result[0].full_count
+    elif page > 1:  # past the end: the window saw no rows, so count them on their own
+        total = session.execute(select(func.count()).select_from(Invoice).where(*where)).scalar_one()
+    else:
+        total = 0
+    rows = [
+        InvoiceRow(
+            **{k: getattr(r, k) for k in _FIELDS},
+            payment_count=r.payment_count,
+            pinned=r.invoice_id in scope.pinned_ids,
+        )
+        for r in result
+    ]
+    return Page(rows, total, page, per_page)
+
+
+def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
+    """The record's paid, open and overdue invoices added up by type, currency and rate."""
+    if scope.is_empty:
+        return []
+    paid = and_(Invoice.status == "PAID", Invoice.amount_due == 0)
+    unpaid = and_(Invoice.status == "AUTHORISED", Invoice.amount_due > 0)
+    overdue = and_(unpaid, Invoice.due_date < today)
+    per_invoice = (
+        select(
+            case((paid, "paid"), (overdue, "overdue"), else_="open").label("bucket"),
+            Invoice.type.label("type"),
+            Invoice.currency_code.label("currency"),
+            Invoice.currency_rate.label("rate"),
+            case((paid, Invoice.total), else_=Invoice.amount_due).label("amount"),
+        )
+        .where(*_scope_where(scope), or_(paid, unpaid))
+        .subquery()
+    )
+    # Grouping on the subquery's columns, not on the CASE itself: PostgreSQL cannot tell two
+    # copies of a CASE with bound parameters apart from different expressions.
+    c = per_invoice.c
+    rows = session.execute(
+        select(
+            c.bucket, c.type, c.currency, c.rate, type_coerce(func.sum(c.amount), Money), func.count()
+        ).group_by(c.bucket, c.type, c.currency, c.rate)
+    ).all()
+    return [Line(b, t, cur, rate, amount, n) for b, t, cur, rate, amount, n in rows]
+
+
+def invoice_with_payments(
+    session: Session, tenant_id: str, invoice_id: str
+) -> tuple[InvoiceRow, list[PaymentRow]] | None:
+    """An invoice of the tenant and every payment against it (deleted ones too: the
+    installment rules decide), or None when the tenant has no such invoice."""
+    inv = session.execute(
+        select(*_COLUMNS).where(Invoice.tenant_id == tenant_id, Invoice.invoice_id == invoice_id)
+    ).first()
+    if inv is None:
+        return None
+    payments = [
+        PaymentRow(p.payment_id, p.date, p.amount, p.reference, p.status)
+        for p in session.execute(
+            select(Payment.payment_id, Payment.date, Payment.amount, Payment.reference, Payment.status)
+            .where(Payment.tenant_id == tenant_id, Payment.invoice_id == invoice_id)
+            .order_by(Payment.date, Payment.payment_id)
+        )
+    ]
+    live = sum(1 for p in payments if p.status != "DELETED")
+    return InvoiceRow(**{k: getattr(inv, k) for k in _FIELDS}, payment_count=live), payments
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+_FIELDS = (
+    "invoice_id",
+    "invoice_number",
+    "type",
+    "status",
+    "contact_id",
+    "date",
+    "due_date",
+    "currency_code",
+    "currency_rate",
+    "total",
+    "amount_due",
+    "amount_paid",
+    "amount_credited",
+    "reference",
+)
+_COLUMNS = tuple(getattr(Invoice, f) for f in _FIELDS)
+
+
+def _scope_where(scope: Scope) -> list:
+    seen = []
+    if scope.contact_ids:
+        seen.append(Invoice.contact_id.in_(scope.contact_ids))
+    if scope.invoice_ids:
+        seen.append(Invoice.invoice_id.in_(scope.invoice_ids))
+    return [Invoice.tenant_id == scope.tenant_id, or_(*seen)]
+
+
+def _where(scope: Scope, filters: Filters, today: date) -> list:
+    where = _scope_where(scope) + [view_clause(filters.view, today, scope.pinned_ids)]
+    if filters.q:
+        pattern = "%" + _escape_like(filters.q.lower()) + "%"  # a prefix is a match too
+        where.append(func.lower(Invoice.invoice_number).like(pattern, escape="\\"))
+    if filters.date_from is not None:
+        where.append(Invoice.date >= filters.date_from)
+    if filters.date_to is not None:
+        where.append(Invoice.date <= filters.date_to)
+    return where
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,341 @@
+"""The CRM records repository: contacts, accounts and deals, what links each to Xero, and pins.
+
+A PUT replaces the record and its links in full. Links are record_links rows, each with
+the reason it exists, so a wrong match can be explained and overridden:
+
+- reason "email" (xero_contact_id NULL, tenant_id "*"): a standing rule, "this record
+  matches Xero contacts by its email". It is resolved at query time by joining
+  contacts.email_lower (index ix_contacts_email) in whichever tenant is live, so a Xero
+  contact that appears later with the same address (in any capitalisation) is seen without
+  re-linking, and nobody (the worker included) has to re-evaluate links when contacts change.
+- reason "explicit" with xero_contact_id: linked to that Xero contact of the live tenant.
+- reason "explicit" with invoice_id: linked to that one invoice.
+
+Overriding: `xero_contact_ids`, when given, replaces email matching unless `match_email`
+is also set to true. So `{"xero_contact_ids": ["<right id>"]}` swaps a wrong email match
+for the right contact, and `{"xero_contact_ids": []}` (or `"match_email": false`) unlinks
+everything. Explicit links name tenant rows, so they need a live Xero connection
+(`NoConnection` otherwise); the email rule does not.
+
+What a record sees: a contact, its own links; an account, its own links plus those of
+its contacts (CRM contacts whose account_id is the account's id); a deal, its explicit
+links. Every record also sees the invoices pinned to it (that is how a deal collects
+invoices). Of linked Xero contacts only customers (`is_customer`) have invoices listed;
+an invoice linked or pinned one by one is listed whatever its contact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, literal, null, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from store.models import Contact, CrmRecord, Invoice, Pin, RecordLink
+
+KINDS = {"contacts": "contact", "accounts": "account", "deals": "deal"}
+ANY_TENANT = "*"
+
+
+class NoConnection(Exception):
+    """Explicit links were asked for, but the workspace has no live Xero connection."""
+
+
+@dataclass(frozen=True)
+class RecordInput:
+    """What the CRM says about a record (see the module docstring for the defaults)."""
+
+    name: str | None = None
+    email: str | None = None
+    account_id: str | None = None
+    xero_contact_ids: tuple[str, ...] | None = None
+    invoice_ids: tuple[str, ...] = ()
+    match_email: bool | None = None
+
+    @property
+    def matches_email(self) -> bool:
+        if self.match_email is not None:
+            return self.match_email
+        return self.xero_contact_ids is None
+
+
+@dataclass(frozen=True)
+class Record:
+    id: int
+    workspace_id: int
+    kind: str  # contact | account | deal
+    external_id: str
+    name: str | None
+    email: str | None
+    account_id: str | None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A Xero contact a record sees, why, and through which CRM contact (for accounts)."""
+
+    xero_contact_id: str
+    reason: str  # email | explicit
+    via_contact_id: str | None
+    name: str | None
+    email: str | None
+    is_customer: bool | None  # None: not (yet) in the mirror
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which of a tenant's invoices a record sees."""
+
+    tenant_id: str
+    record_id: int
+    contact_ids: tuple[str, ...]  # customers whose every invoice is seen
+    invoice_ids: tuple[str, ...]  # invoices linked or pinned one by one
+    pinned_ids: frozenset[str]
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.contact_ids and not self.invoice_ids
+
+
+@dataclass(frozen=True)
+class Resolved:
+    scope: Scope
+    links: tuple[Link, ...]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A record's own settings as stored, for echoing back."""
+
+    match_email: bool
+    xero_contact_ids: tuple[str, ...]
+    invoice_ids: tuple[str, ...]
+
+
+def normalise_email(email: str | None) -> str | None:
+    """Emails match case-insensitively; the worker lower-cases contacts.email_lower alike."""
+    email = (email or "").strip().lower()
+    return email or None
+
+
+def find(session: Session, workspace_id: int, kind: str, external_id: str) -> Record | None:
+    row = session.execute(
+        select(CrmRecord).where(
+            CrmRecord.workspace_id == workspace_id,
+            CrmRecord.kind == kind,
+            CrmRecord.external_id == external_id,
+        )
+    ).scalar_one_or_none()
+    return _record(row) if row is not None else None
+
+
+def upsert(
+    session: Session,
+    workspace_id: int,
+    kind: str,
+    external_id: str,
+    data: RecordInput,
+    tenant_id: str | None,
+    now: datetime,
+) -> Record:
+    """Create or replace a record and all its links, in the caller's transaction."""
+    explicit = tuple(dict.fromkeys(data.xero_contact_ids or ()))
+    invoices = tuple(dict.fromkeys(data.invoice_ids))
+    if (explicit or invoices) and tenant_id is None:
+        raise NoConnection("the workspace has no live Xero connection to link to")
+    values = {
+        "workspace_id": workspace_id,
+        "kind": kind,
+        "external_id": external_id,
+        "name": data.name,
+        "email_lower": normalise_email(data.email),
+        "account_external_id": data.account_id,
+        "updated_at": now,
+    }
+    insert = _insert(session)(CrmRecord).values(**values)
+    # The upsert takes the row lock, so two PUTs of one record replace its links in turn.
+    record_id = session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["workspace_id", "kind", "external_id"],
+            set_={
+                k: insert.excluded[k] for k in ("name", "email_lower", "account_external_id", "updated_at")
+            },
+        ).returning(CrmRecord.id)
+    ).scalar_one()
+    session.execute(delete(RecordLink).where(RecordLink.record_id == record_id))
+
+    def link(reason: str, tenant: str, contact: str | None = None, invoice: str | None = None) -> RecordLink:
+        return RecordLink(
+            workspace_id=workspace_id,
+            record_id=record_id,
+            tenant_id=tenant,
+            xero_contact_id=contact,
+            invoice_id=invoice,
+            reason=reason,
+            created_at=now,
+        )
+
+    rows = [link("email", ANY_TENANT)] if kind != "deal" and data.matches_email else []
+    rows += [link("explicit", tenant_id, contact=c) for c in explicit]
+    rows += [link("explicit", tenant_id, invoice=i) for i in invoices]
+    session.add_all(rows)
+    session.flush()
+    return Record(
+        record_id,
+        workspace_id,
+        kind,
+        external_id,
+        values["name"],
+        values["email_lower"],
+        values["account_external_id"],
+    )
+
+
+def stored(session: Session, record: Record) -> Stored:
+    rows = session.execute(
+        select(RecordLink.reason, RecordLink.xero_contact_id, RecordLink.invoice_id)
+        .where(RecordLink.record_id == record.id)
+        .order_by(RecordLink.id)
+    ).all()
+    return Stored(
+        match_email=any(r.reason == "email" for r in rows),
+        xero_contact_ids=tuple(
+            r.xero_contact_id for r in rows if r.reason == "explicit" and r.xero_contact_id
+        ),
+        invoice_ids=tuple(r.invoice_id for r in rows if r.reason == "explicit" and r.invoice_id),
+    )
+
+
+def resolve(session: Session, record: Record, tenant_id: str) -> Resolved:
+    """What the record sees in the live tenant: the invoices to list (as a Scope) and every
+    Xero contact it is linked to, with the reason (customers or not: a link is explained
+    even when it brings no invoices). One UNION query, after the account's contacts."""
+    family = _family(session, record)
+    rows = session.execute(_links_query(family, tenant_id, pins_of=record.id)).all()
+    contacts = {r.xero_contact_id for r in rows if r.xero_contact_id is not None and r.is_customer}
+    invoices = {r.invoice_id for r in rows if r.invoice_id is not None}
+    pinned = frozenset(r.invoice_id for r in rows if r.reason == "pin")
+    found = tuple(
+        Link(
+            r.xero_contact_id,
+            r.reason,
+            family[r.record_id] if r.record_id != record.id else None,
+            r.name,
+            r.email,
+            r.is_customer,
+        )
+        for r in rows
+        if r.xero_contact_id is not None
+    )
+    return Resolved(
+        Scope(tenant_id, record.id, tuple(sorted(contacts)), tuple(sorted(invoices)), pinned), found
+    )
+
+
+def pin(session: Session, record: Record, tenant_id: str | None, invoice_id: str, now: datetime) -> bool:
+    """Pin an invoice of the live tenant to the record; False when there is no such invoice."""
+    if tenant_id is None or not _invoice_exists(session, tenant_id, invoice_id):
+        return False
+    session.execute(
+        _insert(session)(Pin)
+        .values(
+            workspace_id=record.workspace_id,
+            record_id=record.id,
+            tenant_id=tenant_id,
+            invoice_id=invoice_id,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["record_id", "invoice_id"])
+    )
+    return True
+
+
+def unpin(session: Session, record: Record, tenant_id: str | None, invoice_id: str) -> bool:
+    """Unpin; False when the invoice is neither pinned here nor an invoice of the live tenant."""
+    removed = session.execute(delete(Pin).where(Pin.record_id == record.id, Pin.invoice_id == invoice_id))
+    if removed.rowcount:
+        return True
+    return tenant_id is not None and _invoice_exists(session, tenant_id, invoice_id)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _record(row: CrmRecord) -> Record:
+    return Record(
+        row.id,
+        row.workspace_id,
+        row.kind,
+        row.external_id,
+        row.name,
+        row.email_lower,
+        row.account_external_id,
+    )
+
+
+def _family(session: Session, record: Record) -> dict[int, str]:
+    """The records whose links this one sees: itself, and an account's contacts."""
+    if record.kind != "account":
+        return {record.id: record.external_id}
+    rows = session.execute(
+        select(CrmRecord.id, CrmRecord.external_id).where(
+            CrmRecord.workspace_id == record.workspace_id,
+            CrmRecord.account_external_id == record.external_id,
+            CrmRecord.kind == "contact",
+        )
+    ).all()
+    return {record.id: record.external_id, **{r.id: r.external_id for r in rows}}
+
+
+def _links_query(family: dict[int, str], tenant_id: str, pins_of: int):
+    """One UNION ALL: explicit links, email matches resolved now, and the record's pins."""
+    ids = list(family)
+    explicit = (
+        select(
+            RecordLink.record_id,
+            RecordLink.xero_contact_id,
+            RecordLink.invoice_id,
+            RecordLink.reason,
+            Contact.name,
+            Contact.email,
+            Contact.is_customer,
+        )
+        .outerjoin(
+            Contact,
+            (Contact.tenant_id == RecordLink.tenant_id) & (Contact.contact_id == RecordLink.xero_contact_id),
+        )
+        .where(
+            RecordLink.record_id.in_(ids), RecordLink.reason == "explicit", RecordLink.tenant_id == tenant_id
+        )
+    )
+    by_email = (
+        select(
+            CrmRecord.id,
+            Contact.contact_id,
+            null(),
+            literal("email"),
+            Contact.name,
+            Contact.email,
+            Contact.is_customer,
+        )
+        .join(RecordLink, (RecordLink.record_id == CrmRecord.id) & (RecordLink.reason == "email"))
+        .join(Contact, (Contact.tenant_id == tenant_id) & (Contact.email_lower == CrmRecord.email_lower))
+        .where(CrmRecord.id.in_(ids))
+    )
+    pins = select(Pin.record_id, null(), Pin.invoice_id, literal("pin"), null(), null(), null()).where(
+        Pin.record_id == pins_of, Pin.tenant_id == tenant_id
+    )
+    return union_all(explicit, by_email, pins).order_by("record_id", "reason", "xero_contact_id")
+
+
+def _invoice_exists(session: Session, tenant_id: str, invoice_id: str) -> bool:
+    found = session.execute(
+        select(Invoice.invoice_id).where(Invoice.tenant_id == tenant_id, Invoice.invoice_id == invoice_id)
+    ).first()
+    return found is not None
+
+
+def _insert(session: Session):
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
