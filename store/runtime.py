@@ -27,13 +27,28 @@ class Runtime:
         return db.make_sessionmaker(self.engine)
 
     @cached_property
+    def read_engine(self) -> Engine:
+        """Reads only: on SQLite a deferred BEGIN, so readers never queue behind writers
+        (WAL lets them read the last committed state); elsewhere the same engine."""
+        if not self.settings.database_url.startswith("sqlite"):
+            return self.engine
+        return db.make_engine(self.settings.database_url, immediate=False)
+
+    @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        if self.read_engine is self.engine:
+            return self.sessions
+        return db.make_sessionmaker(self.read_engine)
+
+    @cached_property
     def redis(self) -> redis.Redis:
         if not self.settings.redis_url:
             raise RuntimeError("REDIS_URL is not set")
         return queue.connect(self.settings.redis_url)
 
     def close(self) -> None:
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        for name in ("engine", "read_engine"):
+            if name in self.__dict__:
+                self.__dict__[name].dispose()
         if "redis" in self.__dict__:
             self.redis.close()

@@ -263,12 +263,12 @@ def elsewhere(anything: str):
 
 @contextmanager
 def _session(write: bool = False) -> Iterator[Session]:
-    factory = current_app.extensions["xm"].sessions
+    rt = current_app.extensions["xm"]
     if write:
-        with transaction(factory) as s:
+        with transaction(rt.sessions) as s:
             yield s
     else:
-        with factory() as s:
+        with rt.read_sessions() as s:
             yield s
 
 
