@@ -1,0 +1,253 @@
+"""The Accounting API under /api.xro/2.0: Invoices, Payments, Contacts, Organisation (read side)."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Blueprint, current_app, g, request
+
+from . import responses, xero_json
+from .books import NotFound, TenantBooks
+from .listing import (
+    Args,
+    QueryError,
+    order_clauses,
+    page_request,
+    paginate,
+    parse_if_modified_since,
+    sort_rows,
+)
+from .oauth import Unauthorized
+from .where import WhereError, compile_where
+
+bp = Blueprint("accounting", __name__, url_prefix="/api.xro/2.0")
+
+MAX_IDS = 50
+MAX_QUERY_STRING = 2048  # IIS's default maxQueryString: why Xero 404s beyond ~52 GUIDs
+# Top-level fields `where` and `order` may name, per resource.
+# fmt: off
+INVOICE_FIELDS = {
+    "Type", "InvoiceID", "InvoiceNumber", "Reference", "Payments", "CreditNotes", "Prepayments",
+    "Overpayments", "AmountDue", "AmountPaid", "AmountCredited", "SentToContact", "CurrencyRate",
+    "IsDiscounted", "HasAttachments", "HasErrors", "Contact", "Date", "DueDate", "Status",
+    "LineAmountTypes", "LineItems", "SubTotal", "TotalTax", "Total", "UpdatedDateUTC", "CurrencyCode",
+    "FullyPaidOnDate", "ExpectedPaymentDate", "PlannedPaymentDate", "BrandingThemeID", "Url",
+    "TotalDiscount"
+}
+PAYMENT_FIELDS = {
+    "PaymentID", "Date", "BankAmount", "Amount", "Reference", "CurrencyRate", "PaymentType", "Status",
+    "UpdatedDateUTC", "HasAccount", "IsReconciled", "Account", "Invoice", "HasValidationErrors"
+}
+CONTACT_FIELDS = {
+    "ContactID", "ContactNumber", "AccountNumber", "ContactStatus", "Name", "FirstName", "LastName",
+    "EmailAddress", "BankAccountDetails", "UpdatedDateUTC", "IsSupplier", "IsCustomer", "HasAttachments",
+    "HasValidationErrors", "Addresses", "Phones", "ContactGroups", "ContactPersons", "CompanyNumber",
+    "TaxNumber", "DefaultCurrency"
+}
+# fmt: on
+
+
+def emulator():
+    return current_app.extensions["emulator"]
+
+
+def xero_call(label: str):
+    """Gateway limits, bearer token, tenant header, rate limits and faults around a view."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(**kwargs):
+            state = emulator()
+            g.call_label = label
+            refusal = _refusal(state)
+            if refusal is not None:
+                return refusal
+            verdict = state.limits.acquire(g.tenant_id)
+            if not verdict.allowed:
+                return responses.too_many_requests(verdict)
+            try:
+                response = responses.injected(state.faults.for_call(), state.faults.settings)
+                response = response or _answer(view, state.tenant(g.tenant_id), kwargs)
+            finally:
+                state.limits.release(g.tenant_id)
+            for name, value in verdict.headers.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def _refusal(state):
+    """The gateway 404, 401 or 403 that stops this call before it counts; else None (tenant in g)."""
+    if _too_long():
+        return responses.gateway_not_found()
+    try:
+        grant = state.oauth.authenticate(request.headers.get("Authorization"))
+    except Unauthorized as exc:
+        return responses.unauthorized(exc.detail, exc.expired)
+    tenant_id = (request.headers.get("xero-tenant-id") or "").strip().lower()
+    if tenant_id not in state.books or not state.oauth.may_access(grant, tenant_id):
+        return responses.forbidden()
+    g.tenant_id = tenant_id
+    return None
+
+
+def _answer(view, books: TenantBooks, kwargs):
+    try:
+        return view(books, **kwargs)
+    except (QueryError, WhereError) as exc:
+        return responses.bad_query(str(exc))
+    except NotFound:
+        return responses.not_found()
+
+
+def _too_long() -> bool:
+    if len(request.query_string) > MAX_QUERY_STRING:
+        return True
+    ids = Args(request.args).csv("IDs")
+    return ids is not None and len(ids) > MAX_IDS
+
+
+def _envelope(key: str, items: list, pagination: dict | None = None):
+    state = emulator()
+    return responses.xero(
+        xero_json.envelope(key, items, state.clock.now(), state.config.provider_name, pagination)
+    )
+
+
+def _listed(records: list, args: Args, fields: set[str], key: str, full, shape):
+    """Apply where/order/paging to records (`full` gives the JSON they filter on) and answer."""
+    where, order = args.get("where"), args.get("order")
+    if (where and where.strip()) or (order and order.strip()):
+        rows = [(record, full(record)) for record in records]
+        if where and where.strip():
+            predicate = compile_where(where, fields)
+            rows = [row for row in rows if predicate(row[1])]
+        records = [record for record, _ in sort_rows(rows, order_clauses(order, fields))]
+    page, size = page_request(args)
+    if page is None:
+        return _envelope(key, [shape(record, False) for record in records])
+    block, pagination = paginate(records, page, size)
+    return _envelope(key, [shape(record, True) for record in block], pagination)
+
+
+def _modified_since():
+    return parse_if_modified_since(request.headers.get("If-Modified-Since"))
+
+
+@bp.get("/invoices")
+@xero_call("GET /Invoices")
+def list_invoices(books: TenantBooks):
+    args = Args(request.args)
+    since = _modified_since()
+    ids = {i.lower() for i in args.csv("IDs") or []}
+    numbers = {n.lower() for n in args.csv("InvoiceNumbers") or []}
+    contacts = {c.lower() for c in args.csv("ContactIDs") or []}
+    statuses = {s.upper() for s in args.csv("Statuses") or []}
+    search = (args.get("searchTerm") or "").strip().lower()
+    summary_only = args.flag("summaryOnly")
+    unitdp = 4 if args.integer("unitdp") == 4 else 2
+    mine_only = args.flag("createdByMyApp")
+    with emulator().lock:
+        chosen = [
+            i
+            for i in books.invoices.values()
+            if (since is None or i.updated_utc > since)
+            and (not ids or i.invoice_id in ids)
+            and (not numbers or i.number.lower() in numbers)
+            and (not contacts or i.contact_id in contacts)
+            and (not statuses or i.status in statuses)
+            and (not search or search in i.number.lower() or search in i.reference.lower())
+            and not mine_only  # nothing here was created by the calling app
+        ]
+
+        def shape(invoice, paged):
+            return xero_json.invoice_json(
+                invoice, books, line_items=paged, summary_only=summary_only, unitdp=unitdp
+            )
+
+        return _listed(
+            chosen, args, INVOICE_FIELDS, "Invoices", lambda i: xero_json.invoice_json(i, books), shape
+        )
+
+
+@bp.get("/invoices/<key>")
+@xero_call("GET /Invoices/{id}")
+def get_invoice(books: TenantBooks, key: str):
+    unitdp = 4 if Args(request.args).integer("unitdp") == 4 else 2
+    with emulator().lock:
+        invoice = books.invoice(key)
+        return _envelope("Invoices", [xero_json.invoice_json(invoice, books, detail=True, unitdp=unitdp)])
+
+
+@bp.get("/payments")
+@xero_call("GET /Payments")
+def list_payments(books: TenantBooks):
+    args = Args(request.args)
+    since = _modified_since()
+    with emulator().lock:
+        chosen = [p for p in books.payments.values() if since is None or p.updated_utc > since]
+        as_json = lambda p: xero_json.payment_json(p, books)
+        return _listed(chosen, args, PAYMENT_FIELDS, "Payments", as_json, lambda p, paged: as_json(p))
+
+
+@bp.get("/payments/<payment_id>")
+@xero_call("GET /Payments/{id}")
+def get_payment(books: TenantBooks, payment_id: str):
+    with emulator().lock:
+        return _envelope("Payments", [xero_json.payment_json(books.payment(payment_id), books)])
+
+
+@bp.get("/contacts")
+@xero_call("GET /Contacts")
+def list_contacts(books: TenantBooks):
+    args = Args(request.args)
+    since = _modified_since()
+    ids = {i.lower() for i in args.csv("IDs") or []}
+    archived = args.flag("includeArchived")
+    summary_only = args.flag("summaryOnly")
+    search = (args.get("searchTerm") or "").strip().lower()
+    with emulator().lock:
+        chosen = [
+            c
+            for c in books.contacts.values()
+            if (since is None or c.updated_utc > since)
+            and (not ids or c.contact_id in ids)
+            and (archived or c.status != "ARCHIVED")
+            and (
+                not search
+                or any(
+                    search in v.lower()
+                    for v in (c.name, c.first_name, c.last_name, c.contact_number, c.email)
+                )
+            )
+        ]
+        return _listed(
+            chosen,
+            args,
+            CONTACT_FIELDS,
+            "Contacts",
+            xero_json.contact_json,
+            lambda c, paged: xero_json.contact_json(c, summary_only=summary_only),
+        )
+
+
+@bp.get("/contacts/<contact_id>")
+@xero_call("GET /Contacts/{id}")
+def get_contact(books: TenantBooks, contact_id: str):
+    with emulator().lock:
+        return _envelope("Contacts", [xero_json.contact_json(books.contact(contact_id))])
+
+
+@bp.get("/organisation")
+@xero_call("GET /Organisation")
+def get_organisation(books: TenantBooks):
+    return _envelope("Organisations", [xero_json.organisation_json(books.org)])
+
+
+@bp.route("/<path:unknown>", methods=["GET", "PUT", "POST", "DELETE"])
+def unknown_resource(unknown: str):
+    g.call_label = f"{request.method} (unsupported)"
+    return responses.not_found()
