@@ -29,6 +29,8 @@ class Settings:
     xero_scopes: str = DEFAULT_SCOPES
     token_keys: tuple[str, ...] = field(default=(), repr=False)
     webhook_max_bytes: int = 1_000_000
+    secret_key: str = field(default="", repr=False)  # signs the admin session cookie
+    public_url: str = ""  # e.g. https://mirror.example.com; "" derives URLs from the request
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -53,4 +55,6 @@ class Settings:
             xero_scopes=get("XERO_SCOPES", defaults.xero_scopes),
             token_keys=keys,
             webhook_max_bytes=int(get("WEBHOOK_MAX_BYTES", str(defaults.webhook_max_bytes))),
+            secret_key=get("SECRET_KEY", ""),
+            public_url=get("PUBLIC_URL", "").rstrip("/"),
         )
