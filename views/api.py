@@ -10,6 +10,12 @@ reveals; a read key gets 403 there. `GET /api/v1/openapi.json` needs no key.
 Today: the API's "today" is the UTC date of the request (`datetime.now(UTC).date()`);
 workspaces have no time zone of their own yet, and every answer carries the `today` it used.
 
+Embed tokens (views/widget.py): `POST /api/v1/embed-tokens` with a workspace key returns a
+signed, hour-long token for one record, which the widget's iframe sends as its bearer. It
+reads that record's invoices, summary and pins (and the payments of invoices the record
+sees), and pins only invoices the record already sees; anything else is 404, a record PUT
+403, and asking for another token with one 401.
+
 Errors are JSON `{"error": "..."}`: 400 bad date, view, paging or body; 401 no valid key;
 403 a read key on a record PUT; 404 an unknown record or an invoice that is not in the
 workspace's organisation (never 403, so the existence of another workspace's data is not
@@ -31,7 +37,7 @@ from werkzeug.exceptions import HTTPException
 
 from store.db import transaction
 from store.workspaces import Caller, authenticate
-from views import deeplinks, installments, queries, records, saved_views, totals
+from views import deeplinks, installments, queries, records, saved_views, totals, widget
 from views.openapi import (
     DEFAULT_PER_PAGE,
     ID_MAX,
@@ -177,7 +183,7 @@ def payments(invoice_id: str):
         tenant = queries.live_tenant(s, caller.workspace_id)
         found = (
             queries.invoice_with_payments(s, tenant.tenant_id, invoice_id)
-            if tenant and _clean(invoice_id)
+            if tenant and _clean(invoice_id) and _embed_sees(s, caller, tenant.tenant_id, invoice_id)
             else None
         )
     if found is None:
@@ -217,8 +223,10 @@ def pin(kind: str, external_id: str, invoice_id: str):
         caller = _caller(s)
         record = _record(s, caller, kind, external_id)
         tenant = queries.live_tenant(s, caller.workspace_id)
-        if not _clean(invoice_id) or not records.pin(
-            s, record, tenant.tenant_id if tenant else None, invoice_id, _now()
+        if (
+            not _clean(invoice_id)
+            or (tenant is not None and not _embed_sees(s, caller, tenant.tenant_id, invoice_id))
+            or not records.pin(s, record, tenant.tenant_id if tenant else None, invoice_id, _now())
         ):
             raise ApiError(404, "no such invoice")
     return jsonify(record={"kind": kind, "id": external_id}, invoice_id=invoice_id, pinned=True)
@@ -258,6 +266,56 @@ def elsewhere(anything: str):
     return response
 
 
+# --- embed tokens: the widget's bearer (views/widget.py) ------------------------------------
+
+
+@bp.post("/embed-tokens")
+def issue_embed_token():
+    """A token and widget URL for one record, for the CRM's server to put in an iframe."""
+    with _session() as s:
+        caller = _caller(s, key_only=True)
+        kind, external_id = _embed_body()
+        _record(s, caller, kind, external_id)
+        _, _, key = request.headers["Authorization"].partition(" ")
+        try:
+            issued = widget.issue(s, _secret(), key.strip(), caller, kind, external_id, _now())
+        except widget.EmbedDisabled as e:
+            raise ApiError(503, str(e)) from None
+    return jsonify(url=issued.url, token=issued.token, expires_at=_iso(issued.expires_at))
+
+
+def _embed_caller(s: Session, token: str, key_only: bool) -> Caller:
+    if key_only:
+        raise ApiError(401, "this needs a workspace API key; an embed token cannot do it")
+    try:
+        return widget.read(s, _secret(), token, _now())
+    except (widget.BadEmbedToken, widget.EmbedDisabled) as e:
+        raise ApiError(401, str(e)) from None
+
+
+def _embed_sees(s: Session, caller: Caller, tenant_id: str, invoice_id: str) -> bool:
+    """Any key sees the whole organisation; an embed token only what its record sees."""
+    if not isinstance(caller, widget.EmbedCaller):
+        return True
+    return widget.sees_invoice(s, caller, tenant_id, invoice_id)
+
+
+def _embed_body() -> tuple[str, str]:
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict) or set(body) != {"kind", "id"}:
+        raise ApiError(400, 'the body must be {"kind": "contacts|accounts|deals", "id": "<record id>"}')
+    kind, external_id = body["kind"], body["id"]
+    if kind not in records.KINDS:
+        raise ApiError(400, "kind must be contacts, accounts or deals")
+    if not isinstance(external_id, str) or not 1 <= len(external_id) <= ID_MAX or not _clean(external_id):
+        raise ApiError(400, f"a record id is 1 to {ID_MAX} characters")
+    return kind, external_id
+
+
+def _secret() -> str:
+    return current_app.extensions["xm"].settings.secret_key
+
+
 # --- request plumbing ------------------------------------------------------------------
 
 
@@ -272,9 +330,12 @@ def _session(write: bool = False) -> Iterator[Session]:
             yield s
 
 
-def _caller(s: Session, *, admin: bool = False) -> Caller:
+def _caller(s: Session, *, admin: bool = False, key_only: bool = False) -> Caller:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    caller = authenticate(s, key.strip()) if scheme.lower() == "bearer" else None
+    if scheme.lower() == "bearer" and widget.is_embed_token(key.strip()):
+        caller = _embed_caller(s, key.strip(), key_only)
+    else:
+        caller = authenticate(s, key.strip()) if scheme.lower() == "bearer" else None
     if caller is None:
         raise ApiError(401, "a valid API key is required: Authorization: Bearer <key>")
     if admin and not caller.is_admin:
@@ -284,7 +345,9 @@ def _caller(s: Session, *, admin: bool = False) -> Caller:
 
 def _record(s: Session, caller: Caller, kind: str, external_id: str) -> records.Record:
     record = None
-    if len(external_id) <= ID_MAX and _clean(external_id):
+    if isinstance(caller, widget.EmbedCaller) and not caller.sees_record(kind, external_id):
+        pass  # an embed token reaches its own record only
+    elif len(external_id) <= ID_MAX and _clean(external_id):
         record = records.find(s, caller.workspace_id, records.KINDS[kind], external_id)
     if record is None:
         raise ApiError(404, f"no such {records.KINDS[kind]}")

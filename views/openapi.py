@@ -199,6 +199,26 @@ SCHEMAS = {
             "today": {"type": "string", "format": "date"},
         }
     ),
+    "EmbedTokenBody": _obj(
+        {
+            "kind": {"type": "string", "enum": list(KINDS)},
+            "id": {**_text(ID_MAX), "minLength": 1, "description": "The CRM's own record id"},
+        }
+    ),
+    "EmbedToken": _obj(
+        {
+            "url": {
+                "type": "string",
+                "description": "The widget for the record (relative to this server), token included",
+            },
+            "token": {
+                "type": "string",
+                "pattern": "^xme_",
+                "description": "A bearer for this one record: its invoices, summary, pins, payments",
+            },
+            "expires_at": {"type": "string", "format": "date-time"},
+        }
+    ),
     "PinState": _obj(
         {
             "record": _obj({"kind": {"type": "string", "enum": list(KINDS)}, "id": {"type": "string"}}),
@@ -271,6 +291,7 @@ E401 = _error("No valid API key")
 E403 = _error("A read key cannot create or change records")
 E404 = _error("No such record or invoice in this workspace")
 E409 = _error("Explicit links need a live Xero connection")
+E503 = _error("Embed tokens are disabled: the server has no SECRET_KEY")
 
 RECORD_ID = {
     "name": "id",
@@ -394,6 +415,28 @@ def document() -> dict:
             "responses": {"200": _ok("Payments"), "401": E401, "404": E404},
         },
     }
+    paths["/api/v1/embed-tokens"] = {
+        "post": {
+            "operationId": "issue_embed_token",
+            "summary": "A signed, one-hour token and widget URL for one record (workspace key only)",
+            "description": (
+                "For the CRM's server: put `url` in an iframe on the record's page. The widget "
+                "sends `token` as its bearer; it reads and pins for that record only (404 for any "
+                "other record, 403 on a record PUT) and cannot ask for another token."
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("EmbedTokenBody")}},
+            },
+            "responses": {
+                "200": _ok("EmbedToken"),
+                "400": E400,
+                "401": E401,
+                "404": E404,
+                "503": E503,
+            },
+        },
+    }
     paths["/api/v1/openapi.json"] = {
         "get": {
             "operationId": "openapi",
@@ -422,7 +465,10 @@ def document() -> dict:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "A workspace API key (read or admin scope)",
+                    "description": (
+                        "A workspace API key (read or admin scope), or an embed token "
+                        "(POST /api/v1/embed-tokens) for one record's widget"
+                    ),
                 }
             },
             "schemas": SCHEMAS,

@@ -1,0 +1,672 @@
+/* The invoice widget: reads the record's summary and invoices from the JSON API with the
+ * page's embed token, renders them, and polls so that changes in Xero show without a reload.
+ *
+ * Money arrives as exact decimal strings and is only ever formatted (Intl.NumberFormat
+ * takes the string as it is); no arithmetic on amounts happens here. A poll re-renders only
+ * what changed: rows are keyed by invoice id and kept when their data is the same, so focus
+ * and an open payments popover survive refreshes.
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("widget");
+  if (!root) return;
+  var cfg = root.dataset;
+  var POLL_MS = Math.max(500, parseInt(cfg.pollMs, 10) || 3000);
+  var PER_PAGE = parseInt(cfg.perPage, 10) || 10;
+  var RECORD = { contacts: "contact", accounts: "account", deals: "deal" }[cfg.kind] || "record";
+
+  var EMPTY = {
+    unpaid: "No invoices awaiting payment",
+    overdue: "No overdue invoices",
+    open: "No open invoices",
+    paid: "No paid invoices",
+    pinned: "No pinned invoices. Pin one to keep it here."
+  };
+  var STATUS_CLASS = {
+    "Paid": "paid", "Open": "open", "Overdue": "overdue",
+    "Partially paid": "partial", "Draft": "draft", "Voided": "voided"
+  };
+
+  var state = { view: "unpaid", q: "", from: "", to: "", page: 1 };
+  var rows = new Map();            // invoice id -> {sig, data, el}
+  var shown = { list: null, summary: null, synced: null };
+  var listSeq = 0;
+  var summarySeq = 0;
+  var pollTimer = null;
+  var polling = false;
+  var stopped = false;             // the token is no good any more: stop asking
+  var payments = new Map();        // invoice id -> {key, data | promise}
+  var openPopover = null;          // invoice id whose payments popover is open
+  var loadingTimer = null;
+
+  var $ = function (sel, el) { return (el || document).querySelector(sel); };
+  var $$ = function (sel, el) { return Array.prototype.slice.call((el || document).querySelectorAll(sel)); };
+  var list = $("#invoice-list");
+  var stateLoading = $("#state-loading");
+  var stateError = $("#state-error");
+  var stateEmpty = $("#state-empty");
+
+  // --- talking to the API ------------------------------------------------------------------
+
+  function ApiFailure(status, message) {
+    this.status = status;
+    this.message = message;
+  }
+
+  function call(method, url) {
+    return fetch(url, {
+      method: method,
+      headers: { "Authorization": "Bearer " + cfg.token, "Accept": "application/json" },
+      cache: "no-store",
+      credentials: "omit"
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        if (!response.ok) throw new ApiFailure(response.status, body.error || response.statusText);
+        return body;
+      });
+    }, function () {
+      throw new ApiFailure(0, "network");
+    });
+  }
+
+  function withId(template, id) {
+    return template.replace(cfg.placeholder, encodeURIComponent(id));
+  }
+
+  function listUrl() {
+    var params = new URLSearchParams();
+    params.set("view", state.view);
+    if (state.q) params.set("q", state.q);
+    if (state.from) params.set("from", state.from);
+    if (state.to) params.set("to", state.to);
+    params.set("page", String(state.page));
+    params.set("per_page", String(PER_PAGE));
+    return cfg.listUrl + "?" + params.toString();
+  }
+
+  // --- formatting (display only) -------------------------------------------------------------
+
+  var formatters = new Map();
+
+  function money(amount, currency) {
+    var places = (String(amount).split(".")[1] || "").length;
+    var key = currency + "/" + places;
+    var fmt = formatters.get(key);
+    if (fmt === undefined) {
+      try {
+        var base = new Intl.NumberFormat(undefined, { style: "currency", currency: currency });
+        var min = base.resolvedOptions().minimumFractionDigits;
+        fmt = new Intl.NumberFormat(undefined, {
+          style: "currency", currency: currency,
+          minimumFractionDigits: min, maximumFractionDigits: Math.max(min, places)
+        });
+      } catch (e) {
+        fmt = null;  // not a currency Intl knows: show the code and the exact string
+      }
+      formatters.set(key, fmt);
+    }
+    return fmt ? fmt.format(amount) : currency + " " + amount;
+  }
+
+  var dateFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+  var timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+
+  function day(iso) {
+    if (!iso) return "No date";
+    var p = iso.split("-");
+    return dateFormat.format(new Date(Date.UTC(+p[0], +p[1] - 1, +p[2])));
+  }
+
+  function plural(n, one, many) {
+    return n + " " + (n === 1 ? one : many);
+  }
+
+  // --- states ------------------------------------------------------------------------------
+
+  function showLoading(on) {
+    clearTimeout(loadingTimer);
+    if (on === "soon") {  // only when a request is slow: no flicker on fast answers
+      loadingTimer = setTimeout(function () { showLoading(true); }, 200);
+      return;
+    }
+    stateLoading.hidden = !on;
+    $("#panel").setAttribute("aria-busy", on ? "true" : "false");
+  }
+
+  function showError(failure) {
+    var text;
+    if (failure.status === 401) {
+      text = "This view has expired. Reload the page in your CRM to see the invoices again.";
+      stop();
+    } else if (failure.status === 404) {
+      text = "This " + RECORD + " is not known to the invoice service yet.";
+    } else if (failure.status === 0) {
+      text = "Cannot reach the invoice service. Trying again…";
+    } else {
+      text = "The invoice service could not answer (" + failure.status + "). Trying again…";
+    }
+    $(".state-text", stateError).textContent = text;
+    $("#retry").hidden = failure.status === 401;
+    stateError.hidden = false;
+    if (failure.status === 401 || failure.status === 404) {
+      shown.list = null;  // so that an answer after this one draws the list again
+      stateEmpty.hidden = true;
+      list.hidden = true;
+      $("#pager").hidden = true;
+    }
+    showLoading(false);
+  }
+
+  function clearError() {
+    stateError.hidden = true;
+  }
+
+  function filtered() {
+    return Boolean(state.q || state.from || state.to);
+  }
+
+  // --- summary: the two totals boxes and the tab counts --------------------------------------
+
+  // Sales invoices before bills, and within each the organisation's own currency first.
+  function ordered(amounts, base) {
+    var rank = function (a) { return a.type === "ACCREC" ? 0 : a.type === "ACCPAY" ? 1 : 2; };
+    return amounts.map(function (a, i) { return { a: a, i: i }; }).sort(function (x, y) {
+      return rank(x.a) - rank(y.a) ||
+        (x.a.currency === base ? 0 : 1) - (y.a.currency === base ? 0 : 1) || x.i - y.i;
+    }).map(function (x) { return x.a; });
+  }
+
+  function renderTotal(box, total, base, overdue) {
+    var amounts = $(".total-amounts", box);
+    amounts.textContent = "";
+    if (!total.by_currency.length) {
+      var none = document.createElement("span");
+      none.className = "total-amount muted";
+      none.textContent = "None";
+      amounts.appendChild(none);
+    }
+    ordered(total.by_currency, base).forEach(function (a) {
+      var line = document.createElement("span");
+      line.className = "total-amount";
+      line.dataset.currency = a.currency;
+      line.textContent = money(a.amount, a.currency);
+      if (a.type !== "ACCREC") {
+        var kind = document.createElement("small");
+        kind.textContent = " " + a.type_label.toLowerCase() + "s";
+        line.appendChild(kind);
+      }
+      amounts.appendChild(line);
+    });
+    var count = plural(total.count, "invoice", "invoices");
+    if (overdue && overdue.count) {
+      var late = ordered(overdue.by_currency, base).map(function (a) { return money(a.amount, a.currency); });
+      $(".total-count", box).textContent = count;
+      var note = document.createElement("span");
+      note.className = "overdue-note";
+      late.forEach(function (text, i) {  // wrap between amounts, never inside one
+        var piece = document.createElement("span");
+        piece.className = "nowrap";
+        piece.textContent = i < late.length - 1 ? text : text + " overdue";
+        note.appendChild(piece);
+        if (i < late.length - 1) note.appendChild(document.createTextNode(" · "));
+      });
+      $(".total-count", box).appendChild(note);
+    } else {
+      $(".total-count", box).textContent = count;
+    }
+  }
+
+  function renderSummary(data) {
+    var text = JSON.stringify([data.paid, data.unpaid, data.overdue, data.base_currency]);
+    if (text !== shown.summary) {
+      shown.summary = text;
+      renderTotal($("#total-paid"), data.paid, data.base_currency);
+      renderTotal($("#total-unpaid"), data.unpaid, data.base_currency, data.overdue);
+      var counts = {
+        unpaid: data.unpaid.count, overdue: data.overdue.count,
+        open: data.unpaid.count - data.overdue.count, paid: data.paid.count
+      };
+      $$("[role=tab]").forEach(function (tab) {
+        var n = counts[tab.dataset.view];
+        $(".tab-count", tab).textContent = n ? String(n) : "";
+      });
+    }
+    if (data.last_synced_at !== shown.synced) {
+      shown.synced = data.last_synced_at;
+      $("#synced").textContent = data.last_synced_at
+        ? "Synced " + timeFormat.format(new Date(data.last_synced_at))
+        : "Waiting for the first sync";
+    }
+  }
+
+  function loadSummary() {
+    var mine = ++summarySeq;
+    return call("GET", cfg.summaryUrl).then(function (data) {
+      if (mine === summarySeq && !stopped) renderSummary(data);
+    });
+  }
+
+  // --- the list ----------------------------------------------------------------------------
+
+  function rowSignature(inv) {
+    return JSON.stringify(inv);
+  }
+
+  function statusText(inv) {
+    if (inv.payment_count > 0) return inv.status_label + " · " + plural(inv.payment_count, "payment", "payments");
+    return inv.status_label;
+  }
+
+  function buildRow(inv) {
+    var el = $("#row-template").content.firstElementChild.cloneNode(true);
+    var label = inv.number || "invoice without a number";
+    el.dataset.invoiceId = inv.invoice_id;
+    el.dataset.status = STATUS_CLASS[inv.status_label] || "other";
+    var pin = $(".pin", el);
+    pin.setAttribute("aria-pressed", inv.pinned ? "true" : "false");
+    pin.setAttribute("aria-label", "Pin " + label);
+    pin.title = inv.pinned ? "Pinned to this " + RECORD + ": click to unpin" : "Pin to this " + RECORD;
+    var number = $(".number", el);
+    number.href = inv.xero_url;
+    number.textContent = inv.number || "(no number)";
+    number.title = "Open " + label + " in Xero";
+    var when = $(".date", el);
+    when.textContent = day(inv.date);
+    if (inv.date) when.dateTime = inv.date;
+    $(".type", el).textContent = inv.type_label;
+    $(".balance .value", el).textContent = money(inv.balance, inv.currency);
+    $(".total .value", el).textContent = money(inv.total, inv.currency);
+    var status = $(".status", el);
+    status.textContent = statusText(inv);
+    status.className = "status status-" + (STATUS_CLASS[inv.status_label] || "other");
+    status.title = "Xero status: " + inv.status;
+    if (inv.payment_count > 0) {
+      var holder = $(".payments", el);
+      var link = $(".payments-link", el);
+      var pop = $(".installments", el);
+      holder.hidden = false;
+      pop.id = "payments-" + inv.invoice_id;
+      pop.setAttribute("aria-label", "Payments on " + label);
+      link.setAttribute("aria-controls", pop.id);
+      link.setAttribute("aria-label", "Payments on " + label + ": " + plural(inv.payment_count, "payment", "payments"));
+    }
+    return el;
+  }
+
+  function renderList(data) {
+    var text = JSON.stringify([data.invoices, data.total, data.page, data.view]);
+    if (text === shown.list) return;
+    shown.list = text;
+    var focused = document.activeElement;
+    var focusedRow = focused && focused.closest ? focused.closest("#invoice-list > li") : null;
+    var focusedClass = focusedRow ? focused.className.split(" ")[0] : null;
+    var focusedId = focusedRow ? focusedRow.dataset.invoiceId : null;
+
+    var keep = new Map();
+    var wanted = data.invoices.map(function (inv) {
+      var sig = rowSignature(inv);
+      var held = rows.get(inv.invoice_id);
+      var el = held && held.sig === sig ? held.el : buildRow(inv);
+      keep.set(inv.invoice_id, { sig: sig, data: inv, el: el });
+      return el;
+    });
+    rows.forEach(function (held, id) {
+      if (!keep.has(id) || keep.get(id).el !== held.el) held.el.remove();
+    });
+    var cursor = list.firstElementChild;  // kept rows stay where they are unless the order changed
+    wanted.forEach(function (el) {
+      if (el === cursor) cursor = cursor.nextElementSibling;
+      else list.insertBefore(el, cursor);
+    });
+    rows = keep;
+
+    var now = document.activeElement || document.body;
+    if (focusedId && !now.closest("#invoice-list > li") && rows.has(focusedId)) {
+      var again = $("." + focusedClass, rows.get(focusedId).el);
+      if (again) again.focus();
+    }
+    if (openPopover) {
+      var openRow = rows.get(openPopover);
+      if (openRow && openRow.data.payment_count > 0) {
+        var pop = $(".installments", openRow.el);
+        if (pop.hidden) showPopover(openRow.el);
+      } else {
+        openPopover = null;
+      }
+    }
+
+    list.hidden = data.invoices.length === 0;
+    stateEmpty.hidden = data.invoices.length !== 0;
+    if (!data.invoices.length) {
+      $(".state-title", stateEmpty).textContent = filtered()
+        ? EMPTY[state.view].replace(/\..*$/, "") + " match your search"
+        : EMPTY[state.view];
+      $("#clear-filters").hidden = !filtered();
+    }
+    var pager = $("#pager");
+    pager.hidden = data.total <= data.per_page && data.page === 1;
+    var first = data.total ? (data.page - 1) * data.per_page + 1 : 0;
+    var last = Math.min(data.total, (data.page - 1) * data.per_page + data.invoices.length);
+    $("#page-info").textContent = first + "–" + last + " of " + data.total;
+    $("#prev-page").disabled = data.page <= 1;
+    $("#next-page").disabled = data.page * data.per_page >= data.total;
+  }
+
+  function loadList(opts) {
+    var mine = ++listSeq;
+    if (opts && opts.fresh) {
+      list.classList.add("stale");
+      showLoading("soon");
+    }
+    return call("GET", listUrl()).then(function (data) {
+      if (mine !== listSeq || stopped) return;
+      list.classList.remove("stale");
+      showLoading(false);
+      if (data.page > 1 && data.invoices.length === 0 && data.total > 0) {  // the list shrank under us
+        state.page = Math.ceil(data.total / data.per_page);
+        return loadList();
+      }
+      renderList(data);
+    });
+  }
+
+  function refresh(opts) {
+    if (stopped) return Promise.resolve();
+    return Promise.all([loadSummary(), loadList(opts)]).then(clearError, function (failure) {
+      list.classList.remove("stale");
+      if (!(failure instanceof ApiFailure)) {
+        console.error(failure);  // a bug here: say so, and keep polling
+        failure = new ApiFailure(500, "widget");
+      }
+      showError(failure);
+    });
+  }
+
+  // --- polling, paused while the page is hidden ----------------------------------------------
+
+  function schedule() {
+    clearTimeout(pollTimer);
+    if (!stopped && document.visibilityState !== "hidden") pollTimer = setTimeout(poll, POLL_MS);
+  }
+
+  function poll() {
+    if (polling) return;
+    polling = true;
+    refresh().then(function () {
+      polling = false;
+      schedule();
+    });
+  }
+
+  function stop() {
+    stopped = true;
+    clearTimeout(pollTimer);
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") clearTimeout(pollTimer);
+    else if (!polling) poll();
+  });
+
+  // --- controls ----------------------------------------------------------------------------
+
+  function selectView(view, focusTab) {
+    state.view = view;
+    state.page = 1;
+    $$("[role=tab]").forEach(function (tab) {
+      var on = tab.dataset.view === view;
+      tab.setAttribute("aria-selected", on ? "true" : "false");
+      tab.tabIndex = on ? 0 : -1;
+      if (on && focusTab) tab.focus();
+    });
+    $("#panel").setAttribute("aria-labelledby", "tab-" + view);
+    $$(".total-box").forEach(function (box) {
+      box.setAttribute("aria-pressed", box.dataset.target === view ? "true" : "false");
+    });
+    closePopover();
+    refresh({ fresh: true });
+  }
+
+  $$("[role=tab]").forEach(function (tab) {
+    tab.addEventListener("click", function () { selectView(tab.dataset.view); });
+    tab.addEventListener("keydown", function (event) {
+      var tabs = $$("[role=tab]");
+      var i = tabs.indexOf(tab);
+      var next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (next === undefined) return;
+      event.preventDefault();
+      selectView(tabs[(next + tabs.length) % tabs.length].dataset.view, true);
+    });
+  });
+
+  $$(".total-box").forEach(function (box) {
+    box.addEventListener("click", function () { selectView(box.dataset.target); });
+  });
+
+  var searchTimer = null;
+  var search = $("#search");
+  function applySearch() {
+    clearTimeout(searchTimer);
+    var q = search.value.trim();
+    if (q === state.q) return;
+    state.q = q;
+    state.page = 1;
+    refresh({ fresh: true });
+  }
+  search.addEventListener("input", function () {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(applySearch, 300);
+  });
+  search.addEventListener("keydown", function (event) {
+    if (event.key === "Enter") applySearch();
+  });
+
+  function applyDates() {
+    var from = $("#date-from").value;
+    var to = $("#date-to").value;
+    var problem = $("#date-error");
+    if (from && to && from > to) {  // ISO dates compare as text
+      problem.textContent = "The start date is after the end date.";
+      problem.hidden = false;
+      return;
+    }
+    problem.hidden = true;
+    $("#clear-dates").hidden = !(from || to);
+    if (from === state.from && to === state.to) return;
+    state.from = from;
+    state.to = to;
+    state.page = 1;
+    refresh({ fresh: true });
+  }
+  $("#apply-dates").addEventListener("click", applyDates);
+  $$(".dates input").forEach(function (input) {
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") applyDates();
+    });
+  });
+  $("#clear-dates").addEventListener("click", function () {
+    $("#date-from").value = "";
+    $("#date-to").value = "";
+    applyDates();
+  });
+  $("#clear-filters").addEventListener("click", function () {
+    search.value = "";
+    state.q = "";
+    $("#date-from").value = "";
+    $("#date-to").value = "";
+    applyDates();
+    refresh({ fresh: true });
+  });
+
+  $("#prev-page").addEventListener("click", function () {
+    if (state.page > 1) { state.page -= 1; refresh({ fresh: true }); }
+  });
+  $("#next-page").addEventListener("click", function () {
+    state.page += 1;
+    refresh({ fresh: true });
+  });
+  $("#retry").addEventListener("click", function () { refresh({ fresh: true }); });
+
+  // Pins: the button flips at once, and back if the API refuses.
+  list.addEventListener("click", function (event) {
+    var pin = event.target.closest(".pin");
+    if (!pin) return;
+    var row = pin.closest("li");
+    var id = row.dataset.invoiceId;
+    var next = pin.getAttribute("aria-pressed") !== "true";
+    pin.setAttribute("aria-pressed", next ? "true" : "false");
+    pin.disabled = true;
+    call(next ? "PUT" : "DELETE", withId(cfg.pinUrl, id)).then(function () {
+      var held = rows.get(id);
+      if (held && held.el === row) {  // the row stays as it is: its data now says so too
+        held.data = Object.assign({}, held.data, { pinned: next });
+        held.sig = rowSignature(held.data);
+      }
+      pin.title = next ? "Pinned to this " + RECORD + ": click to unpin" : "Pin to this " + RECORD;
+      if (state.view === "pinned") refresh();
+    }, function (failure) {
+      pin.setAttribute("aria-pressed", next ? "false" : "true");
+      if (failure instanceof ApiFailure) showError(failure);
+    }).then(function () {
+      pin.disabled = false;
+    });
+  });
+
+  // --- the payments popover: hover or focus the Payments link ----------------------------------
+
+  var hideTimer = null;
+
+  function loadPayments(id, inv) {
+    var key = inv.payment_count + "/" + inv.balance;
+    var held = payments.get(id);
+    if (held && held.key === key) return held.promise;
+    var promise = call("GET", withId(cfg.paymentsUrl, id));
+    payments.set(id, { key: key, promise: promise });
+    promise.catch(function () { payments.delete(id); });
+    return promise;
+  }
+
+  function renderPayments(pop, data) {
+    pop.textContent = "";
+    var title = document.createElement("p");
+    title.className = "installments-title";
+    title.textContent = "Paid " + money(data.paid_amount, data.currency) + " of " +
+      money(data.total, data.currency) + " in " + plural(data.paid_count, "payment", "payments");
+    pop.appendChild(title);
+    var table = document.createElement("table");
+    var head = table.createTHead().insertRow();
+    ["#", "Date", "Amount"].forEach(function (h) {
+      var th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = h;
+      head.appendChild(th);
+    });
+    var body = table.createTBody();
+    data.installments.forEach(function (i) {
+      var tr = body.insertRow();
+      tr.className = "installment";
+      tr.dataset.paymentId = i.payment_id;
+      var cells = [
+        "Payment " + i.number,
+        day(i.date),
+        money(i.amount, data.currency)
+      ];
+      cells.forEach(function (text, n) {
+        var td = tr.insertCell();
+        td.className = ["installment-number", "installment-date", "installment-amount"][n];
+        td.textContent = text;
+        if (n === 0 && i.reference) {
+          var ref = document.createElement("small");
+          ref.textContent = i.reference;
+          td.appendChild(ref);
+        }
+      });
+    });
+    pop.appendChild(table);
+    if (!/^-?0+(\.0+)?$/.test(data.balance)) {  // a zero test on the exact string, no arithmetic
+      var left = document.createElement("p");
+      left.className = "installments-left";
+      left.textContent = money(data.balance, data.currency) + " still to pay";
+      pop.appendChild(left);
+    }
+  }
+
+  function showPopover(row) {
+    var id = row.dataset.invoiceId;
+    var held = rows.get(id);
+    if (!held) return;
+    if (openPopover && openPopover !== id) closePopover();
+    clearTimeout(hideTimer);
+    var pop = $(".installments", row);
+    var link = $(".payments-link", row);
+    openPopover = id;
+    if (pop.hidden) {
+      pop.hidden = false;
+      link.setAttribute("aria-expanded", "true");
+      if (!pop.firstChild) pop.textContent = "Loading payments…";
+      place(pop);
+    }
+    loadPayments(id, held.data).then(function (data) {
+      if (pop.hidden) return;
+      renderPayments(pop, data);
+      place(pop);
+    }, function () {
+      pop.textContent = "Could not load the payments.";
+    });
+  }
+
+  // Below the status line, unless it would run off the bottom and there is room above.
+  function place(pop) {
+    var line = pop.closest(".status-line").getBoundingClientRect();
+    var height = pop.offsetHeight;
+    pop.classList.toggle("above", line.bottom + height > window.innerHeight && line.top - height >= 0);
+  }
+
+  function closePopover() {
+    clearTimeout(hideTimer);
+    if (!openPopover) return;
+    var held = rows.get(openPopover);
+    openPopover = null;
+    if (!held) return;
+    $(".installments", held.el).hidden = true;
+    $(".payments-link", held.el).setAttribute("aria-expanded", "false");
+  }
+
+  function closeSoon() {
+    clearTimeout(hideTimer);
+    hideTimer = setTimeout(function () {
+      var focused = document.activeElement;
+      if (focused && focused.classList && focused.classList.contains("payments-link") &&
+          focused.closest("li").dataset.invoiceId === openPopover) return;
+      closePopover();
+    }, 150);
+  }
+
+  list.addEventListener("mouseover", function (event) {
+    var target = event.target.closest(".payments");
+    if (target) showPopover(target.closest("li"));
+  });
+  list.addEventListener("mouseout", function (event) {
+    var from = event.target.closest(".payments");
+    if (from && !from.contains(event.relatedTarget)) closeSoon();
+  });
+  list.addEventListener("focusin", function (event) {
+    if (event.target.classList.contains("payments-link")) showPopover(event.target.closest("li"));
+  });
+  list.addEventListener("focusout", function (event) {
+    if (event.target.classList.contains("payments-link")) closeSoon();
+  });
+  list.addEventListener("click", function (event) {  // touch screens: a tap opens it
+    var link = event.target.closest(".payments-link");
+    if (link) showPopover(link.closest("li"));
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && openPopover) closePopover();
+  });
+
+  // --- start -------------------------------------------------------------------------------
+
+  showLoading(true);
+  refresh().then(schedule);
+})();
