@@ -7,11 +7,16 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import jsontext
+
 
 def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:
     """Build an engine. On SQLite, `immediate` makes every transaction take the write lock
     up front (BEGIN IMMEDIATE), so two writers queue on busy_timeout instead of one failing
-    with "database is locked" when it upgrades a read to a write."""
+    with "database is locked" when it upgrades a read to a write. JSON columns keep Decimals
+    exact both ways (Xero's raw objects carry money)."""
+    kwargs.setdefault("json_serializer", jsontext.dumps)
+    kwargs.setdefault("json_deserializer", jsontext.loads)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

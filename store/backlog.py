@@ -1,0 +1,94 @@
+"""The worker's side of the inbox: a tenant's outstanding events, and what became of them.
+
+Intake writes events `pending`, then `enqueued` (store.inbox); the sync job reads the
+outstanding ones in arrival order and settles each as `done`, `ignored` or `failed`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from store.models import InboxEvent
+
+OUTSTANDING = ("pending", "enqueued")
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    category: str
+    event_type: str
+    resource_id: str  # lower case, as the mirror keeps ids
+    event_date_utc: datetime
+    received_at: datetime
+    attempts: int
+
+
+def outstanding(session: Session, tenant_id: str, limit: int = 20_000) -> list[Event]:
+    rows = session.execute(
+        select(
+            InboxEvent.id,
+            InboxEvent.category,
+            InboxEvent.event_type,
+            InboxEvent.resource_id,
+            InboxEvent.event_date_utc,
+            InboxEvent.received_at,
+            InboxEvent.attempts,
+        )
+        .where(InboxEvent.tenant_id == tenant_id, InboxEvent.state.in_(OUTSTANDING))
+        .order_by(InboxEvent.id)
+        .limit(limit)
+    ).all()
+    return [
+        Event(r.id, r.category.upper(), r.event_type, r.resource_id.lower(), r.event_date_utc, r.received_at, r.attempts)
+        for r in rows
+    ]
+
+
+def awaiting_sync(session: Session, tenant_id: str, category: str, resource_ids: Iterable[str]) -> set[str]:
+    """Of these resources, those with an event still waiting (announced, not yet synced)."""
+    wanted = sorted(set(resource_ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        found.update(
+            r.lower()
+            for r in session.scalars(
+                select(InboxEvent.resource_id).where(
+                    InboxEvent.tenant_id == tenant_id,
+                    InboxEvent.category == category,
+                    InboxEvent.resource_id.in_(chunk + [c.upper() for c in chunk]),
+                    InboxEvent.state.in_(OUTSTANDING),
+                )
+            )
+        )
+    return found
+
+
+def count_attempt(session: Session, event_ids: Iterable[int]) -> None:
+    ids = sorted(set(event_ids))
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id.in_(ids[start : start + _CHUNK]), InboxEvent.state.in_(OUTSTANDING))
+            .values(attempts=InboxEvent.attempts + 1)
+        )
+
+
+def settle(session: Session, event_ids: Iterable[int], state: str, now: datetime, error: str | None = None) -> int:
+    """Mark events done, ignored or failed (only those still outstanding)."""
+    ids = sorted(set(event_ids))
+    changed = 0
+    for start in range(0, len(ids), _CHUNK):
+        result = session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id.in_(ids[start : start + _CHUNK]), InboxEvent.state.in_(OUTSTANDING))
+            .values(state=state, processed_at=now, error=error)
+        )
+        changed += result.rowcount
+    return changed

@@ -1,0 +1,155 @@
+"""Xero connections: which workspace reads which organisation, with its tokens sealed at rest.
+
+Tokens go in and out of the database only through `TokenBox` (Fernet). Nothing here ever
+puts token text in an error, a log line or `last_error`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.models import XeroConnection
+from store.secrets import TokenBox
+
+ACTIVE, NEEDS_REAUTH, DISCONNECTED = "active", "needs_reauth", "disconnected"
+CLIENT_CREDENTIALS, AUTHORIZATION_CODE = "client_credentials", "authorization_code"
+
+
+class NoConnection(LookupError):
+    """No workspace is connected to this tenant."""
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """A connection as plain data, without its token."""
+
+    id: int
+    workspace_id: int
+    tenant_id: str
+    tenant_name: str | None
+    grant_type: str
+    status: str
+    token_expires_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class SealedToken:
+    connection: ConnectionRecord
+    token: dict
+
+
+def _record(row: XeroConnection) -> ConnectionRecord:
+    return ConnectionRecord(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        tenant_id=row.tenant_id,
+        tenant_name=row.tenant_name,
+        grant_type=row.grant_type,
+        status=row.status,
+        token_expires_at=row.token_expires_at,
+        last_error=row.last_error,
+    )
+
+
+def _expires_at(token: dict) -> datetime | None:
+    value = token.get("expires_at")
+    return datetime.fromtimestamp(float(value), timezone.utc) if value else None
+
+
+def _live(session: Session, tenant_id: str) -> XeroConnection | None:
+    return session.scalars(
+        select(XeroConnection)
+        .where(XeroConnection.tenant_id == tenant_id, XeroConnection.status != DISCONNECTED)
+        .order_by(XeroConnection.id.desc())
+    ).first()
+
+
+def connect(
+    session: Session,
+    box: TokenBox,
+    *,
+    workspace_id: int,
+    tenant_id: str,
+    token: dict,
+    now: datetime,
+    grant_type: str = CLIENT_CREDENTIALS,
+    tenant_name: str | None = None,
+    xero_connection_id: str | None = None,
+    auth_event_id: str | None = None,
+    connected_email: str | None = None,
+    short_code: str | None = None,
+    base_currency: str | None = None,
+) -> ConnectionRecord:
+    """Connect a workspace to a tenant, or re-connect it (fresh token, active again).
+
+    A tenant is read by one workspace at a time: connecting it elsewhere is refused.
+    """
+    row = _live(session, tenant_id)
+    if row is not None and row.workspace_id != workspace_id:
+        raise ValueError(f"tenant {tenant_id} is already connected to workspace {row.workspace_id}")
+    if row is None:
+        row = XeroConnection(workspace_id=workspace_id, tenant_id=tenant_id, created_at=now)
+        session.add(row)
+    row.grant_type = grant_type
+    row.status = ACTIVE
+    row.tenant_name = tenant_name or row.tenant_name
+    row.xero_connection_id = xero_connection_id or row.xero_connection_id
+    row.auth_event_id = auth_event_id or row.auth_event_id
+    row.connected_email = connected_email or row.connected_email
+    row.short_code = short_code or row.short_code
+    row.base_currency = base_currency or row.base_currency
+    row.token_ciphertext = box.seal(token)
+    row.token_expires_at = _expires_at(token)
+    row.last_error = None
+    row.updated_at = now
+    session.flush()
+    return _record(row)
+
+
+def find(session: Session, tenant_id: str) -> ConnectionRecord | None:
+    """The tenant's live (not disconnected) connection, if any."""
+    row = _live(session, tenant_id)
+    return _record(row) if row else None
+
+
+def load_token(session: Session, box: TokenBox, tenant_id: str) -> SealedToken:
+    """The tenant's connection and its decrypted token; NoConnection if there is none."""
+    row = _live(session, tenant_id)
+    if row is None:
+        raise NoConnection(f"no live Xero connection for tenant {tenant_id}")
+    token = box.open(row.token_ciphertext) if row.token_ciphertext else {}
+    return SealedToken(_record(row), token)
+
+
+def save_token(session: Session, box: TokenBox, connection_id: int, token: dict, now: datetime) -> None:
+    row = session.get(XeroConnection, connection_id)
+    if row is None:
+        raise NoConnection(f"connection {connection_id} is gone")
+    row.token_ciphertext = box.seal(token)
+    row.token_expires_at = _expires_at(token)
+    row.updated_at = now
+    session.flush()
+
+
+def mark_needs_reauth(session: Session, connection_id: int, reason: str, now: datetime) -> None:
+    """Stop syncing this connection until a person re-authorises it; mirrored data stays."""
+    row = session.get(XeroConnection, connection_id)
+    if row is None:
+        return
+    row.status = NEEDS_REAUTH
+    row.last_error = reason[:1000]
+    row.updated_at = now
+    session.flush()
+
+
+def live_tenants(session: Session) -> list[str]:
+    """Tenants with an active connection: the ones worth reconciling."""
+    return list(
+        session.scalars(
+            select(XeroConnection.tenant_id).where(XeroConnection.status == ACTIVE).order_by(XeroConnection.tenant_id)
+        )
+    )

@@ -1,0 +1,213 @@
+"""The mirror's repository: idempotent upserts that never go back in time.
+
+A row is written only when the incoming `UpdatedDateUTC` is at least the stored one, decided
+inside the database (INSERT ... ON CONFLICT DO UPDATE ... WHERE), so two workers racing with
+different versions of one invoice always leave the newer. Batches of 1,000 go in one
+statement on SQLite and PostgreSQL alike. Voided and deleted invoices and deleted payments
+keep their rows, with their status; the views leave them out.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from store.models import Contact, Invoice, Payment, SyncState
+
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """What a batch changed: ids that were new or strictly newer than the mirror held."""
+
+    received: int
+    changed: frozenset[str]
+
+
+def _insert(session: Session, model: type) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"no upsert for {dialect}")
+
+
+def _chunks(items: Sequence, size: int = _IN_CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _stored_versions(session: Session, model: type, key: str, tenant_id: str, ids: list[str]) -> dict[str, datetime]:
+    column = getattr(model, key)
+    found: dict[str, datetime] = {}
+    for chunk in _chunks(ids):
+        rows = session.execute(
+            select(column, model.updated_utc).where(model.tenant_id == tenant_id, column.in_(chunk))
+        )
+        found.update({row[0]: row[1] for row in rows})
+    return found
+
+
+def _latest_per_id(rows: list[dict], key: str) -> list[dict]:
+    """One row per id (the newest) so one statement never touches a row twice."""
+    latest: dict[str, dict] = {}
+    for row in rows:
+        held = latest.get(row[key])
+        if held is None or row["updated_utc"] >= held["updated_utc"]:
+            latest[row[key]] = row
+    return [latest[k] for k in sorted(latest)]  # one lock order for every writer: no deadlocks
+
+
+def _upsert_versioned(
+    session: Session, model: type, key: str, tenant_id: str, rows: list[dict], now: datetime
+) -> Upserted:
+    if not rows:
+        return Upserted(0, frozenset())
+    rows = _latest_per_id(rows, key)
+    stored = _stored_versions(session, model, key, tenant_id, [r[key] for r in rows])
+    changed = frozenset(
+        r[key] for r in rows if r[key] not in stored or stored[r[key]] is None or r["updated_utc"] > stored[r[key]]
+    )
+    insert = _insert(session, model)
+    columns = [c for c in rows[0] if c not in ("tenant_id", key)] + ["synced_at"]
+    table = model.__table__
+    stmt = insert.on_conflict_do_update(
+        index_elements=["tenant_id", key],
+        set_={c: insert.excluded[c] for c in columns},
+        where=or_(table.c.updated_utc.is_(None), table.c.updated_utc <= insert.excluded.updated_utc),
+    )
+    session.execute(stmt, [{**r, "synced_at": now} for r in rows])
+    return Upserted(len(rows), changed)
+
+
+def upsert_contacts(session: Session, tenant_id: str, rows: list[dict], now: datetime) -> Upserted:
+    return _upsert_versioned(session, Contact, "contact_id", tenant_id, rows, now)
+
+
+def upsert_invoices(session: Session, tenant_id: str, rows: list[dict], now: datetime) -> Upserted:
+    """Upsert invoices; `changed` are those now held at a newer version than before."""
+    return _upsert_versioned(session, Invoice, "invoice_id", tenant_id, rows, now)
+
+
+def upsert_payments(session: Session, tenant_id: str, rows: list[dict], now: datetime) -> Upserted:
+    """Full payment records (GET /Payments). `changed`: new ones, or a status or amount that moved."""
+    if not rows:
+        return Upserted(0, frozenset())
+    rows = _latest_per_id(rows, "payment_id")
+    before = _payment_facts(session, tenant_id, [r["payment_id"] for r in rows])
+    changed = frozenset(
+        r["payment_id"] for r in rows if before.get(r["payment_id"]) != (r["status"], r["amount"])
+    )
+    _upsert_versioned(session, Payment, "payment_id", tenant_id, rows, now)
+    return Upserted(len(rows), changed)
+
+
+def _payment_facts(session: Session, tenant_id: str, ids: list[str]) -> dict[str, tuple]:
+    found: dict[str, tuple] = {}
+    for chunk in _chunks(ids):
+        rows = session.execute(
+            select(Payment.payment_id, Payment.status, Payment.amount).where(
+                Payment.tenant_id == tenant_id, Payment.payment_id.in_(chunk)
+            )
+        )
+        found.update({r[0]: (r[1], r[2]) for r in rows})
+    return found
+
+
+def apply_installments(
+    session: Session, tenant_id: str, invoices: list[dict], installments: list[dict], now: datetime
+) -> None:
+    """Reflect the payments invoices list, for invoices whose snapshot is the one the mirror holds.
+
+    Listed payments are inserted if unknown; a known full record (it has an update time) is
+    richer than the invoice's abbreviated copy, so it is left as it is. A payment the mirror
+    holds as live but the invoice no longer lists was deleted in Xero, unless its own record
+    is newer than the invoice snapshot.
+    """
+    if not invoices:
+        return
+    held = _stored_versions(session, Invoice, "invoice_id", tenant_id, [r["invoice_id"] for r in invoices])
+    current = {r["invoice_id"]: r["updated_utc"] for r in invoices if held.get(r["invoice_id"]) == r["updated_utc"]}
+    listed = {p["payment_id"]: p for p in installments if p["invoice_id"] in current}
+    if listed:
+        insert = _insert(session, Payment)
+        refreshed = ("invoice_id", "date", "amount", "currency_rate", "reference", "raw", "synced_at")
+        stmt = insert.on_conflict_do_update(
+            index_elements=["tenant_id", "payment_id"],
+            set_={c: insert.excluded[c] for c in refreshed},
+            where=Payment.__table__.c.updated_utc.is_(None),
+        )
+        session.execute(stmt, [{**listed[k], "synced_at": now} for k in sorted(listed)])
+    gone = sorted(
+        payment_id
+        for payment_id, invoice_id, updated in _live_payments_of(session, tenant_id, list(current))
+        if payment_id not in listed and (updated is None or updated <= current[invoice_id])
+    )
+    for chunk in _chunks(gone):
+        session.execute(
+            update(Payment)
+            .where(Payment.tenant_id == tenant_id, Payment.payment_id.in_(chunk))
+            .values(status="DELETED", synced_at=now)
+        )
+
+
+def _live_payments_of(session: Session, tenant_id: str, invoice_ids: list[str]) -> list[tuple]:
+    found: list[tuple] = []
+    for chunk in _chunks(invoice_ids):
+        found.extend(
+            session.execute(
+                select(Payment.payment_id, Payment.invoice_id, Payment.updated_utc).where(
+                    Payment.tenant_id == tenant_id, Payment.invoice_id.in_(chunk), Payment.status != "DELETED"
+                )
+            ).all()
+        )
+    return found
+
+
+def contacts_needing_refresh(session: Session, tenant_id: str, contact_ids: Iterable[str]) -> list[str]:
+    """Of these contacts, those the mirror lacks or does not yet hold as customers."""
+    wanted = sorted(set(contact_ids))
+    known: set[str] = set()
+    for chunk in _chunks(wanted):
+        known.update(
+            session.scalars(
+                select(Contact.contact_id).where(
+                    Contact.tenant_id == tenant_id, Contact.contact_id.in_(chunk), Contact.is_customer.is_(True)
+                )
+            )
+        )
+    return [c for c in wanted if c not in known]
+
+
+# --- sync state ----------------------------------------------------------------------
+
+
+def sync_state(session: Session, tenant_id: str, *, lock: bool = False) -> SyncState:
+    """The tenant's SyncState row, created on first use."""
+    stmt = select(SyncState).where(SyncState.tenant_id == tenant_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    state = session.scalars(stmt).one_or_none()
+    if state is None:
+        session.execute(_insert(session, SyncState).on_conflict_do_nothing(index_elements=["tenant_id"]), [
+            {"tenant_id": tenant_id, "backfill_status": "pending", "backfill_page": 0, "backfill_fetched": 0,
+             "unannounced_changes": 0}
+        ])
+        state = session.scalars(stmt).one()
+    return state
+
+
+def counts(session: Session, tenant_id: str) -> dict[str, int]:
+    """How many contacts, invoices and payments the mirror holds for a tenant."""
+    return {
+        name: session.scalar(select(func.count()).select_from(model).where(model.tenant_id == tenant_id)) or 0
+        for name, model in (("contacts", Contact), ("invoices", Invoice), ("payments", Payment))
+    }
+

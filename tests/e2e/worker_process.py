@@ -1,0 +1,44 @@
+"""Start `python -m worker` as production does: its own process group, environment only."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log: Path, *args: str):
+        self.log_path = log
+        self._log = open(log, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker", *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the worker, its scheduler and its work horses: one group
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the whole group, as an OOM killer or a lost machine would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if not self._log.closed:
+            self._log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]

@@ -1,0 +1,52 @@
+"""`flask --app wsgi xero connect-client-credentials`: a custom connection, sealed, backfill queued."""
+import json
+
+import redis as redis_lib
+
+from rq import Queue
+from sqlalchemy import select
+
+from store import queue, workspaces
+from store.db import transaction
+from store.models import SyncState, XeroConnection
+from store.secrets import TokenBox
+from wsgi import create_app, runtime
+from tests.worker_support import NOW, emulator, settings, token_keys, worker_env  # noqa: F401  (fixtures)
+
+
+def test_connect_client_credentials_stores_the_connection_and_queues_its_backfill(emulator, settings, sessions,
+                                                                                  redis_url):
+    with transaction(sessions) as session:
+        workspace_id = workspaces.create_workspace(session, "Acme", NOW).id
+    app = create_app(settings)
+    runner = app.test_cli_runner()
+    try:
+        check_connect(app, runner, emulator, settings, sessions, redis_url, workspace_id)
+    finally:
+        runtime(app).close()
+
+
+def check_connect(app, runner, emulator, settings, sessions, redis_url, workspace_id):
+    tenant_id = emulator.state.tenant_ids[1]
+
+    ambiguous = runner.invoke(args=["xero", "connect-client-credentials", "--workspace", str(workspace_id)])
+    assert ambiguous.exit_code != 0 and "--tenant" in ambiguous.output  # the app reaches two organisations
+
+    result = runner.invoke(args=["xero", "connect-client-credentials", "--workspace", str(workspace_id),
+                                 "--tenant", tenant_id, "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert answer["tenant_id"] == tenant_id and answer["backfill_queued"] is True
+
+    truth = emulator.state.snapshot(tenant_id)["Organisation"]
+    with sessions() as session:
+        row = session.scalars(select(XeroConnection)).one()
+        assert (row.workspace_id, row.status, row.grant_type) == (workspace_id, "active", "client_credentials")
+        assert (row.tenant_name, row.short_code, row.base_currency) == (truth["Name"], truth["ShortCode"], truth["BaseCurrency"])
+        assert TokenBox(settings.token_keys).open(row.token_ciphertext)["access_token"]
+        assert session.get(SyncState, tenant_id).backfill_status == "pending"
+    [job] = Queue(queue.BACKFILL, connection=redis_lib.Redis.from_url(redis_url)).get_jobs()
+    assert job.func_name == "worker.jobs.backfill_tenant" and job.args == (tenant_id,)
+
+    again = runner.invoke(args=["xero", "connect-client-credentials", "--workspace", "999", "--tenant", tenant_id])
+    assert again.exit_code != 0 and "no workspace 999" in again.output

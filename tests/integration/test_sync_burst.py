@@ -1,0 +1,50 @@
+"""A burst of 1,000 invoice changes for one tenant: a handful of Xero calls, no 429."""
+from datetime import date, timedelta
+
+import pytest
+from rq import SimpleWorker
+
+from emulator.testing import run_emulator
+from store import dispatch, queue
+from worker import governor, sync
+from tests.worker_support import (  # noqa: F401  (fixtures)
+    announced,
+    assert_mirror_equals_emulator,
+    connected,
+    last_sequence,
+    runtime,
+    settings,
+    store_events,
+    tenant,
+    token_keys,
+    worker_env,
+)
+
+
+@pytest.fixture
+def emulator():
+    with run_emulator(seed=33, tenants=1, contacts=40, invoices=1200) as running:
+        yield running
+
+
+def test_a_burst_of_1000_invoice_changes_costs_at_most_25_calls_and_no_429(emulator, runtime, connected):
+    t, state = connected, emulator.state
+    sync.backfill(t, api=runtime.api(t, governor.BACKFILL), sessions=runtime.sessions, now=runtime.now())
+    invoices = [i["InvoiceID"] for i in state.snapshot(t)["Invoices"]]
+    assert len(invoices) >= 1000
+    mark = last_sequence(emulator)
+    for n, invoice_id in enumerate(invoices[:1000]):
+        state.set_due_date(t, invoice_id, date(2027, 1, 1) + timedelta(days=n % 90))
+    events = announced(emulator, mark)
+    assert len(events) == 1000
+    state.reset_calls()
+
+    store_events(runtime.sessions, events)
+    dispatch.wake(runtime.redis, [t])  # as intake does: one coalesced job
+    SimpleWorker(queue.queues(runtime.redis), connection=runtime.redis).work(burst=True)
+
+    calls = state.call_count(t)
+    assert calls <= 25, state.call_counts()
+    assert state.call_count(status=429) == 0
+    assert_mirror_equals_emulator(runtime.sessions, emulator, t)
+    print(f"\n1,000 invoice changes synced with {calls} Xero calls")

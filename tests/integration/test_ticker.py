@@ -1,0 +1,61 @@
+"""The worker's periodic ticker: every process runs one, each task fires once per interval."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis as redis_lib
+from rq import Queue
+
+from store import connections, queue, workspaces
+from store.db import transaction
+from store.models import SyncState
+from store.secrets import TokenBox, new_key
+from worker import queueing
+from worker.bootstrap import Options
+from worker.ticker import Ticker
+from tests.worker_support import NOW, Announced, store_events
+
+LIVE_DONE, LIVE_STALLED, LIVE_RUNNING, GONE = "t-done", "t-stalled", "t-running", "t-gone"
+
+
+@pytest.fixture
+def redis(redis_url):
+    client = redis_lib.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def tenants(sessions):
+    box = TokenBox([new_key()])
+    with transaction(sessions) as session:
+        for tenant_id, backfill in [(LIVE_DONE, "done"), (LIVE_STALLED, "running"), (LIVE_RUNNING, "running"),
+                                    (GONE, "done")]:
+            ws = workspaces.create_workspace(session, tenant_id, NOW)
+            connections.connect(session, box, workspace_id=ws.id, tenant_id=tenant_id, token={"access_token": "x"},
+                                now=NOW)
+            session.add(SyncState(tenant_id=tenant_id, backfill_status=backfill, backfill_page=3, backfill_fetched=0,
+                                  unannounced_changes=0))
+        connections.mark_needs_reauth(session, connections.find(session, GONE).id, "refused", NOW)
+
+
+def jobs_on(redis, name):
+    return sorted(job.args[0] for job in Queue(name, connection=redis).get_jobs())
+
+
+def test_two_workers_tickers_enqueue_each_periodic_job_once(sessions, redis, tenants):
+    store_events(sessions, [Announced(LIVE_DONE, "INVOICE", "UPDATE", "i1", NOW)],
+                 now=datetime.now(timezone.utc) - timedelta(seconds=30))  # Redis was down at intake
+    redis.set(queueing.lease_key(queueing.BACKFILL, LIVE_RUNNING), "another worker")
+    first, second = (Ticker(sessions, redis, Options(reconcile_seconds=300, relay_seconds=5)) for _ in range(2))
+
+    first.tick()
+    second.tick()
+    assert jobs_on(redis, queue.RECONCILE) == [LIVE_DONE]  # live, backfilled: once, not twice
+    assert jobs_on(redis, queue.BACKFILL) == [LIVE_STALLED]  # its worker died; the running one is left alone
+    assert jobs_on(redis, queue.WEBHOOK) == [LIVE_DONE]  # the relay woke the stranded event
+
+    redis.delete("xm:tick:reconcile", "xm:tick:backfills")  # the intervals pass
+    queueing.clear_guard(redis, queueing.RECONCILE, LIVE_DONE)  # ...and the reconcile job started
+    first.tick()
+    assert jobs_on(redis, queue.RECONCILE) == [LIVE_DONE, LIVE_DONE]
+    assert jobs_on(redis, queue.BACKFILL) == [LIVE_STALLED]  # still queued: not queued twice

@@ -1,0 +1,116 @@
+"""The rate governor against a real Redis, with a clock the test moves."""
+import pytest
+import redis as redis_lib
+
+from worker.governor import BACKFILL, RECONCILE, WEBHOOK, Budget, Governor, Reported, Throttled
+
+T = "tenant-a"
+
+
+class Clock:
+    def __init__(self, start: float = 1_780_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def redis(redis_url):
+    client = redis_lib.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def spend(gov: Governor, priority: str, n: int) -> int:
+    """Take and release up to n leases; return how many were granted before Throttled."""
+    for i in range(n):
+        try:
+            gov.acquire(T, priority).release()
+        except Throttled:
+            return i
+    return n
+
+
+def test_webhook_work_may_spend_the_usable_minute_but_backfill_stops_earlier(redis, clock):
+    gov = Governor(redis, Budget(), clock)
+    assert spend(gov, BACKFILL, 100) == 27  # half of the 55 usable (60 less headroom 5)
+    assert spend(gov, RECONCILE, 100) == 33 - 27
+    assert spend(gov, WEBHOOK, 100) == 55 - 33
+    with pytest.raises(Throttled) as caught:
+        gov.acquire(T, WEBHOOK)
+    assert 0 < caught.value.retry_after <= 60
+
+
+def test_the_minute_window_slides(redis, clock):
+    gov = Governor(redis, Budget(per_minute=10, minute_headroom=0), clock)
+    assert spend(gov, WEBHOOK, 5) == 5
+    clock.now += 30
+    assert spend(gov, WEBHOOK, 10) == 5
+    with pytest.raises(Throttled) as caught:
+        gov.acquire(T, WEBHOOK)
+    assert caught.value.retry_after == pytest.approx(30)  # when the first five leave the window
+    clock.now += 30.01
+    assert spend(gov, WEBHOOK, 10) == 5
+
+
+def test_no_more_than_the_concurrent_limit_in_flight_and_a_crashed_lease_expires(redis, clock):
+    gov = Governor(redis, Budget(concurrent=2, lease_seconds=90), clock)
+    first, second = gov.acquire(T, WEBHOOK), gov.acquire(T, WEBHOOK)
+    with pytest.raises(Throttled, match="concurrent"):
+        gov.acquire(T, WEBHOOK)
+    first.release()
+    third = gov.acquire(T, WEBHOOK)
+    clock.now += 91  # `second` and `third` belonged to workers that died
+    gov.acquire(T, WEBHOOK).release()
+    del second, third
+
+
+def test_a_429_pauses_the_tenant_for_every_worker_until_retry_after(redis, clock):
+    gov = Governor(redis, Budget(), clock)
+    other_worker = Governor(redis, Budget(), clock)
+    gov.pause(T, 37, "minute")
+    assert other_worker.paused_for(T) == pytest.approx(37)
+    with pytest.raises(Throttled, match="paused") as caught:
+        other_worker.acquire(T, WEBHOOK)
+    assert caught.value.retry_after == pytest.approx(37)
+    other_worker.acquire("tenant-b", WEBHOOK).release()  # other tenants are not held up
+    clock.now += 37.1
+    other_worker.acquire(T, WEBHOOK).release()
+
+
+def test_an_app_minute_429_pauses_every_tenant(redis, clock):
+    gov = Governor(redis, Budget(), clock)
+    gov.pause(T, 5, "appminute")
+    with pytest.raises(Throttled):
+        gov.acquire("tenant-b", WEBHOOK)
+
+
+def test_headers_saying_fewer_calls_remain_than_we_counted_are_believed(redis, clock):
+    gov = Governor(redis, Budget(per_minute=60, minute_headroom=5), clock)
+    gov.acquire(T, WEBHOOK).release()
+    gov.observe(T, Reported(minute_remaining=10, day_remaining=4000))  # someone else spent 49 this minute
+    assert spend(gov, WEBHOOK, 100) == 5  # 50 used, 55 usable
+    assert spend(gov, BACKFILL, 1) == 0
+
+
+def test_the_day_budget_keeps_a_share_for_webhooks_and_follows_the_header(redis, clock):
+    budget = Budget(per_day=1000, per_minute=10_000, minute_headroom=0)  # Xero's Starter tier
+    gov = Governor(redis, budget, clock)
+    gov.observe(T, Reported(day_remaining=1000 - 784))
+    assert spend(gov, BACKFILL, 100) == budget.day_cap(BACKFILL) - 784 == 0
+    assert spend(gov, RECONCILE, 100) == 0
+    assert spend(gov, WEBHOOK, 1000) == budget.day_cap(WEBHOOK) - 784
+    with pytest.raises(Throttled, match="day") as caught:
+        gov.acquire(T, WEBHOOK)
+    assert caught.value.retry_after <= 86400
+
+
+def test_starter_tier_limit_comes_from_the_environment():
+    assert Budget.from_env({"XERO_DAY_LIMIT": "1000"}).per_day == 1000
+    assert Budget.from_env({}).per_day == 5000

@@ -1,0 +1,66 @@
+"""One tenant's view of Xero for one job: every call budgeted, authorised and accounted for.
+
+Each call takes a lease from the governor (or raises Throttled), brings a fresh access token,
+reports Xero's remaining-counts back to the governor, turns a 429 into a tenant-wide pause,
+and answers one 401 with one token replacement before giving the connection up.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from worker.governor import Governor, Reported
+from worker.tokens import TokenKeeper
+from worker.xero import ConnectionRevoked, XeroClient, XeroPage, XeroRateLimited, XeroUnauthorized
+
+
+class TenantApi:
+    def __init__(self, tenant_id: str, *, xero: XeroClient, tokens: TokenKeeper, governor: Governor, priority: str):
+        self.tenant_id = tenant_id
+        self.xero = xero
+        self.tokens = tokens
+        self.governor = governor
+        self.priority = priority
+        self.calls = 0
+
+    def invoices(self, **params) -> XeroPage:
+        return self._call(self.xero.invoices, params)
+
+    def invoice(self, **params) -> XeroPage:
+        return self._call(self.xero.invoice, params)
+
+    def contact(self, **params) -> XeroPage:
+        return self._call(self.xero.contact, params)
+
+    def contacts(self, **params) -> XeroPage:
+        return self._call(self.xero.contacts, params)
+
+    def payments(self, **params) -> XeroPage:
+        return self._call(self.xero.payments, params)
+
+    def _call(self, method: Callable[..., XeroPage], params: dict) -> XeroPage:
+        token = self.tokens.access_token(self.tenant_id)
+        try:
+            return self._once(method, token, params)
+        except XeroUnauthorized:
+            token = self.tokens.replace_rejected(self.tenant_id, token)
+        try:
+            return self._once(method, token, params)
+        except XeroUnauthorized:
+            reason = "Xero refused a freshly issued access token (401): the connection must be re-authorised"
+            self.tokens.revoke(self.tenant_id, reason)
+            raise ConnectionRevoked(reason) from None
+
+    def _once(self, method: Callable[..., XeroPage], token: str, params: dict) -> XeroPage:
+        lease = self.governor.acquire(self.tenant_id, self.priority)
+        try:
+            self.calls += 1
+            page = method(self.tenant_id, token, **params)
+        except XeroRateLimited as exc:
+            self.governor.pause(self.tenant_id, exc.retry_after, exc.problem)
+            # Retry-After says when the minute frees up; only the day count is worth keeping.
+            self.governor.observe(self.tenant_id, Reported(day_remaining=exc.reported.day_remaining))
+            raise
+        finally:
+            lease.release()
+        self.governor.observe(self.tenant_id, page.reported)
+        return page

@@ -1,0 +1,241 @@
+"""The rate governor: one per-tenant budget in Redis shared by every worker process.
+
+Xero allows each tenant 60 calls a minute, 5 in flight and 5,000 a day (1,000 on the Starter
+tier), and the app 10,000 a minute across tenants. Before every call a worker asks
+`acquire(tenant, priority)`; the answer is a lease, or `Throttled(retry_after)` and the job
+reschedules itself (it never sleeps). After the call it reports what Xero said:
+`observe(...)` with the remaining-counts headers, `pause(...)` with a 429's Retry-After.
+
+Priority: webhook-driven syncs may spend the whole usable minute and day budget;
+reconciliation and backfill stop earlier, so a share is always left for webhook work.
+"""
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from redis import Redis
+
+WEBHOOK, RECONCILE, BACKFILL = "webhook", "reconcile", "backfill"
+MINUTE = 60.0
+
+
+class Throttled(Exception):
+    """Our own budget says no call now; try again in `retry_after` seconds."""
+
+    def __init__(self, retry_after: float, reason: str):
+        super().__init__(f"{reason}: retry in {retry_after:.1f}s")
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Xero's limits for one tenant, and how much of them each priority may use."""
+
+    per_minute: int = 60
+    concurrent: int = 5
+    per_day: int = 5000
+    minute_headroom: int = 5  # never plan on the last calls of a minute
+    day_headroom_share: float = 0.02
+    # The share of the usable budget a priority may spend; the rest is kept for webhooks.
+    minute_share: dict[str, float] = field(
+        default_factory=lambda: {WEBHOOK: 1.0, RECONCILE: 0.6, BACKFILL: 0.5}
+    )
+    day_share: dict[str, float] = field(default_factory=lambda: {WEBHOOK: 1.0, RECONCILE: 0.8, BACKFILL: 0.8})
+    app_minute_floor: int = 100  # below this many app calls left, every tenant waits
+    lease_seconds: float = 90.0  # an in-flight lease a crashed worker leaves expires after this
+
+    def minute_cap(self, priority: str) -> int:
+        usable = max(1, self.per_minute - self.minute_headroom)
+        return max(1, math.floor(usable * self.minute_share[priority]))
+
+    def day_cap(self, priority: str) -> int:
+        usable = max(1, self.per_day - math.ceil(self.per_day * self.day_headroom_share))
+        return max(1, math.floor(usable * self.day_share[priority]))
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> "Budget":
+        def number(name: str, default: int) -> int:
+            value = env.get(name, "").strip()
+            return int(value) if value else default
+
+        base = cls()
+        return cls(
+            per_minute=number("XERO_MINUTE_LIMIT", base.per_minute),
+            concurrent=number("XERO_CONCURRENT_LIMIT", base.concurrent),
+            per_day=number("XERO_DAY_LIMIT", base.per_day),
+        )
+
+
+@dataclass(frozen=True)
+class Reported:
+    """The remaining-counts Xero sends on every response (None when a header is absent)."""
+
+    minute_remaining: int | None = None
+    day_remaining: int | None = None
+    app_minute_remaining: int | None = None
+
+
+@dataclass
+class Lease:
+    governor: "Governor"
+    tenant_id: str
+    lease_id: str
+
+    def release(self) -> None:
+        self.governor._release(self.tenant_id, self.lease_id)
+
+
+# KEYS: minute zset, day counter, in-flight zset, tenant pause, app pause
+# ARGV: now, minute cap, day cap, concurrent cap, lease id, lease expiry, day ttl seconds
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+local pause = math.max(tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(redis.call('GET', KEYS[5]) or '0'))
+if pause > now then return {'paused', tostring(pause - now)} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60)
+local used = redis.call('ZCARD', KEYS[1])
+local cap = tonumber(ARGV[2])
+if used >= cap then
+  local oldest = redis.call('ZRANGE', KEYS[1], used - cap, used - cap, 'WITHSCORES')
+  return {'minute', tostring(tonumber(oldest[2]) + 60 - now)}
+end
+local day = tonumber(redis.call('GET', KEYS[2]) or '0')
+if day >= tonumber(ARGV[3]) then
+  return {'day', '0'}
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then return {'concurrent', '1'} end
+redis.call('ZADD', KEYS[1], now, ARGV[5])
+redis.call('EXPIRE', KEYS[1], 120)
+redis.call('INCR', KEYS[2])
+if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7])) end
+redis.call('ZADD', KEYS[3], tonumber(ARGV[6]), ARGV[5])
+redis.call('EXPIRE', KEYS[3], 600)
+return {'ok', '0'}
+"""
+
+# KEYS: minute zset, day counter; ARGV: now, per-minute limit, minute remaining (or ''),
+# per-day limit, day remaining (or ''), day ttl seconds
+_OBSERVE = """
+local now = tonumber(ARGV[1])
+if ARGV[3] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60)
+  local missing = (tonumber(ARGV[2]) - tonumber(ARGV[3])) - redis.call('ZCARD', KEYS[1])
+  for i = 1, missing do redis.call('ZADD', KEYS[1], now, 'xero:' .. now .. ':' .. i) end
+  redis.call('EXPIRE', KEYS[1], 120)
+end
+if ARGV[5] ~= '' then
+  local used = tonumber(ARGV[4]) - tonumber(ARGV[5])
+  if used > tonumber(redis.call('GET', KEYS[2]) or '0') then
+    redis.call('SET', KEYS[2], used)
+    redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
+  end
+end
+return 1
+"""
+
+# KEYS: pause key; ARGV: until (epoch seconds), ttl seconds
+_PAUSE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+end
+return 1
+"""
+
+
+class Governor:
+    def __init__(self, redis: Redis, budget: Budget | None = None, clock: Callable[[], float] = time.time):
+        self.redis = redis
+        self.budget = budget or Budget()
+        self.clock = clock
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._observe = redis.register_script(_OBSERVE)
+        self._pause = redis.register_script(_PAUSE)
+
+    # -- keys ----------------------------------------------------------------------------
+    @staticmethod
+    def _key(tenant_id: str, part: str) -> str:
+        return f"xm:gov:{tenant_id}:{part}"
+
+    def _day_key(self, tenant_id: str, now: float) -> str:
+        return self._key(tenant_id, "day:" + datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d"))
+
+    @staticmethod
+    def _seconds_to_midnight(now: float) -> int:
+        moment = datetime.fromtimestamp(now, timezone.utc)
+        midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return max(1, math.ceil((midnight - moment).total_seconds()))
+
+    # -- the calls a worker makes ---------------------------------------------------------
+    def acquire(self, tenant_id: str, priority: str) -> Lease:
+        """A lease for one call now, or Throttled with how long to wait."""
+        now = self.clock()
+        lease_id = uuid.uuid4().hex
+        verdict, wait = self._acquire(
+            keys=[
+                self._key(tenant_id, "minute"),
+                self._day_key(tenant_id, now),
+                self._key(tenant_id, "inflight"),
+                self._key(tenant_id, "pause"),
+                "xm:gov:app:pause",
+            ],
+            args=[
+                repr(now),
+                self.budget.minute_cap(priority),
+                self.budget.day_cap(priority),
+                self.budget.concurrent,
+                lease_id,
+                repr(now + self.budget.lease_seconds),
+                self._seconds_to_midnight(now) + 3600,
+            ],
+        )
+        verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
+        if verdict != "ok":
+            seconds = float(wait)
+            if verdict == "day":  # our day window is the UTC day
+                seconds = self._seconds_to_midnight(now)
+            raise Throttled(max(0.5, seconds), f"{priority} {verdict} budget")
+        return Lease(self, tenant_id, lease_id)
+
+    def _release(self, tenant_id: str, lease_id: str) -> None:
+        self.redis.zrem(self._key(tenant_id, "inflight"), lease_id)
+
+    def observe(self, tenant_id: str, reported: Reported) -> None:
+        """Trust Xero's remaining-counts when they say we have used more than we counted."""
+        now = self.clock()
+        self._observe(
+            keys=[self._key(tenant_id, "minute"), self._day_key(tenant_id, now)],
+            args=[
+                repr(now),
+                self.budget.per_minute,
+                "" if reported.minute_remaining is None else reported.minute_remaining,
+                self.budget.per_day,
+                "" if reported.day_remaining is None else reported.day_remaining,
+                self._seconds_to_midnight(now) + 3600,
+            ],
+        )
+        app_left = reported.app_minute_remaining
+        if app_left is not None and app_left < self.budget.app_minute_floor:
+            self._set_pause("xm:gov:app:pause", now + 10)
+
+    def pause(self, tenant_id: str, seconds: float, problem: str | None = None) -> None:
+        """A 429: nobody calls this tenant (or, for the app-wide limit, anybody) until it passes."""
+        now = self.clock()
+        key = "xm:gov:app:pause" if (problem or "").lower() in ("appminute", "app") else self._key(tenant_id, "pause")
+        self._set_pause(key, now + max(0.0, seconds))
+
+    def _set_pause(self, key: str, until: float) -> None:
+        self._pause(keys=[key], args=[repr(until), max(1, math.ceil(until - self.clock()) + 1)])
+
+    def paused_for(self, tenant_id: str) -> float:
+        """Seconds until this tenant may be called again (0 when it may)."""
+        now = self.clock()
+        values = self.redis.mget([self._key(tenant_id, "pause"), "xm:gov:app:pause"])
+        until = max(float(v) for v in [b"0", *[v for v in values if v]])
+        return max(0.0, until - now)

@@ -1,0 +1,139 @@
+"""The RQ jobs, enqueued by dotted path: `worker.jobs.sync_tenant` and friends.
+
+Each builds its runtime from the environment, clears its queued-guard first (so events that
+arrive during the run queue exactly one follow-up), takes the tenant's running lease, and
+maps every outcome once:
+
+- Throttled (our budget) or XeroRateLimited (a 429): rescheduled after the wait with RQ's
+  `enqueue_in`; the worker never sleeps it out.
+- XeroUnavailable (5xx, timeout), or the database briefly unavailable (a deadlock, a lock
+  timeout): rescheduled with exponential backoff and jitter, up to
+  RETRY_ATTEMPTS times; then the job fails into RQ's FailedJobRegistry (the events stay
+  outstanding, so the inbox relay or reconciliation picks them up later).
+- ConnectionRevoked: the connection is marked needs_reauth; syncing stops; data stays.
+- A permanent error (Xero refuses the request, an object we cannot read): recorded in the
+  tenant's SyncState and the job fails into the FailedJobRegistry for a person to look at.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+from redis.exceptions import LockError, LockNotOwnedError
+from sqlalchemy.exc import OperationalError
+
+from store.config import Settings
+from store.connections import NoConnection
+from worker import governor, queueing, sync
+from worker.bootstrap import WorkerRuntime
+from worker.governor import Throttled
+from worker.translate import TranslationError
+from worker.xero import ConnectionRevoked, XeroNotFound, XeroRateLimited, XeroRequestError, XeroUnavailable
+
+log = logging.getLogger(__name__)
+PRIORITY = {queueing.SYNC: governor.WEBHOOK, queueing.RECONCILE: governor.RECONCILE, queueing.BACKFILL: governor.BACKFILL}
+
+
+def sync_tenant(tenant_id: str) -> str:
+    """Drain the tenant's inbox (webhook-driven)."""
+    return _run(queueing.SYNC, tenant_id, _drain)
+
+
+def reconcile_tenant(tenant_id: str) -> str:
+    """Sweep what changed since the high-water marks (scheduled)."""
+    return _run(queueing.RECONCILE, tenant_id, _reconcile)
+
+
+def backfill_tenant(tenant_id: str) -> str:
+    """Load the whole organisation, one time slice per job, resuming where it stopped."""
+    return _run(queueing.BACKFILL, tenant_id, _backfill)
+
+
+def _drain(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) -> str:
+    result = sync.drain(tenant_id, api=rt.api(tenant_id, governor.WEBHOOK), sessions=rt.sessions, now=rt.now(),
+                        heartbeat=heartbeat)
+    return f"synced {result.invoices} invoices, {result.contacts} contacts for {result.events} events"
+
+
+def _reconcile(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) -> str:
+    result = sync.reconcile(tenant_id, api=rt.api(tenant_id, governor.RECONCILE), sessions=rt.sessions,
+                            now=rt.now(), heartbeat=heartbeat)
+    if result.skipped:
+        return f"skipped: {result.skipped}"
+    return f"reconciled {result.fetched}; {result.unannounced} changes no webhook announced"
+
+
+def _backfill(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) -> str:
+    deadline = rt.clock() + rt.options.backfill_slice_seconds
+    result = sync.backfill(tenant_id, api=rt.api(tenant_id, governor.BACKFILL), sessions=rt.sessions, now=rt.now(),
+                           deadline=deadline, clock=rt.clock, heartbeat=heartbeat)
+    if not result.done:
+        queueing.enqueue(rt.redis, queueing.BACKFILL, tenant_id)  # the next slice, behind other queues' work
+        return f"backfill continues: {result.phase} page {result.page}, {result.fetched} fetched"
+    return f"backfill done: {result.fetched} fetched"
+
+
+def _run(kind: str, tenant_id: str, work: Callable[[WorkerRuntime, str, Callable[[], None]], str]) -> str:
+    with WorkerRuntime(Settings.from_env()) as rt:
+        queueing.clear_guard(rt.redis, kind, tenant_id)  # first: later events queue one follow-up
+        held = queueing.lease(rt.redis, kind, tenant_id, rt.options.lease_seconds)
+        if held is None:
+            queueing.enqueue(rt.redis, kind, tenant_id, delay=rt.options.busy_retry_seconds)
+            return "another job is running for this tenant: follow-up scheduled"
+        def heartbeat() -> None:
+            """Renew the lease as work progresses; a lapsed one is taken back if still free."""
+            try:
+                held.reacquire()
+            except LockNotOwnedError:
+                if not held.acquire(blocking=False):
+                    raise
+
+        try:
+            return _guarded(rt, kind, tenant_id, work, heartbeat)
+        finally:
+            try:
+                held.release()
+            except LockError:
+                log.warning("%s lease for %s had lapsed", kind, tenant_id)
+
+
+def _guarded(rt: WorkerRuntime, kind: str, tenant_id: str, work, heartbeat: Callable[[], None]) -> str:
+    backoff_key = f"xm:backoff:{kind}:{tenant_id}"
+    paused = rt.governor.paused_for(tenant_id)
+    if paused > 0:
+        queueing.enqueue(rt.redis, kind, tenant_id, delay=paused)
+        return f"tenant paused by Xero's limits: rescheduled in {paused:.1f}s"
+    try:
+        outcome = work(rt, tenant_id, heartbeat)
+    except (Throttled, XeroRateLimited) as exc:
+        queueing.enqueue(rt.redis, kind, tenant_id, delay=exc.retry_after + 0.5)
+        log.info("%s for %s rescheduled: %s", kind, tenant_id, exc)
+        return f"rescheduled in {exc.retry_after:.1f}s: {exc}"
+    except (XeroUnavailable, OperationalError) as exc:  # Xero or the database, briefly unavailable
+        what = f"Xero unavailable: {exc}" if isinstance(exc, XeroUnavailable) else _database_trouble(exc)
+        attempt = int(rt.redis.incr(backoff_key))
+        rt.redis.expire(backoff_key, 24 * 3600)
+        with contextlib.suppress(OperationalError):
+            sync.record_failure(rt.sessions, tenant_id, rt.now(), f"{what} (attempt {attempt})")
+        if attempt > rt.options.retry_attempts:
+            rt.redis.delete(backoff_key)
+            raise
+        delay = queueing.backoff_delay(attempt, rt.options.retry_base_seconds, rt.options.retry_max_seconds)
+        queueing.enqueue(rt.redis, kind, tenant_id, delay=delay)
+        return f"{what}; retry {attempt} in {delay:.1f}s"
+    except ConnectionRevoked as exc:
+        sync.record_failure(rt.sessions, tenant_id, rt.now(), str(exc))
+        return f"stopped: {exc}"
+    except NoConnection as exc:
+        return f"stopped: {exc}"
+    except (XeroRequestError, XeroNotFound, TranslationError) as exc:  # permanent: fail the job, visibly
+        sync.record_failure(rt.sessions, tenant_id, rt.now(), f"{type(exc).__name__}: {exc}")
+        raise
+    rt.redis.delete(backoff_key)
+    return outcome
+
+
+def _database_trouble(exc: OperationalError) -> str:
+    first_line = str(getattr(exc, "orig", exc)).splitlines()[0] if str(getattr(exc, "orig", exc)) else ""
+    return f"database unavailable: {type(getattr(exc, 'orig', exc)).__name__}: {first_line[:200]}"

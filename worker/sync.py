@@ -1,0 +1,379 @@
+"""Sync orchestration: drain a tenant's inbox, reconcile by If-Modified-Since, backfill.
+
+Every function here takes a `TenantApi` (Xero through the governor and the token keeper) and
+a sessionmaker, fetches, and writes through `store.mirror`. Transient Xero errors pass
+through: the job layer (`worker.jobs`) decides whether they mean wait, retry or stop. A
+permanent one while draining (Xero refuses the request, or sends an object we cannot read)
+settles the events concerned as `failed`, with the reason. Progress is committed as it is
+made, so a job stopped half-way loses nothing it finished.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from store import backlog, connections, mirror
+from store.db import transaction
+from worker import translate
+from worker.gateway import TenantApi
+from worker.xero import XeroNotFound, XeroPage, XeroRequestError
+
+log = logging.getLogger(__name__)
+PERMANENT = (XeroRequestError, XeroNotFound, translate.TranslationError)  # a list call's 404: the gateway refused it
+
+IDS_PER_CALL = 50  # Xero's gateway refuses longer query strings (about 52 GUIDs)
+SWEEP_ABOVE = 100  # more dirty ids than this: one If-Modified-Since sweep is cheaper
+PAGE_SIZE = 1000
+OVERLAP = timedelta(minutes=5)  # clocks and Xero's own indexing are not exact
+STABLE_ORDER = {"contacts": "ContactID ASC", "invoices": "InvoiceID ASC", "payments": "PaymentID ASC"}
+SWEEP_ORDER = "UpdatedDateUTC ASC"
+PHASES = ("contacts", "invoices", "payments")
+
+Heartbeat = Callable[[], None]
+
+
+def _nothing() -> None:
+    pass
+
+
+@dataclass
+class DrainResult:
+    events: int = 0
+    invoices: int = 0
+    contacts: int = 0
+    swept: bool = False
+    ignored: int = 0
+
+
+@dataclass
+class ReconcileResult:
+    skipped: str | None = None
+    fetched: dict[str, int] = field(default_factory=dict)
+    unannounced: int = 0
+
+
+@dataclass
+class BackfillResult:
+    done: bool
+    phase: str | None
+    page: int
+    fetched: int
+
+
+# --- writing what Xero sent -----------------------------------------------------------
+
+
+def _store_invoices(session: Session, tenant_id: str, items: list[dict], now: datetime) -> mirror.Upserted:
+    rows = [translate.invoice_row(tenant_id, raw) for raw in items]
+    installments = [p for raw in items for p in translate.installment_rows(tenant_id, raw)]
+    result = mirror.upsert_invoices(session, tenant_id, rows, now)
+    mirror.apply_installments(session, tenant_id, rows, installments, now)
+    return result
+
+
+def _store_contacts(session: Session, tenant_id: str, items: list[dict], now: datetime) -> mirror.Upserted:
+    return mirror.upsert_contacts(session, tenant_id, [translate.contact_row(tenant_id, raw) for raw in items], now)
+
+
+def _store_payments(session: Session, tenant_id: str, items: list[dict], now: datetime) -> mirror.Upserted:
+    return mirror.upsert_payments(session, tenant_id, [translate.payment_row(tenant_id, raw) for raw in items], now)
+
+
+STORE = {"contacts": _store_contacts, "invoices": _store_invoices, "payments": _store_payments}
+ID_KEY = {"contacts": "ContactID", "invoices": "InvoiceID", "payments": "PaymentID"}
+
+
+def _fetch(api: TenantApi, kind: str, **params) -> XeroPage:
+    return getattr(api, kind)(**params)
+
+
+def _sweep(
+    api: TenantApi, kind: str, since: datetime, heartbeat: Heartbeat, page_size: int = PAGE_SIZE
+) -> Iterator[XeroPage]:
+    """Every object changed after `since`, a page of 1,000 at a time, oldest change first."""
+    page = 1
+    while True:
+        result = _fetch(api, kind, modified_since=since, page=page, page_size=page_size, order=SWEEP_ORDER)
+        yield result
+        heartbeat()
+        if len(result.items) < page_size:
+            return
+        page += 1
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- drain: what the webhooks announced --------------------------------------------------
+
+
+def drain(
+    tenant_id: str,
+    *,
+    api: TenantApi,
+    sessions: sessionmaker[Session],
+    now: datetime,
+    heartbeat: Heartbeat = _nothing,
+) -> DrainResult:
+    """Sync what the tenant's outstanding inbox events name, then settle those events.
+
+    Invoices come by IDs (50 a call) or, for a large burst or any credit-note event, by one
+    If-Modified-Since sweep from the earliest event minus an overlap; contacts likewise.
+    An event is settled only once its object is stored; events that arrive meanwhile are
+    left for the follow-up job their own wake queued.
+    """
+    with sessions() as session:
+        events = backlog.outstanding(session, tenant_id)
+        connection = connections.find(session, tenant_id)
+    result = DrainResult(events=len(events))
+    if not events:
+        _record_success(sessions, tenant_id, now)
+        return result
+    if connection is None or connection.status == connections.DISCONNECTED:
+        with transaction(sessions) as session:
+            result.ignored = backlog.settle(session, [e.id for e in events], "ignored", now, "no live Xero connection")
+        return result
+
+    by_category: dict[str, list[backlog.Event]] = {}
+    for event in events:
+        by_category.setdefault(event.category, []).append(event)
+    with transaction(sessions) as session:
+        backlog.count_attempt(session, [e.id for e in events])
+        unused = [e.id for c, es in by_category.items() if c not in ("INVOICE", "CONTACT", "CREDITNOTE") for e in es]
+        result.ignored = backlog.settle(session, unused, "ignored", now, None)
+
+    run = _Drain(tenant_id, api, sessions, now, result, heartbeat)
+    invoices = by_category.get("INVOICE", [])
+    credit_notes = by_category.get("CREDITNOTE", [])
+    big_burst = len({e.resource_id for e in invoices}) > SWEEP_ABOVE
+    run.sync("invoices", invoices, sweep=(invoices if big_burst else []) + credit_notes)
+    contacts = by_category.get("CONTACT", [])
+    big_burst = len({e.resource_id for e in contacts}) > SWEEP_ABOVE
+    # a new sale makes a contact a customer, and Xero may not announce that: fetch (two calls
+    # at most) the customers the mirror lacks; reconciliation and the backfill bring any others
+    extra = sorted(run.customers - {e.resource_id for e in contacts})[: 2 * IDS_PER_CALL]
+    run.sync("contacts", contacts, sweep=contacts if big_burst else [], extra=extra)
+    _record_success(sessions, tenant_id, now)
+    return result
+
+
+@dataclass
+class _Drain:
+    tenant_id: str
+    api: TenantApi
+    sessions: sessionmaker[Session]
+    now: datetime
+    result: DrainResult
+    heartbeat: Heartbeat
+    customers: set[str] = field(default_factory=set)
+
+    def sync(self, kind: str, events: list[backlog.Event], sweep: list[backlog.Event], extra: list[str] = ()) -> None:
+        """Fetch what `events` name (and `extra` ids), store it, settle the events."""
+        seen: set[str] = set()
+        if sweep:
+            self.result.swept = True
+            try:
+                for page in _sweep(self.api, kind, min(e.event_date_utc for e in sweep) - OVERLAP, self.heartbeat):
+                    seen |= self.store(kind, page.items)
+            except PERMANENT as exc:
+                self.fail([e.id for e in sweep], exc)
+            else:
+                named = {e.id for e in events}  # the rest (credit notes) asked for the sweep itself
+                self.settle([e.id for e in events if e.resource_id in seen] + [e.id for e in sweep if e.id not in named])
+        wanted = [i for i in dict.fromkeys([e.resource_id for e in events] + list(extra)) if i not in seen]
+        for chunk in _chunks(wanted, IDS_PER_CALL):
+            self.by_ids(kind, chunk, [e for e in events if e.resource_id in chunk])
+            self.heartbeat()
+
+    def by_ids(self, kind: str, ids: list[str], events: list[backlog.Event]) -> None:
+        """One call for up to 50 ids; any id it leaves out (or all, if Xero refuses the call)
+        is asked for alone, so one bad id cannot sink the others."""
+        seen: set[str] = set()
+        try:
+            seen |= self.store(kind, _fetch(self.api, kind, ids=ids, page=1).items)
+        except PERMANENT as exc:
+            log.warning("%s by IDs refused (%s); asking one by one", kind, exc)
+        failed: set[str] = set()
+        for missing in [i for i in ids if i not in seen]:
+            try:
+                seen |= self.store(kind, _one(self.api, kind, missing))
+            except PERMANENT as exc:
+                failed.add(missing)
+                self.fail([e.id for e in events if e.resource_id == missing], exc)
+        absent = {i for i in ids if i not in seen and i not in failed}
+        for resource_id in absent:
+            self.fail([e.id for e in events if e.resource_id == resource_id], f"Xero has no such {kind[:-1]}")
+        self.settle([e.id for e in events if e.resource_id in seen])
+
+    def store(self, kind: str, items: list[dict]) -> set[str]:
+        with transaction(self.sessions) as session:
+            written = STORE[kind](session, self.tenant_id, items, self.now)
+            if kind == "invoices":
+                sales = {
+                    str((raw.get("Contact") or {}).get("ContactID", "")).lower()
+                    for raw in items
+                    if raw.get("Type") == "ACCREC" and str(raw.get("InvoiceID", "")).lower() in written.changed
+                }
+                self.customers.update(mirror.contacts_needing_refresh(session, self.tenant_id, sales - {""}))
+        setattr(self.result, kind, getattr(self.result, kind) + len(items))
+        return {str(raw.get(ID_KEY[kind], "")).lower() for raw in items}
+
+    def settle(self, event_ids: list[int]) -> None:
+        _settle(self.sessions, event_ids, self.now)
+
+    def fail(self, event_ids: list[int], reason: Exception | str) -> None:
+        """Xero refused the request or sent an object we cannot read: retrying would fail the
+        same way, so the events are settled `failed` with the reason, for a person to see."""
+        if not event_ids:
+            return
+        text = f"{type(reason).__name__}: {reason}" if isinstance(reason, Exception) else reason
+        log.warning("%d events failed: %s", len(event_ids), text)
+        with transaction(self.sessions) as session:
+            backlog.settle(session, event_ids, "failed", self.now, text[:1000])
+
+
+def _one(api: TenantApi, kind: str, resource_id: str) -> list[dict]:
+    """One object by id ([] when Xero has none); lists may leave deleted ones out."""
+    try:
+        return getattr(api, kind[:-1])(**{f"{kind[:-1]}_id": resource_id}).items
+    except XeroNotFound:
+        return []
+
+
+def _settle(sessions: sessionmaker[Session], event_ids: list[int], now: datetime) -> None:
+    if event_ids:
+        with transaction(sessions) as session:
+            backlog.settle(session, event_ids, "done", now)
+
+
+def _record_success(sessions: sessionmaker[Session], tenant_id: str, now: datetime) -> None:
+    with transaction(sessions) as session:
+        state = mirror.sync_state(session, tenant_id)
+        state.last_sync_at = now
+        state.last_success_at = now
+        state.last_error = None
+
+
+def record_failure(sessions: sessionmaker[Session], tenant_id: str, now: datetime, error: str) -> None:
+    with transaction(sessions) as session:
+        state = mirror.sync_state(session, tenant_id)
+        state.last_sync_at = now
+        state.last_error = error[:1000]
+
+
+# --- reconcile: what no webhook told us ----------------------------------------------------
+
+
+HWM = {"contacts": "contacts_hwm", "invoices": "invoices_hwm", "payments": "payments_hwm"}
+CATEGORY = {"contacts": "CONTACT", "invoices": "INVOICE"}
+
+
+def reconcile(
+    tenant_id: str,
+    *,
+    api: TenantApi,
+    sessions: sessionmaker[Session],
+    now: datetime,
+    heartbeat: Heartbeat = _nothing,
+    page_size: int = PAGE_SIZE,
+) -> ReconcileResult:
+    """Sweep contacts, invoices and payments changed since each high-water mark (minus an
+    overlap) and count the changes the mirror had not heard of from any webhook."""
+    with sessions() as session:
+        state = mirror.sync_state(session, tenant_id)
+        status, marks = state.backfill_status, {kind: getattr(state, HWM[kind]) for kind in PHASES}
+    if status != "done":
+        return ReconcileResult(skipped=f"backfill is {status}")
+    result = ReconcileResult()
+    for kind in PHASES:
+        since = (marks[kind] or now) - OVERLAP
+        result.fetched[kind] = 0
+        for page in _sweep(api, kind, since, heartbeat, page_size):
+            with transaction(sessions) as session:
+                written = STORE[kind](session, tenant_id, page.items, now)
+                unannounced = set(written.changed)
+                if kind in CATEGORY:
+                    unannounced -= backlog.awaiting_sync(session, tenant_id, CATEGORY[kind], unannounced)
+                newest = max((translate.ms_datetime(raw.get("UpdatedDateUTC")) for raw in page.items), default=None)
+                state = mirror.sync_state(session, tenant_id, lock=True)
+                if newest and (getattr(state, HWM[kind]) is None or newest > getattr(state, HWM[kind])):
+                    setattr(state, HWM[kind], newest)
+                state.unannounced_changes = (state.unannounced_changes or 0) + len(unannounced)
+            result.fetched[kind] += len(page.items)
+            result.unannounced += len(unannounced)
+    _record_success(sessions, tenant_id, now)
+    return result
+
+
+# --- backfill: everything, resumably ------------------------------------------------------
+
+
+def start_backfill(sessions: sessionmaker[Session], tenant_id: str) -> None:
+    """Ask for a (new) full load: the next backfill job starts from the first page."""
+    with transaction(sessions) as session:
+        state = mirror.sync_state(session, tenant_id, lock=True)
+        state.backfill_status = "pending"
+        state.backfill_phase = None
+        state.backfill_page = 0
+        state.backfill_fetched = 0
+
+
+def backfill(
+    tenant_id: str,
+    *,
+    api: TenantApi,
+    sessions: sessionmaker[Session],
+    now: datetime,
+    deadline: float | None = None,
+    clock: Callable[[], float] | None = None,
+    heartbeat: Heartbeat = _nothing,
+    page_size: int = PAGE_SIZE,
+) -> BackfillResult:
+    """Load every contact, invoice and payment at pageSize 1000, in a stable order.
+
+    Each page is written in one transaction with the progress (phase, page, fetched), so a
+    worker killed at any moment resumes from the page after the last one it finished. The
+    high-water marks are Xero's clock when the backfill began: reconciliation then catches
+    whatever changed while it ran. `deadline` (a `clock()` value) ends a slice early so other
+    queues get served; the caller queues the continuation.
+    """
+    with transaction(sessions) as session:
+        state = mirror.sync_state(session, tenant_id, lock=True)
+        if state.backfill_status == "done":
+            return BackfillResult(True, None, state.backfill_page, state.backfill_fetched)
+        if state.backfill_status != "running" or state.backfill_phase not in PHASES:
+            state.backfill_status, state.backfill_phase = "running", PHASES[0]
+            state.backfill_page, state.backfill_fetched = 0, 0
+            state.contacts_hwm = state.invoices_hwm = state.payments_hwm = None
+        phase, page_no = state.backfill_phase, state.backfill_page
+
+    while True:
+        page = _fetch(api, phase, page=page_no + 1, page_size=page_size, order=STABLE_ORDER[phase])
+        with transaction(sessions) as session:
+            STORE[phase](session, tenant_id, page.items, now)
+            state = mirror.sync_state(session, tenant_id, lock=True)
+            if state.backfill_phase != phase or state.backfill_page != page_no:
+                raise RuntimeError("another backfill of this tenant moved on: stopping this one")
+            if state.contacts_hwm is None:
+                started = page.server_time or now
+                state.contacts_hwm = state.invoices_hwm = state.payments_hwm = started
+            state.backfill_page = page_no = page_no + 1
+            state.backfill_fetched += len(page.items)
+            if len(page.items) < page_size:
+                index = PHASES.index(phase)
+                if index + 1 == len(PHASES):
+                    state.backfill_status, state.backfill_phase = "done", None
+                    state.last_success_at = now
+                    return BackfillResult(True, None, page_no, state.backfill_fetched)
+                phase = state.backfill_phase = PHASES[index + 1]
+                page_no = state.backfill_page = 0
+            fetched = state.backfill_fetched
+        heartbeat()
+        if deadline is not None and clock is not None and clock() >= deadline:
+            return BackfillResult(False, phase, page_no, fetched)

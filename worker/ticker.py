@@ -1,0 +1,87 @@
+"""The periodic work of the worker processes: the inbox relay, reconciliation, stalled backfills.
+
+Why a small thread and not RQ's CronScheduler: RQ 3.0's CronScheduler is a separate
+blocking loop (`rq cron`) with fixed job arguments and no coordination between processes,
+so every worker running one would enqueue the same work, and "one reconcile per live tenant"
+needs the tenant list at each tick. Here each worker process runs one daemon thread that,
+once a second, tries a Redis key per task (SET NX with the task's interval as expiry):
+whichever process wins does the task for that interval, so N workers still tick once. The
+tasks only enqueue jobs (coalesced per tenant) or run the relay, which is idempotent.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from redis import Redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from store import connections, inbox
+from store.models import SyncState
+from worker import queueing
+from worker.bootstrap import Options
+
+log = logging.getLogger(__name__)
+
+
+class Ticker(threading.Thread):
+    def __init__(self, sessions: sessionmaker[Session], redis: Redis, options: Options, poll: float = 1.0):
+        super().__init__(name="xm-ticker", daemon=True)
+        self.sessions = sessions
+        self.redis = redis
+        self.options = options
+        self.poll = poll
+        self._stop_event = threading.Event()
+        self.tasks: list[tuple[str, float, Callable[[], object]]] = [
+            ("relay", options.relay_seconds, self.relay),
+            ("reconcile", options.reconcile_seconds, self.reconcile),
+            ("backfills", max(5.0, options.lease_seconds / 2), self.resume_backfills),
+        ]
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.tick()
+            self._stop_event.wait(self.poll)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def tick(self) -> None:
+        for name, interval, task in self.tasks:
+            try:
+                if self.redis.set(f"xm:tick:{name}", os.getpid(), nx=True, px=max(1, int(interval * 1000))):
+                    task()
+            except Exception:  # a scheduler thread must outlive one bad tick; the error is logged
+                log.exception("periodic task %s failed", name)
+
+    # -- tasks -------------------------------------------------------------------------
+    def relay(self) -> int:
+        """Wake tenants whose inbox events never reached the queue."""
+        return inbox.relay(self.sessions, self.redis, datetime.now(timezone.utc))
+
+    def reconcile(self) -> int:
+        """One reconcile job per live tenant whose backfill is done."""
+        started = 0
+        for tenant_id in self._tenants(done=True):
+            started += queueing.enqueue(self.redis, queueing.RECONCILE, tenant_id)
+        return started
+
+    def resume_backfills(self) -> int:
+        """Start the backfill of a live tenant that has none, or resume one whose worker died."""
+        started = 0
+        for tenant_id in self._tenants(done=False):
+            if queueing.is_running(self.redis, queueing.BACKFILL, tenant_id):
+                continue
+            started += queueing.enqueue(self.redis, queueing.BACKFILL, tenant_id)
+        return started
+
+    def _tenants(self, done: bool) -> list[str]:
+        with self.sessions() as session:
+            live = set(connections.live_tenants(session))
+            finished = set(session.scalars(select(SyncState.tenant_id).where(SyncState.backfill_status == "done")))
+        return sorted(live & finished) if done else sorted(live - finished)
+
