@@ -1,0 +1,140 @@
+"""The whole path as production runs it: a change in 'Xero' (the emulator) is delivered as a
+signed webhook to our Flask app over HTTP, lands in the inbox, wakes a real `python -m worker`
+process, and the mirror ends up holding exactly what Xero holds. Reconciliation is switched
+off (RECONCILE_SECONDS=3600) so nothing but the webhook can bring the change in."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from store.models import InboxEvent, SyncState
+from tests.e2e.worker_process import WorkerProcess
+from tests.worker_support import (  # noqa: F401  (fixtures)
+    assert_mirror_equals_emulator,
+    connected,
+    emulator,
+    mirror_rows,
+    settings,
+    tenant,
+    token_keys,
+    wait_until,
+    worker_env,
+)
+from wsgi import create_app
+
+
+@pytest.fixture
+def web(settings, emulator):
+    """Our app on a real socket, with the emulator delivering its webhooks to it."""
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
+    thread.start()
+    emulator.state.set_webhook_url(f"http://127.0.0.1:{server.server_port}/webhooks/xero")
+    yield f"http://127.0.0.1:{server.server_port}"
+    emulator.state.set_webhook_url(None)
+    server.shutdown()
+
+
+@pytest.fixture
+def worker(worker_env, tmp_path):
+    process = WorkerProcess(worker_env, tmp_path / "worker.log")
+    yield process
+    process.stop()
+
+
+def converged(sessions, emulator, tenant_id) -> bool:
+    try:
+        assert_mirror_equals_emulator(sessions, emulator, tenant_id)
+        return True
+    except (AssertionError, KeyError):
+        return False
+
+
+def backfilled(sessions, tenant_id) -> bool:
+    with sessions() as session:
+        state = session.get(SyncState, tenant_id)
+        return state is not None and state.backfill_status == "done"
+
+
+def inbox_states(sessions) -> dict[str, int]:
+    with sessions() as session:
+        rows = session.execute(select(InboxEvent.state, func.count()).group_by(InboxEvent.state))
+        return dict(rows.all())
+
+
+def make_every_kind_of_change(state, tenant_id) -> dict[str, str]:
+    """New customer, new invoice, part payment, full payment, void, due-date change."""
+    today = date.today()
+    customer = state.create_contact(tenant_id, "Kea Outfitters", "Accounts@Kea.example")["ContactID"]
+    raised = state.create_invoice(
+        tenant_id, customer, "1150.00", currency="USD", currency_rate="0.61",
+        date=today.isoformat(), due_date=(today + timedelta(days=14)).isoformat(),
+    )["InvoiceID"]
+    part_paid = state.create_invoice(tenant_id, customer, "400.00", date=today.isoformat())["InvoiceID"]
+    state.apply_payment(tenant_id, part_paid, "150.00", reference="first installment")
+    fully_paid = state.create_invoice(tenant_id, customer, "99.95", date=today.isoformat())["InvoiceID"]
+    state.apply_payment(tenant_id, fully_paid, "50.00")
+    state.apply_payment(tenant_id, fully_paid, "49.95")
+    voided = state.create_invoice(tenant_id, customer, "75.00", date=today.isoformat())["InvoiceID"]
+    state.void_invoice(tenant_id, voided)
+    state.set_due_date(tenant_id, raised, (today - timedelta(days=3)).isoformat())
+    return {"customer": customer, "raised": raised, "part_paid": part_paid, "fully_paid": fully_paid,
+            "voided": voided}
+
+
+def test_each_kind_of_change_reaches_the_mirror_through_the_signed_webhook(
+    emulator, sessions, connected, web, worker
+):
+    t, state = connected, emulator.state
+    assert wait_until(lambda: backfilled(sessions, t), 60), worker.output()
+    assert converged(sessions, emulator, t)
+
+    started = time.monotonic()
+    ids = make_every_kind_of_change(state, t)
+    assert wait_until(lambda: converged(sessions, emulator, t), 30, poll=0.2), worker.output()
+    took = time.monotonic() - started
+
+    held = mirror_rows(sessions, t)
+    assert held["contacts"][ids["customer"]].is_customer is True
+    assert held["contacts"][ids["customer"]].email_lower == "accounts@kea.example"
+    assert held["invoices"][ids["part_paid"]].amount_due == Decimal("250.00")
+    assert held["invoices"][ids["fully_paid"]].status == "PAID"
+    assert held["invoices"][ids["voided"]].status == "VOIDED"
+    assert held["invoices"][ids["raised"]].due_date == date.today() - timedelta(days=3)
+    assert held["invoices"][ids["raised"]].currency_code == "USD"
+    # every delivery was answered 200 and every stored event was settled by the worker
+    deliveries = state.webhook_deliveries()
+    assert deliveries and all(d["outcome"] == "delivered" for d in deliveries)
+    assert wait_until(lambda: set(inbox_states(sessions)) == {"done"}, 10), inbox_states(sessions)
+    assert took < 30
+
+
+def test_redis_stopped_during_intake_loses_no_event(
+    emulator, sessions, connected, web, worker, redis_server
+):
+    if redis_server is None:  # REDIS_URL named a Redis of the caller's
+        pytest.skip("needs the suite's own Redis server to stop and start it")
+    t, state = connected, emulator.state
+    assert wait_until(lambda: backfilled(sessions, t), 60), worker.output()
+
+    redis_server.stop()
+    try:
+        customer = state.create_contact(t, "Pukeko Press", "ap@pukeko.example")["ContactID"]
+        invoice = state.create_invoice(t, customer, "640.00")["InvoiceID"]
+        state.apply_payment(t, invoice, "40.00")
+        assert state.wait_for_webhooks(10)
+        # accepted and durable although the queue is gone: 200s, and the events wait as pending
+        assert wait_until(lambda: inbox_states(sessions).get("pending", 0) >= 3, 10), inbox_states(sessions)
+        assert not converged(sessions, emulator, t)
+    finally:
+        redis_server.start()
+
+    assert wait_until(lambda: converged(sessions, emulator, t), 60, poll=0.3), worker.output()
+    assert mirror_rows(sessions, t)["invoices"][invoice].amount_paid == Decimal("40.00")
+    assert wait_until(lambda: set(inbox_states(sessions)) == {"done"}, 15), inbox_states(sessions)
