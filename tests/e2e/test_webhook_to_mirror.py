@@ -32,13 +32,15 @@ from wsgi import create_app
 @pytest.fixture
 def web(settings, emulator):
     """Our app on a real socket, with the emulator delivering its webhooks to it."""
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
     thread.start()
     emulator.state.set_webhook_url(f"http://127.0.0.1:{server.server_port}/webhooks/xero")
     yield f"http://127.0.0.1:{server.server_port}"
     emulator.state.set_webhook_url(None)
     server.shutdown()
+    app.extensions["xm"].close()
 
 
 @pytest.fixture
