@@ -1,10 +1,12 @@
 """Engine and session construction; SQLite gets WAL and foreign keys, PostgreSQL psycopg 3."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import jsontext
@@ -47,3 +49,21 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+IN_CHUNK = 500  # ids per IN (...) clause: well under SQLite's bound-parameter limit
+
+
+def upsert_insert(session: Session, model: type) -> Any:
+    """INSERT that can say ON CONFLICT ..., in the dialect at hand (both of ours have it)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"no upsert for {dialect}")
+
+
+def chunks(items: Sequence, size: int = IN_CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

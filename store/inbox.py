@@ -13,16 +13,14 @@ from typing import Any, Protocol
 
 from redis import Redis
 from sqlalchemy import and_, null, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import dispatch
-from store.db import transaction
+from store.db import chunks, transaction, upsert_insert
 from store.models import InboxEvent, SyncState, WebhookDelivery, XeroConnection
 
 PENDING, ENQUEUED, DONE, FAILED, IGNORED = "pending", "enqueued", "done", "failed", "ignored"
 SYNCED_CATEGORIES = frozenset({"INVOICE", "CONTACT", "CREDITNOTE"})  # a credit note re-syncs its invoices
-_CHUNK = 500  # ids per IN (...) clause
 
 
 class Announcement(Protocol):
@@ -84,8 +82,8 @@ def store(session: Session, events: Sequence[Announcement], now: datetime) -> St
     session.flush()
     rows = [_row(e, delivery.id, now, live) for _, e in sorted(unique.items())]  # one lock order for all
     new = []
-    for chunk in _chunks(rows, 200):  # multi-row VALUES, under SQLite's bound-parameter limit
-        insert = _insert(session, InboxEvent).values(chunk)
+    for chunk in chunks(rows, 200):  # multi-row VALUES, under SQLite's bound-parameter limit
+        insert = upsert_insert(session, InboxEvent).values(chunk)
         insert = insert.on_conflict_do_nothing(index_elements=["dedupe_key"])
         new += session.execute(insert.returning(InboxEvent.id, InboxEvent.tenant_id, InboxEvent.state)).all()
     if not new:
@@ -114,7 +112,7 @@ def live_tenants(session: Session, tenant_ids: Iterable[str]) -> set[str]:
     """The tenants among `tenant_ids` that a workspace is connected to (not disconnected)."""
     wanted = sorted(set(tenant_ids))
     found: set[str] = set()
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         found.update(
             session.scalars(
                 select(XeroConnection.tenant_id).where(
@@ -132,7 +130,7 @@ def mark_enqueued(session: Session, event_ids: Iterable[int], now: datetime) -> 
     wake (or the relay) succeeds. Events already done, failed or ignored are left alone.
     """
     changed = 0
-    for chunk in _chunks(sorted(set(event_ids))):
+    for chunk in chunks(sorted(set(event_ids))):
         result = session.execute(
             update(InboxEvent)
             .where(InboxEvent.id.in_(chunk), InboxEvent.state.in_((PENDING, ENQUEUED)))
@@ -199,23 +197,8 @@ def _row(event: Announcement, delivery_id: int, now: datetime, live: set[str]) -
 def _touch_last_webhook(session: Session, tenant_ids: list[str], now: datetime) -> None:
     if not tenant_ids:
         return
-    insert = _insert(session, SyncState)
+    insert = upsert_insert(session, SyncState)
     upsert = insert.on_conflict_do_update(
         index_elements=["tenant_id"], set_={"last_webhook_at": insert.excluded.last_webhook_at}
     )
     session.execute(upsert, [{"tenant_id": t, "last_webhook_at": now} for t in tenant_ids])
-
-
-def _insert(session: Session, model: type) -> Any:
-    """INSERT with ON CONFLICT, in the dialect at hand (both of ours have it)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model)
-    if dialect == "sqlite":
-        return sqlite.insert(model)
-    raise NotImplementedError(f"no upsert for {dialect}")
-
-
-def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -8,18 +8,16 @@ keep their rows, with their status; the views leave them out.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from store.db import chunks, upsert_insert
 from store.models import Contact, Invoice, Payment, SyncState
 
-_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -30,24 +28,13 @@ class Upserted:
     changed: frozenset[str]
 
 
-def _insert(session: Session, model: type) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model)
-    if dialect == "sqlite":
-        return sqlite.insert(model)
-    raise NotImplementedError(f"no upsert for {dialect}")
 
-
-def _chunks(items: Sequence, size: int = _IN_CHUNK) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _stored_versions(session: Session, model: type, key: str, tenant_id: str, ids: list[str]) -> dict[str, datetime]:
     column = getattr(model, key)
     found: dict[str, datetime] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         rows = session.execute(
             select(column, model.updated_utc).where(model.tenant_id == tenant_id, column.in_(chunk))
         )
@@ -75,7 +62,7 @@ def _upsert_versioned(
     changed = frozenset(
         r[key] for r in rows if r[key] not in stored or stored[r[key]] is None or r["updated_utc"] > stored[r[key]]
     )
-    insert = _insert(session, model)
+    insert = upsert_insert(session, model)
     columns = [c for c in rows[0] if c not in ("tenant_id", key)] + ["synced_at"]
     table = model.__table__
     stmt = insert.on_conflict_do_update(
@@ -111,7 +98,7 @@ def upsert_payments(session: Session, tenant_id: str, rows: list[dict], now: dat
 
 def _payment_facts(session: Session, tenant_id: str, ids: list[str]) -> dict[str, tuple]:
     found: dict[str, tuple] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         rows = session.execute(
             select(Payment.payment_id, Payment.status, Payment.amount).where(
                 Payment.tenant_id == tenant_id, Payment.payment_id.in_(chunk)
@@ -137,7 +124,7 @@ def apply_installments(
     current = {r["invoice_id"]: r["updated_utc"] for r in invoices if held.get(r["invoice_id"]) == r["updated_utc"]}
     listed = {p["payment_id"]: p for p in installments if p["invoice_id"] in current}
     if listed:
-        insert = _insert(session, Payment)
+        insert = upsert_insert(session, Payment)
         refreshed = ("invoice_id", "date", "amount", "currency_rate", "reference", "raw", "synced_at")
         stmt = insert.on_conflict_do_update(
             index_elements=["tenant_id", "payment_id"],
@@ -150,7 +137,7 @@ def apply_installments(
         for payment_id, invoice_id, updated in _live_payments_of(session, tenant_id, list(current))
         if payment_id not in listed and (updated is None or updated <= current[invoice_id])
     )
-    for chunk in _chunks(gone):
+    for chunk in chunks(gone):
         session.execute(
             update(Payment)
             .where(Payment.tenant_id == tenant_id, Payment.payment_id.in_(chunk))
@@ -160,7 +147,7 @@ def apply_installments(
 
 def _live_payments_of(session: Session, tenant_id: str, invoice_ids: list[str]) -> list[tuple]:
     found: list[tuple] = []
-    for chunk in _chunks(invoice_ids):
+    for chunk in chunks(invoice_ids):
         found.extend(
             session.execute(
                 select(Payment.payment_id, Payment.invoice_id, Payment.updated_utc).where(
@@ -175,7 +162,7 @@ def contacts_needing_refresh(session: Session, tenant_id: str, contact_ids: Iter
     """Of these contacts, those the mirror lacks or does not yet hold as customers."""
     wanted = sorted(set(contact_ids))
     known: set[str] = set()
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         known.update(
             session.scalars(
                 select(Contact.contact_id).where(
@@ -196,7 +183,7 @@ def sync_state(session: Session, tenant_id: str, *, lock: bool = False) -> SyncS
         stmt = stmt.with_for_update()
     state = session.scalars(stmt).one_or_none()
     if state is None:
-        session.execute(_insert(session, SyncState).on_conflict_do_nothing(index_elements=["tenant_id"]), [
+        session.execute(upsert_insert(session, SyncState).on_conflict_do_nothing(index_elements=["tenant_id"]), [
             {"tenant_id": tenant_id, "backfill_status": "pending", "backfill_page": 0, "backfill_fetched": 0,
              "unannounced_changes": 0}
         ])
@@ -210,4 +197,3 @@ def counts(session: Session, tenant_id: str) -> dict[str, int]:
         name: session.scalar(select(func.count()).select_from(model).where(model.tenant_id == tenant_id)) or 0
         for name, model in (("contacts", Contact), ("invoices", Invoice), ("payments", Payment))
     }
-
