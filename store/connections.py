@@ -94,20 +94,37 @@ def connect(
     if row is None:
         row = XeroConnection(workspace_id=workspace_id, tenant_id=tenant_id, created_at=now)
         session.add(row)
-    row.grant_type = grant_type
-    row.status = ACTIVE
-    row.tenant_name = tenant_name or row.tenant_name
-    row.xero_connection_id = xero_connection_id or row.xero_connection_id
-    row.auth_event_id = auth_event_id or row.auth_event_id
-    row.connected_email = connected_email or row.connected_email
-    row.short_code = short_code or row.short_code
-    row.base_currency = base_currency or row.base_currency
-    row.token_ciphertext = box.seal(token)
-    row.token_expires_at = _expires_at(token)
-    row.last_error = None
-    row.updated_at = now
+    record_grant(
+        row, box, token, now, grant_type=grant_type, status=ACTIVE, tenant_name=tenant_name,
+        xero_connection_id=xero_connection_id, auth_event_id=auth_event_id, connected_email=connected_email,
+        short_code=short_code, base_currency=base_currency,
+    )
     session.flush()
     return _record(row)
+
+
+GRANT_DETAILS = ("tenant_name", "xero_connection_id", "auth_event_id", "connected_email", "short_code",
+                 "base_currency")
+
+
+def record_grant(
+    row: XeroConnection, box: TokenBox, token: dict, now: datetime, *, grant_type: str, status: str,
+    track_expiry: bool = True, **details: str | None,
+) -> None:
+    """Put a fresh grant on a connection row: its sealed token, and its details where given
+    (a detail not given keeps what the row had)."""
+    unknown = set(details) - set(GRANT_DETAILS)
+    if unknown:
+        raise TypeError(f"unknown connection details: {sorted(unknown)}")
+    row.grant_type = grant_type
+    row.status = status
+    for name, value in details.items():
+        if value:
+            setattr(row, name, value)
+    row.token_ciphertext = box.seal(token)
+    row.token_expires_at = _expires_at(token) if track_expiry else None
+    row.last_error = None
+    row.updated_at = now
 
 
 def find(session: Session, tenant_id: str) -> ConnectionRecord | None:

@@ -182,18 +182,11 @@ def hold_pending(
     if row is None:
         row = XeroConnection(workspace_id=workspace_id, tenant_id=tenant_id, created_at=now)
         session.add(row)
-    row.grant_type = AUTHORIZATION_CODE
-    row.status = PENDING
-    row.tenant_name = tenant_name or row.tenant_name
-    row.short_code = short_code or row.short_code
-    row.base_currency = base_currency or row.base_currency
-    row.xero_connection_id = xero_connection_id or row.xero_connection_id
-    row.auth_event_id = auth_event_id or row.auth_event_id
-    row.connected_email = connected_email or row.connected_email
-    row.token_ciphertext = box.seal(token)
-    row.token_expires_at = None
-    row.last_error = None
-    row.updated_at = now
+    connections.record_grant(
+        row, box, token, now, grant_type=AUTHORIZATION_CODE, status=PENDING, track_expiry=False,
+        tenant_name=tenant_name, short_code=short_code, base_currency=base_currency,
+        xero_connection_id=xero_connection_id, auth_event_id=auth_event_id, connected_email=connected_email,
+    )
     session.flush()
     return row.id
 
