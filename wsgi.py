@@ -14,26 +14,30 @@ from store.config import Settings
 from store.db import transaction
 from store.migrate import upgrade
 from store.runtime import Runtime
-from store import lifecycle, workspaces
+from store import lifecycle, logs, workspaces
 from store.secrets import TokenBox
 from views.admin import bp as admin_bp
 from views.api import bp as api_bp
+from views.health import bp as health_bp
 from views.widget import embed_bp
 from webhook.routes import bp as webhook_bp
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
+    logs.configure()  # JSON lines on stderr, secrets redacted
     app = Flask(__name__)
     app.extensions["xm"] = Runtime(settings)
     app.register_blueprint(webhook_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(embed_bp)
+    app.register_blueprint(health_bp)
     app.cli.add_command(db_cli)
     app.cli.add_command(workspace_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(xero_cli)
+    app.cli.add_command(ops_cli)
     return app
 
 
@@ -130,6 +134,189 @@ def xero_connect_client_credentials(workspace_id: int, tenant_id: str | None, as
     else:
         click.echo(f"workspace {record.workspace_id} connected to {record.tenant_name} ({record.tenant_id}); "
                    f"backfill {'queued' if done.backfill_queued else 'will start with the next worker tick'}")
+
+
+@click.group("ops", help="Operations: see what is wrong (status, failed) and put it right (replay, resync).")
+def ops_cli() -> None:
+    pass
+
+
+def _redis_or_none(rt: Runtime):
+    try:
+        return rt.redis
+    except RuntimeError:
+        return None
+
+
+def _redis_required(rt: Runtime):
+    try:
+        return rt.redis
+    except RuntimeError:
+        raise click.ClickException("REDIS_URL is not set: the job queue is needed for this") from None
+
+
+def _progress(items=None, **options):
+    """A progress bar on stderr, so `--json` output stays clean on stdout."""
+    import sys
+
+    return click.progressbar(items, file=sys.stderr, **options)
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    """An ISO date or date-time; naive ones are UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date or date-time", param_hint=name) from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+@ops_cli.command(
+    "status",
+    help="Per workspace and tenant: connection state, last webhook, last successful sync, sync lag (age "
+    "of the oldest outstanding inbox event), changed ids waiting, queued/running/failed jobs, the Xero "
+    "rate budget left this minute and today, backfill progress, and a WARNING when the tenant's webhooks "
+    "look broken (reconciliation found changes no webhook announced, and none arrived since).",
+)
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant.")
+@click.option("--all", "include_disconnected", is_flag=True, help="Include disconnected connections.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+@with_appcontext
+def ops_status(tenant_id: str | None, include_disconnected: bool, as_json: bool) -> None:
+    from flask import current_app
+    import json
+
+    from worker import ops  # the web process never imports it
+
+    rt = runtime(current_app)
+    report = ops.tenant_status(rt.sessions, _redis_or_none(rt), datetime.now(timezone.utc),
+                               tenant_id=tenant_id, include_disconnected=include_disconnected)
+    click.echo(json.dumps(report.as_json(), indent=2) if as_json else ops.render_status(report))
+
+
+@ops_cli.command(
+    "replay",
+    help="Re-run inbox events: set them back to pending and wake their tenants' syncs, which fetch each "
+    "object's current state from Xero. Select by --id (repeatable), --tenant, a --since/--until window on "
+    "the time we received them (ISO, UTC unless a zone is given) and --state (repeatable; default every "
+    "state but ignored). Criteria combine. Idempotent: replaying twice changes nothing more. --dry-run "
+    "only says what would happen.",
+)
+@click.option("--id", "event_ids", type=int, multiple=True, help="An inbox event id (repeatable).")
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant's events.")
+@click.option("--since", default=None, help="Received at or after this ISO time, e.g. 2026-11-25T08:00.")
+@click.option("--until", default=None, help="Received before this ISO time.")
+@click.option("--state", "states", multiple=True,
+              type=click.Choice(["pending", "enqueued", "failed", "done", "ignored"]),
+              help="Only events in this state (repeatable): pending = never enqueued, "
+              "failed = the sync gave up.")
+@click.option("--dry-run", is_flag=True, help="Count what would be replayed, per tenant; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_appcontext
+def ops_replay(event_ids, tenant_id, since, until, states, dry_run: bool, as_json: bool) -> None:
+    from flask import current_app
+    import json
+
+    from worker import ops
+
+    rt = runtime(current_app)
+    selection = ops.Selection(ids=tuple(event_ids), tenant_id=tenant_id, since=_moment(since, "--since"),
+                              until=_moment(until, "--until"), states=tuple(states))
+    try:
+        result = ops.replay(rt.sessions, _redis_or_none(rt), selection, datetime.now(timezone.utc),
+                            dry_run=dry_run, progress=_progress)
+    except ops.OpsError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(json.dumps(result.as_json(), indent=2) if as_json else ops.render_replay(result))
+
+
+@ops_cli.command(
+    "resync",
+    help="Resync TENANT as a job. With no option: from scratch (restart the backfill from the first page; "
+    "rows already mirrored stay until their fresh copy arrives). With --since DATE: an If-Modified-Since "
+    "sweep of everything changed since DATE (the reconcile job, from that mark). --wait follows it with a "
+    "progress bar; otherwise it prints how to follow it.",
+)
+@click.argument("tenant_id")
+@click.option("--since", default=None,
+              help="Sweep changes since this ISO date or date-time instead of a full load.")
+@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it is done.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True,
+              help="With --wait: give up after this many seconds.")
+@with_appcontext
+def ops_resync(tenant_id: str, since: str | None, wait: bool, timeout: float) -> None:
+    from flask import current_app
+
+    from worker import ops
+
+    rt = runtime(current_app)
+    redis = _redis_required(rt)
+    now = datetime.now(timezone.utc)
+    moment = _moment(since, "--since")
+    try:
+        if moment is None:
+            started = ops.resync_from_scratch(rt.sessions, redis, tenant_id, now)
+        else:
+            started = ops.resync_since(rt.sessions, redis, tenant_id, moment, now)
+    except ops.OpsError as exc:
+        raise click.ClickException(str(exc)) from None
+    what = "full backfill" if moment is None else f"sweep of changes since {moment.isoformat()}"
+    queued = "queued" if started.newly_queued else "already queued"
+    click.echo(f"{what} of {tenant_id}: job {started.job_id or '(scheduled)'} {queued}")
+    if not wait:
+        click.echo(f"follow it with: flask --app wsgi ops status --tenant {tenant_id}")
+        return
+    steps = ops.follow(rt.sessions, redis, started, timeout=timeout)
+    last = None
+    try:
+        with _progress(length=1 if moment else 3, label=f"{started.kind} {tenant_id[:8]}",
+                       item_show_func=lambda step: step.text if step else "") as bar:
+            for step in steps:
+                bar.update(max(0, step.done - bar.pos), step)
+                last = step
+    except ops.OpsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{started.kind} of {tenant_id} {last.text if last else 'done'}")
+
+
+@ops_cli.command(
+    "failed",
+    help="List the jobs in RQ's failed-job registries (every queue) with their tenant and error (the "
+    "exception's last line); --requeue ID or --requeue-all puts them back on their queue as they were, "
+    "--drop ID deletes one. Their inbox events stay outstanding either way.",
+)
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant's jobs.")
+@click.option("--requeue", "requeue_ids", multiple=True, help="Requeue this failed job (repeatable).")
+@click.option("--requeue-all", is_flag=True, help="Requeue every failed job (of --tenant, if given).")
+@click.option("--drop", "drop_ids", multiple=True, help="Delete this failed job (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_appcontext
+def ops_failed(tenant_id, requeue_ids, requeue_all: bool, drop_ids, as_json: bool) -> None:
+    from flask import current_app
+    import json
+
+    from worker import ops
+
+    redis = _redis_required(runtime(current_app))
+    try:
+        if requeue_all:
+            requeue_ids = tuple(job.id for job in ops.failed_jobs(redis, tenant_id))
+        requeued = ops.requeue(redis, list(requeue_ids), progress=_progress) if requeue_ids else []
+        dropped = ops.drop(redis, list(drop_ids)) if drop_ids else []
+    except ops.OpsError as exc:
+        raise click.ClickException(str(exc)) from None
+    remaining = ops.failed_jobs(redis, tenant_id)
+    if as_json:
+        click.echo(json.dumps({"requeued": requeued, "dropped": dropped,
+                               "failed": [job.as_json() for job in remaining]}, indent=2))
+        return
+    for job_id in requeued:
+        click.echo(f"requeued {job_id}")
+    for job_id in dropped:
+        click.echo(f"dropped {job_id}")
+    click.echo(ops.render_failed(remaining))
 
 
 _app: Flask | None = None

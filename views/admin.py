@@ -42,7 +42,7 @@ from store.lifecycle import Detached, LifecycleError
 from store.runtime import Runtime
 from store.secrets import SecretsError, TokenBox
 from store.workspaces import authenticate
-from views import oauth
+from views import health, oauth
 from worker import queueing
 from worker.identity import IdentityClient, IdentityError, IdentityRefused, TenantConnection
 from worker.xero import XeroClient, XeroError
@@ -203,7 +203,10 @@ def page():
         shown = lifecycle.shown(s, g.admin.workspace_id)
     if g.admin.via == "key" or request.accept_mimetypes.best == "application/json":
         return jsonify(connection=asdict(shown) if shown else None)
-    return render_template("admin/xero.html", shown=shown, csrf=session.get("csrf", ""))
+    live = shown is not None and shown.status == "active"
+    warning = health.webhook_warning(_runtime(), shown.tenant_id) if live else None
+    return render_template("admin/xero.html", shown=shown, csrf=session.get("csrf", ""),
+                           webhook_warning=warning)
 
 
 @bp.post("/xero/connect")

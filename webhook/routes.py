@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from store import dispatch, inbox
+from store import dispatch, inbox, metrics
 from store.db import transaction
 from store.runtime import Runtime
 from webhook import payload, signature
@@ -30,6 +30,7 @@ def receive():
     body = _raw_body(rt.settings.webhook_max_bytes)  # Xero signs the bytes, not the JSON
     if not signature.is_valid(body, request.headers.get("x-xero-signature"), rt.settings.xero_webhook_key):
         log.warning("webhook refused: bad signature", extra={"bytes": len(body)})
+        metrics.count(rt, metrics.WEBHOOKS, outcome="bad_signature")
         return "", 401
     now = datetime.now(timezone.utc)
     try:
@@ -38,15 +39,20 @@ def receive():
         with transaction(rt.sessions) as session:
             delivery_id = inbox.record_malformed(session, body, str(bad), now)
         log.warning("webhook malformed", extra={"delivery_id": delivery_id, "error": str(bad)})
+        metrics.count(rt, metrics.WEBHOOKS, outcome="malformed")
         return "", 400
     if not events:  # intent to receive
+        metrics.count(rt, metrics.WEBHOOKS, outcome="accepted")
         return "", 200
     with transaction(rt.sessions) as session:
         stored = inbox.store(session, events, now)  # committed before we answer
     log.info(
         "webhook accepted",
-        extra={"events": stored.received, "new": stored.inserted, "duplicates": stored.duplicates},
+        extra={"events": stored.received, "new": stored.inserted, "duplicates": stored.duplicates,
+               "delivery_id": stored.delivery_id, "tenant_ids": stored.tenant_ids,
+               "event_ids": stored.pending_ids[:100]},
     )
+    metrics.webhook_stored(rt, stored.inserted, stored.duplicates)
     if stored.pending:
         _wake(rt, stored, now)
     return "", 200
@@ -84,6 +90,7 @@ def _wake(rt: Runtime, stored: inbox.Stored, now: datetime) -> None:
 @bp.errorhandler(RequestEntityTooLarge)
 def too_large(_error):
     log.warning("webhook refused: body too large", extra={"limit": _runtime().settings.webhook_max_bytes})
+    metrics.count(_runtime(), metrics.WEBHOOKS, outcome="too_large")
     return "", 413
 
 
@@ -91,6 +98,7 @@ def too_large(_error):
 @bp.errorhandler(PoolTimeout)
 def database_unavailable(error):
     log.error("webhook not stored: database unavailable", extra={"error": str(getattr(error, "orig", error))})
+    metrics.count(_runtime(), metrics.WEBHOOKS, outcome="db_unavailable")
     return "", 503
 
 

@@ -3,16 +3,17 @@ scheduler (for `enqueue_in` follow-ups) and the periodic ticker (relay, reconcil
 from __future__ import annotations
 
 import argparse
-import logging
+import subprocess
 import sys
 
 from rq import Worker
 
-from store import queue
+from store import logs, queue
 from store.config import Settings
-from store.db import make_engine, make_sessionmaker
 from worker.bootstrap import Options
-from worker.ticker import Ticker
+
+
+REDIS_RECONNECT_MAX_SECONDS = 4.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ticker", action="store_true", help="no periodic relay/reconcile/backfill checks")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(args.log_level)  # JSON lines, secrets redacted
 
     settings = Settings.from_env()
     if not settings.redis_url:
@@ -31,11 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     redis = queue.connect(settings.redis_url)
     ticker = None
     if not args.no_ticker:
-        # The ticker has its own engine and Redis client: nothing it holds is shared with
-        # the work horses RQ forks for each job.
-        engine = make_engine(settings.database_url)
-        ticker = Ticker(make_sessionmaker(engine), queue.connect(settings.redis_url), options)
-        ticker.start()
+        # The ticker runs in a process of its own, not a thread: RQ forks a work horse for
+        # every job, and a fork taken while a thread holds a lock (SQLite's, a connection
+        # pool's) leaves the horse waiting on that lock forever.
+        ticker = subprocess.Popen([sys.executable, "-m", "worker.ticker", "--log-level", args.log_level])
     # A short worker TTL makes an idle worker wake every `maintenance_seconds` to run RQ's
     # maintenance, which is also when it takes over the scheduler from a worker that died.
     ttl = options.maintenance_seconds + 15
@@ -46,11 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         worker_ttl=ttl,
         job_monitoring_interval=max(1, min(30, ttl // 3)),
     )
+    # RQ backs off up to 60 s between reconnects; after a Redis blip we want work to resume
+    # within seconds (the inbox holds everything meanwhile, so retrying often costs nothing).
+    worker.max_connection_wait_time = REDIS_RECONNECT_MAX_SECONDS
     try:
         worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)
     finally:
         if ticker:
-            ticker.stop()
+            ticker.terminate()
+            ticker.wait(timeout=10)
     return 0
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import metrics
 from store.config import Settings
 from store.runtime import Runtime
 from store.secrets import TokenBox
@@ -66,7 +67,9 @@ class WorkerRuntime:
         self.options = options or Options.from_env(env)
         self._base = Runtime(settings)
         self.box = TokenBox(settings.token_keys)
-        self.xero = XeroClient(settings)
+        self.xero = XeroClient(
+            settings, on_status=lambda status: metrics.count(self.redis, metrics.XERO_CALLS, status=status)
+        )
         self.governor = Governor(self.redis, Budget.from_env(env))
         self.tokens = TokenKeeper(sessions=self.sessions, redis=self.redis, box=self.box, xero=self.xero)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from store import metrics
 from worker.governor import Governor, Reported
 from worker.tokens import TokenKeeper
 from worker.xero import ConnectionRevoked, XeroClient, XeroPage, XeroRateLimited, XeroUnauthorized
@@ -56,6 +57,7 @@ class TenantApi:
             self.calls += 1
             page = method(self.tenant_id, token, **params)
         except XeroRateLimited as exc:
+            metrics.count(self.governor.redis, metrics.XERO_429, problem=(exc.problem or "unknown").lower())
             self.governor.pause(self.tenant_id, exc.retry_after, exc.problem)
             # Retry-After says when the minute frees up; only the day count is worth keeping.
             self.governor.observe(self.tenant_id, Reported(day_remaining=exc.reported.day_remaining))

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from redis.exceptions import LockError, LockNotOwnedError
 from sqlalchemy.exc import OperationalError
 
+from store import metrics
 from store.config import Settings
 from store.connections import NoConnection
 from worker import governor, queueing, sync
@@ -61,6 +62,7 @@ def _reconcile(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None])
                             now=rt.now(), heartbeat=heartbeat)
     if result.skipped:
         return f"skipped: {result.skipped}"
+    metrics.reconciled(rt.redis, tenant_id, result.unannounced, rt.now())
     return f"reconciled {result.fetched}; {result.unannounced} changes no webhook announced"
 
 
@@ -80,6 +82,7 @@ def _run(kind: str, tenant_id: str, work: Callable[[WorkerRuntime, str, Callable
         held = queueing.lease(rt.redis, kind, tenant_id, rt.options.lease_seconds)
         if held is None:
             queueing.enqueue(rt.redis, kind, tenant_id, delay=rt.options.busy_retry_seconds)
+            metrics.job(rt.redis, kind, "busy")
             return "another job is running for this tenant: follow-up scheduled"
         def heartbeat() -> None:
             """Renew the lease as work progresses; a lapsed one is taken back if still free."""
@@ -103,12 +106,14 @@ def _guarded(rt: WorkerRuntime, kind: str, tenant_id: str, work, heartbeat: Call
     paused = rt.governor.paused_for(tenant_id)
     if paused > 0:
         queueing.enqueue(rt.redis, kind, tenant_id, delay=paused)
+        metrics.job(rt.redis, kind, "paused")
         return f"tenant paused by Xero's limits: rescheduled in {paused:.1f}s"
     try:
         outcome = work(rt, tenant_id, heartbeat)
     except (Throttled, XeroRateLimited) as exc:
         queueing.enqueue(rt.redis, kind, tenant_id, delay=exc.retry_after + 0.5)
         log.info("%s for %s rescheduled: %s", kind, tenant_id, exc)
+        metrics.job(rt.redis, kind, "rescheduled_429" if isinstance(exc, XeroRateLimited) else "throttled")
         return f"rescheduled in {exc.retry_after:.1f}s: {exc}"
     except (XeroUnavailable, OperationalError) as exc:  # Xero or the database, briefly unavailable
         what = f"Xero unavailable: {exc}" if isinstance(exc, XeroUnavailable) else _database_trouble(exc)
@@ -118,19 +123,31 @@ def _guarded(rt: WorkerRuntime, kind: str, tenant_id: str, work, heartbeat: Call
             sync.record_failure(rt.sessions, tenant_id, rt.now(), f"{what} (attempt {attempt})")
         if attempt > rt.options.retry_attempts:
             rt.redis.delete(backoff_key)
+            metrics.job(rt.redis, kind, "failed")
+            log.error("%s of %s failed after %d attempts: %s", kind, tenant_id, attempt, what)
             raise
         delay = queueing.backoff_delay(attempt, rt.options.retry_base_seconds, rt.options.retry_max_seconds)
         queueing.enqueue(rt.redis, kind, tenant_id, delay=delay)
+        metrics.job(rt.redis, kind, "retried")
+        log.warning("%s of %s: %s; retry %d in %.1fs", kind, tenant_id, what, attempt, delay)
         return f"{what}; retry {attempt} in {delay:.1f}s"
     except ConnectionRevoked as exc:
         sync.record_failure(rt.sessions, tenant_id, rt.now(), str(exc))
+        metrics.job(rt.redis, kind, "stopped")
         return f"stopped: {exc}"
     except NoConnection as exc:
+        metrics.job(rt.redis, kind, "stopped")
         return f"stopped: {exc}"
     except (XeroRequestError, XeroNotFound, TranslationError) as exc:  # permanent: fail the job, visibly
         sync.record_failure(rt.sessions, tenant_id, rt.now(), f"{type(exc).__name__}: {exc}")
+        metrics.job(rt.redis, kind, "failed")
+        raise
+    except Exception:  # anything unforeseen fails the job in RQ: count it, change nothing else
+        metrics.job(rt.redis, kind, "failed")
         raise
     rt.redis.delete(backoff_key)
+    metrics.job(rt.redis, kind, "succeeded")
+    log.info("%s of %s: %s", kind, tenant_id, outcome)
     return outcome
 
 

@@ -3,7 +3,7 @@
 Why a small thread and not RQ's CronScheduler: RQ 3.0's CronScheduler is a separate
 blocking loop (`rq cron`) with fixed job arguments and no coordination between processes,
 so every worker running one would enqueue the same work, and "one reconcile per live tenant"
-needs the tenant list at each tick. Here each worker process runs one daemon thread that,
+needs the tenant list at each tick. Here each `python -m worker` starts one ticker process (`python -m worker.ticker`) that,
 once a second, tries a Redis key per task (SET NX with the task's interval as expiry):
 whichever process wins does the task for that interval, so N workers still tick once. The
 tasks only enqueue jobs (coalesced per tenant) or run the relay, which is idempotent.
@@ -85,3 +85,38 @@ class Ticker(threading.Thread):
             finished = set(session.scalars(select(SyncState.tenant_id).where(SyncState.backfill_status == "done")))
         return sorted(live & finished) if done else sorted(live - finished)
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m worker.ticker`: the ticker on its own, until its parent worker goes away."""
+    import argparse
+    import signal
+    import sys
+
+    from store import logs, queue
+    from store.config import Settings
+    from store.db import make_engine, make_sessionmaker
+
+    parser = argparse.ArgumentParser(prog="python -m worker.ticker", description=main.__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logs.configure(args.log_level)
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        print("REDIS_URL is not set", file=sys.stderr)
+        return 2
+    ticker = Ticker(make_sessionmaker(make_engine(settings.database_url)), queue.connect(settings.redis_url),
+                    Options.from_env())
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: ticker.stop())
+    parent = os.getppid()
+    ticker.start()
+    while ticker.is_alive():
+        ticker.join(1.0)
+        if os.getppid() != parent:  # the worker died (even by SIGKILL): no orphan ticks on
+            ticker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 import urllib3
 from urllib3.util.retry import Retry
@@ -96,8 +96,10 @@ def point_token_api(identity_url: str) -> None:
 
 
 class XeroClient:
-    def __init__(self, settings: Settings, timeout: tuple[float, float] = DEFAULT_TIMEOUT):
+    def __init__(self, settings: Settings, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+                 on_status: Callable[[str], None] | None = None):
         self.settings = settings
+        self.on_status = on_status or _ignore  # told each answer's HTTP status (for the metrics)
         self.timeout = timeout
         self.token_url = f"{settings.xero_identity_url}/connect/token"
         point_token_api(settings.xero_identity_url)  # only for the SDK's sake: it never refreshes here
@@ -230,7 +232,9 @@ class XeroClient:
                 _preload_content=False,
                 _request_timeout=self.timeout,
             )
+            self.on_status(str(response.status))
         except HTTPStatusException as exc:
+            self.on_status(str(exc.status))
             raise _token_error(exc) from None
         except urllib3.exceptions.HTTPError as exc:
             raise XeroUnavailable(f"token endpoint unreachable: {type(exc).__name__}") from None
@@ -254,13 +258,17 @@ class XeroClient:
         self._access_token = access_token
         try:
             response = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            self.on_status(str(response.status))
             data = _read(response)
             headers = response.headers
         except HTTPStatusException as exc:
+            self.on_status(str(exc.status))
             raise _status_error(exc) from None
         except ApiException as exc:  # SSL and other transport errors the SDK wraps
+            self.on_status("transport_error")
             raise XeroUnavailable(f"transport error: {exc.reason}") from None
         except urllib3.exceptions.HTTPError as exc:  # timeouts, refused connections, resets
+            self.on_status("unreachable")
             raise XeroUnavailable(f"Xero unreachable: {type(exc).__name__}") from None
         finally:
             self._access_token = None
@@ -268,6 +276,10 @@ class XeroClient:
             return json.loads(data, parse_float=Decimal), headers
         except ValueError:
             raise XeroUnavailable("Xero answered something that is not JSON") from None
+
+
+def _ignore(_status: str) -> None:
+    pass
 
 
 def _optional(**kwargs) -> dict:

@@ -139,4 +139,4 @@ def test_redis_stopped_during_intake_loses_no_event(
 
     assert wait_until(lambda: converged(sessions, emulator, t), 60, poll=0.3), worker.output()
     assert mirror_rows(sessions, t)["invoices"][invoice].amount_paid == Decimal("40.00")
-    assert wait_until(lambda: set(inbox_states(sessions)) == {"done"}, 15), inbox_states(sessions)
+    assert wait_until(lambda: set(inbox_states(sessions)) == {"done"}, 30), (inbox_states(sessions), worker.output())

@@ -1,0 +1,126 @@
+"""`ops status`: lag, waiting ids, jobs, rate budget, backfill, and loud webhook warnings."""
+import re
+import time
+
+from rq import Queue
+
+from store import dispatch, queue
+from worker import governor, jobs
+from worker.governor import Governor
+from tests.ops_support import (  # noqa: F401  (app is a fixture)
+    admin_key,
+    app,
+    customer_of,
+    ops,
+    run_worker,
+    scrape,
+    status_of,
+    value,
+)
+from tests.worker_support import (  # noqa: F401  (fixtures)
+    announced,
+    connected,
+    emulator,
+    last_sequence,
+    runtime,
+    settings,
+    store_events,
+    tenant,
+    token_keys,
+    worker_env,
+)
+
+
+def test_status_lag_grows_while_no_worker_runs_and_falls_to_zero_when_one_does(
+    emulator, runtime, connected, app
+):
+    t, state = connected, emulator.state
+    jobs.backfill_tenant(t)
+    mark = last_sequence(emulator)
+    invoice_id = state.create_invoice(t, customer_of(emulator, t), "99.00")["InvoiceID"]
+    state.apply_payment(t, invoice_id, "9.00")
+    store_events(runtime.sessions, announced(emulator, mark))
+    dispatch.wake(runtime.redis, [t])  # as intake does; no worker is running
+
+    first = status_of(app, t)
+    assert first["changed_waiting"] == 1 and first["inbox"]["pending"] == 2  # one invoice, two events
+    assert first["jobs"] == {"queued": 1, "scheduled": 0, "running": 0, "failed": 0}
+    time.sleep(1.5)
+    second = status_of(app, t)
+    assert second["sync_lag_seconds"] >= first["sync_lag_seconds"] + 1.4  # it grows while nobody syncs
+
+    run_worker(runtime.redis)
+    third = status_of(app, t)
+    assert third["sync_lag_seconds"] == 0 and third["changed_waiting"] == 0
+    assert third["jobs"]["queued"] == 0 and third["since_success_seconds"] < 5
+    assert third["backfill"]["status"] == "done" and third["backfill"]["fetched"] > 0
+    assert third["connection"] == "active" and third["webhook_suspect"] is False
+
+    table = ops(app, "status").stdout
+    header, row = table.splitlines()[:2]
+    assert header.split()[:3] == ["WORKSPACE", "TENANT", "ORGANISATION"] and t in row
+    assert "WARNING" not in table
+
+
+def test_the_rate_budget_is_what_the_governor_has_left(emulator, runtime, connected, app):
+    t = connected
+    g = Governor(runtime.redis)
+    for _ in range(3):
+        g.acquire(t, governor.WEBHOOK).release()
+    g.pause(t, 30)
+    budget = status_of(app, t)["rate_budget"]
+    assert (budget["minute_left"], budget["day_left"]) == (57, 4997)
+    assert (budget["minute_limit"], budget["day_limit"]) == (60, 5000)
+    assert 28 <= budget["paused_seconds"] <= 30
+    assert "57/4997 paused" in ops(app, "status").stdout
+
+
+def test_changes_no_webhook_announced_warn_in_status_metrics_and_the_admin_page(
+    emulator, runtime, connected, app
+):
+    t, state = connected, emulator.state
+    jobs.backfill_tenant(t)
+    mark = last_sequence(emulator)
+    state.create_invoice(t, customer_of(emulator, t), "250.00")  # announced; the webhook never reaches us
+    outcome = jobs.reconcile_tenant(t)
+    assert re.search(r"[1-9]\d* changes no webhook announced", outcome), outcome
+
+    suspect = status_of(app, t)
+    assert suspect["webhook_suspect"] is True and "no webhook was ever received" in suspect["webhook_warning"]
+    table = ops(app, "status").stdout
+    assert f"WARNING {t}" in table and "webhooks look broken" in table
+    client = app.test_client()
+    assert value(scrape(client), "xero_mirror_webhook_suspect", tenant=t) == 1
+    assert 'id="webhook-warning"' in admin_page(client, runtime.sessions, t)
+
+    store_events(runtime.sessions, announced(emulator, mark))  # a webhook arrives: deliveries work again
+    assert status_of(app, t)["webhook_suspect"] is False
+    assert "WARNING" not in ops(app, "status").stdout
+    assert value(scrape(client), "xero_mirror_webhook_suspect", tenant=t) == 0
+    assert 'id="webhook-warning"' not in admin_page(client, runtime.sessions, t)
+
+
+def admin_page(client, sessions, tenant_id: str) -> str:
+    """The admin page as a browser sees it, through the one-time session URL the CRM hands over."""
+    key = admin_key(sessions, tenant_id)
+    url = client.post("/admin/sessions", headers={"Authorization": f"Bearer {key}"}).get_json()["url"]
+    page = client.get(url.split("localhost", 1)[-1], follow_redirects=True)
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+def test_status_without_redis_still_shows_the_database_side(emulator, runtime, connected, settings):
+    from dataclasses import replace
+
+    from store.redis_server import free_port
+    from wsgi import create_app, runtime as app_runtime
+
+    down = create_app(replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    try:
+        report = ops(down, "status", "--json").stdout
+        table = ops(down, "status").stdout
+    finally:
+        app_runtime(down).close()
+    assert '"redis": "unreachable: ConnectionError"' in report and '"jobs": null' in report
+    assert connected in table and "WARNING Redis is unreachable" in table
+    assert Queue(queue.WEBHOOK, connection=runtime.redis).count == 0
