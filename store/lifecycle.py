@@ -69,6 +69,9 @@ class Shown:
     connected_email: str | None
     last_error: str | None
     backfill_status: str | None
+    backfill_phase: str | None = None
+    backfill_fetched: int = 0
+    last_success_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,14 @@ def shown(session: Session, workspace_id: int) -> Shown | None:
     row = _live(session, workspace_id)
     if row is None:
         return None
-    backfill = session.scalar(select(SyncState.backfill_status).where(SyncState.tenant_id == row.tenant_id))
+    sync = session.get(SyncState, row.tenant_id)
     return Shown(
         status=row.status, tenant_id=row.tenant_id, tenant_name=row.tenant_name, short_code=row.short_code,
         base_currency=row.base_currency, connected_email=row.connected_email, last_error=row.last_error,
-        backfill_status=backfill,
+        backfill_status=sync.backfill_status if sync else None,
+        backfill_phase=sync.backfill_phase if sync else None,
+        backfill_fetched=sync.backfill_fetched if sync else 0,
+        last_success_at=sync.last_success_at if sync else None,
     )
 
 
