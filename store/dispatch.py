@@ -12,9 +12,11 @@ The contract shared by the webhook intake, the inbox relay and the worker:
 from __future__ import annotations
 
 import contextlib
+import math
 import re
+import time
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
 from redis import Redis, RedisError, WatchError
@@ -45,8 +47,11 @@ def wake(redis: Redis, tenant_ids: Iterable[str], queue_name: str = queue.WEBHOO
     A tenant left out of the result already has a queued job that has not started, so that job
     will see whatever the caller has just committed.
     """
-    target = Queue(queue_name, connection=redis)
-    return [tenant_id for tenant_id in dict.fromkeys(tenant_ids) if _enqueue_once(redis, target, tenant_id)]
+    return [
+        tenant_id
+        for tenant_id in dict.fromkeys(tenant_ids)
+        if enqueue_once(redis, queue_name, SYNC_JOB, tenant_id, queued_key(tenant_id), job_id(tenant_id))
+    ]
 
 
 def clear_queued(redis: Redis, tenant_id: str) -> None:
@@ -58,25 +63,34 @@ def is_queued(redis: Redis, tenant_id: str) -> bool:
     return bool(redis.exists(queued_key(tenant_id)))
 
 
-def _enqueue_once(redis: Redis, target: Queue, tenant_id: str) -> bool:
-    key = queued_key(tenant_id)
-    new_id = job_id(tenant_id)
+def enqueue_once(
+    redis: Redis, queue_name: str, func: str, tenant_id: str, key: str, new_id: str, delay: float = 0.0
+) -> bool:
+    """Queue `func(tenant_id)` (or schedule it `delay` seconds out) unless guard `key` says a
+    job is already queued; the guard and the job are written in one Redis transaction.
+
+    Shared by every kind of job (the worker's reconcile and backfill use it too)."""
+    target = Queue(queue_name, connection=redis)
+    options = dict(
+        job_id=new_id,
+        result_ttl=int(RESULT_TTL.total_seconds()),
+        failure_ttl=int(FAILURE_TTL.total_seconds()),
+    )
     with redis.pipeline() as pipe:
         try:
             pipe.watch(key)  # a concurrent wake that sets the guard first makes ours a no-op
             if pipe.exists(key):
                 return False
             pipe.multi()
-            pipe.set(key, new_id, nx=True, ex=GUARD_TTL)
-            target.enqueue_call(
-                SYNC_JOB,
-                args=(tenant_id,),
-                job_id=new_id,
-                timeout=int(JOB_TIMEOUT.total_seconds()),
-                result_ttl=int(RESULT_TTL.total_seconds()),
-                failure_ttl=int(FAILURE_TTL.total_seconds()),
-                pipeline=pipe,
-            )
+            pipe.set(key, new_id, nx=True, ex=GUARD_TTL + timedelta(seconds=delay))
+            if delay > 0:
+                # RQ keeps scheduled times in whole seconds (truncated): round up, never run early
+                run_at = datetime.fromtimestamp(math.ceil(time.time() + delay), timezone.utc)
+                target.enqueue_at(run_at, func, tenant_id, pipeline=pipe,
+                                  job_timeout=int(JOB_TIMEOUT.total_seconds()), **options)
+            else:
+                target.enqueue_call(func, args=(tenant_id,), pipeline=pipe,
+                                    timeout=int(JOB_TIMEOUT.total_seconds()), **options)
             pipe.execute()
             return True
         except WatchError:

@@ -12,26 +12,18 @@ Three kinds, each on its own queue (served in priority order): `sync` (webhook-d
 """
 from __future__ import annotations
 
-import contextlib
-import math
 import random
 import re
-import time
 import uuid
-from datetime import datetime, timedelta, timezone
 
-from redis import Redis, RedisError, WatchError
+from redis import Redis
 from redis.lock import Lock
-from rq import Queue
 
 from store import dispatch, queue
 
 SYNC, RECONCILE, BACKFILL = "sync", "reconcile", "backfill"
 QUEUE = {SYNC: queue.WEBHOOK, RECONCILE: queue.RECONCILE, BACKFILL: queue.BACKFILL}
 JOB = {SYNC: dispatch.SYNC_JOB, RECONCILE: "worker.jobs.reconcile_tenant", BACKFILL: "worker.jobs.backfill_tenant"}
-JOB_TIMEOUT = timedelta(minutes=15)
-RESULT_TTL = timedelta(minutes=10)
-FAILURE_TTL = timedelta(days=7)
 
 
 def guard_key(kind: str, tenant_id: str) -> str:
@@ -69,37 +61,9 @@ def enqueue(redis: Redis, kind: str, tenant_id: str, delay: float = 0.0) -> bool
     Returns False when a job was already queued: it has not started, so it will see
     everything the caller has committed.
     """
-    key = guard_key(kind, tenant_id)
-    target = Queue(QUEUE[kind], connection=redis)
-    job_id = _job_id(kind, tenant_id)
-    options = dict(
-        job_id=job_id,
-        job_timeout=int(JOB_TIMEOUT.total_seconds()),
-        result_ttl=int(RESULT_TTL.total_seconds()),
-        failure_ttl=int(FAILURE_TTL.total_seconds()),
+    return dispatch.enqueue_once(
+        redis, QUEUE[kind], JOB[kind], tenant_id, guard_key(kind, tenant_id), _job_id(kind, tenant_id), delay
     )
-    with redis.pipeline() as pipe:
-        try:
-            pipe.watch(key)
-            if pipe.exists(key):
-                return False
-            pipe.multi()
-            pipe.set(key, job_id, nx=True, ex=dispatch.GUARD_TTL + timedelta(seconds=delay))
-            if delay > 0:
-                # RQ keeps scheduled times in whole seconds (truncated): round up, never run early
-                run_at = datetime.fromtimestamp(math.ceil(time.time() + delay), timezone.utc)
-                target.enqueue_at(run_at, JOB[kind], tenant_id, pipeline=pipe, **options)
-            else:
-                target.enqueue_call(JOB[kind], args=(tenant_id,), pipeline=pipe, timeout=options.pop("job_timeout"),
-                                    **options)
-            pipe.execute()
-            return True
-        except WatchError:
-            return False
-        except RedisError:
-            with contextlib.suppress(RedisError):
-                redis.delete(key)
-            raise
 
 
 def lease(redis: Redis, kind: str, tenant_id: str, seconds: float) -> Lock | None:
