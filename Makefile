@@ -21,10 +21,12 @@ demo: $(STAMP)
 	$(BIN)/python -m demo
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } \
+		|| echo "wrk is not installed: the intake benchmark will say it was skipped"
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 chaos: $(STAMP)
-	$(BIN)/python -m bench.chaos
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache

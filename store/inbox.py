@@ -20,6 +20,7 @@ from store.db import chunks, transaction, upsert_insert
 from store.models import InboxEvent, SyncState, WebhookDelivery, XeroConnection
 
 PENDING, ENQUEUED, DONE, FAILED, IGNORED = "pending", "enqueued", "done", "failed", "ignored"
+LAST_WEBHOOK_RESOLUTION = timedelta(seconds=1)  # sync_state.last_webhook_at is at most this stale
 SYNCED_CATEGORIES = frozenset({"INVOICE", "CONTACT", "CREDITNOTE"})  # a credit note re-syncs its invoices
 
 
@@ -76,7 +77,7 @@ def store(session: Session, events: Sequence[Announcement], now: datetime) -> St
         unique.setdefault(event.dedupe_key, event)
     if not unique:
         return Stored(received=len(events), inserted=0)
-    live = live_tenants(session, {e.tenant_id for e in unique.values()})
+    live = _live_and_last_heard(session, {e.tenant_id for e in unique.values()})
     delivery = WebhookDelivery(received_at=now, outcome="accepted", event_count=len(events))
     session.add(delivery)
     session.flush()
@@ -88,7 +89,7 @@ def store(session: Session, events: Sequence[Announcement], now: datetime) -> St
         new += session.execute(insert.returning(InboxEvent.id, InboxEvent.tenant_id, InboxEvent.state)).all()
     if not new:
         session.delete(delivery)
-    _touch_last_webhook(session, sorted(live), now)
+    _touch_last_webhook(session, live, now)
     pending: dict[str, list[int]] = {}
     for event_id, tenant_id, state in new:
         if state == PENDING:
@@ -194,11 +195,31 @@ def _row(event: Announcement, delivery_id: int, now: datetime, live: set[str]) -
     }
 
 
-def _touch_last_webhook(session: Session, tenant_ids: list[str], now: datetime) -> None:
-    if not tenant_ids:
+def _live_and_last_heard(session: Session, tenant_ids: Iterable[str]) -> dict[str, datetime | None]:
+    """`live_tenants`, each with its last_webhook_at (None: never, or no sync_state row yet)."""
+    found: dict[str, datetime | None] = {}
+    for chunk in chunks(sorted(set(tenant_ids))):
+        found.update(session.execute(
+            select(XeroConnection.tenant_id, SyncState.last_webhook_at)
+            .outerjoin(SyncState, SyncState.tenant_id == XeroConnection.tenant_id)
+            .where(XeroConnection.tenant_id.in_(chunk), XeroConnection.status != "disconnected")
+        ).all())
+    return found
+
+
+def _touch_last_webhook(session: Session, heard: dict[str, datetime | None], now: datetime) -> None:
+    """Move each tenant's last_webhook_at to `now`, at most once per LAST_WEBHOOK_RESOLUTION.
+
+    Writing it on every delivery made every intake transaction of a tenant wait for the
+    previous one's commit on PostgreSQL (they all lock its one sync_state row), and cost
+    every request a write on SQLite; a second's resolution is all "last heard" needs."""
+    stale = sorted(t for t, at in heard.items() if at is None or at <= now - LAST_WEBHOOK_RESOLUTION)
+    if not stale:
         return
     insert = upsert_insert(session, SyncState)
     upsert = insert.on_conflict_do_update(
-        index_elements=["tenant_id"], set_={"last_webhook_at": insert.excluded.last_webhook_at}
+        index_elements=["tenant_id"],
+        set_={"last_webhook_at": insert.excluded.last_webhook_at},
+        where=or_(SyncState.last_webhook_at.is_(None), SyncState.last_webhook_at < insert.excluded.last_webhook_at),
     )
-    session.execute(upsert, [{"tenant_id": t, "last_webhook_at": now} for t in tenant_ids])
+    session.execute(upsert, [{"tenant_id": t, "last_webhook_at": now} for t in stale])

@@ -76,6 +76,8 @@ def _event(index: int, item: object) -> Event:
     data = item.get("data")
     if data is not None and not isinstance(data, dict):
         raise BadPayload(f"events[{index}].data is not an object")
+    if data is not None and not _storable(data):
+        raise BadPayload(f"events[{index}].data holds text no database can store (NUL, lone surrogate)")
     return Event(
         tenant_id=values["tenantId"],
         tenant_type=values["tenantType"].upper(),
@@ -93,6 +95,8 @@ def _text(index: int, item: dict, name: str, limit: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadPayload(f"events[{index}].{name} is missing or not a string")
     value = value.strip()
+    if not _storable(value):
+        raise BadPayload(f"events[{index}].{name} holds text no database can store (NUL, lone surrogate)")
     if len(value) > limit:
         raise BadPayload(f"events[{index}].{name} is longer than {limit} characters")
     return value
@@ -107,3 +111,21 @@ def _utc(index: int, text: str) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def _storable(value: Any) -> bool:
+    """Whether every text in `value` can be stored: PostgreSQL refuses NUL in text and JSON, and
+    a lone surrogate (valid JSON escape, invalid Unicode) is not UTF-8 at all."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True

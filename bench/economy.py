@@ -1,0 +1,138 @@
+"""Xero economy: Xero API calls per changed invoice for a 1,000-invoice burst on one tenant.
+
+The live system (gunicorn, one worker process, the emulator's signed webhooks at Xero's
+default limits: 60 calls a minute, 5 in flight) has backfilled a tenant; the emulator's
+call counts are reset; then 1,000 different invoices change at once (new invoices, part
+payments, due dates moved). When every event is settled and the mirror holds the new
+versions, the emulator's counts say how many Accounting API calls the burst cost.
+
+Baseline, the naive way: one GET /Invoices/{id} per event, through the same xero-python
+adapter (`worker.xero.XeroClient`), with the emulator's limits lifted so it can finish.
+"""
+from __future__ import annotations
+
+import random
+import time
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from bench import stack
+from bench.postgres import Postgres
+from bench.report import Goal, Section
+from bench.system import LiveSystem
+from store.models import InboxEvent, Invoice
+from worker import translate
+from worker.tokens import normalise
+from worker.xero import XeroClient
+
+BURST = 1000
+
+
+def make_burst(state, tenant_id: str, size: int, rng: random.Random) -> set[str]:
+    """`size` different invoices changed: half raised, three tenths part-paid, a fifth re-dated."""
+    truth = state.snapshot(tenant_id)
+    customers = [c["ContactID"] for c in truth["Contacts"] if c["IsCustomer"]]
+    open_invoices = [i for i in truth["Invoices"] if i["Status"] == "AUTHORISED" and Decimal(str(i["AmountDue"])) > 1]
+    rng.shuffle(open_invoices)
+    paying = open_invoices[: int(size * 0.3)]
+    redating = open_invoices[len(paying): len(paying) + int(size * 0.2)]
+    changed: set[str] = set()
+    for invoice in paying:
+        state.apply_payment(tenant_id, invoice["InvoiceID"], "1.00")
+        changed.add(invoice["InvoiceID"])
+    for invoice in redating:
+        state.set_due_date(tenant_id, invoice["InvoiceID"], "2027-03-31")
+        changed.add(invoice["InvoiceID"])
+    while len(changed) < size:
+        raised = state.create_invoice(tenant_id, rng.choice(customers), f"{rng.randint(10, 5000)}.00")
+        changed.add(raised["InvoiceID"])
+    return changed
+
+
+def accounting_calls(state, tenant_id: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in state.call_counts():
+        if row["tenant_id"] == tenant_id:
+            key = f"{row['endpoint']} {row['status']}"
+            counts[key] = counts.get(key, 0) + row["count"]
+    return counts
+
+
+def mirror_current(live: LiveSystem, tenant_id: str, invoice_ids: set[str]) -> bool:
+    truth = {i["InvoiceID"]: translate.ms_datetime(i["UpdatedDateUTC"])
+             for i in live.state.snapshot(tenant_id)["Invoices"] if i["InvoiceID"] in invoice_ids}
+    with live.sessions() as s:
+        held = dict(s.execute(select(Invoice.invoice_id, Invoice.updated_utc).where(
+            Invoice.tenant_id == tenant_id)).all())
+    return all(held.get(i) == when for i, when in truth.items())
+
+
+def run(pg: Postgres, quick: bool = False) -> Section:
+    size = 200 if quick else BURST
+    rng = random.Random(8)
+    options = dict(seed=31, tenants=1, contacts=300, invoices=3 * size, webhook_batch_seconds=0.2)
+    with LiveSystem(stack.sqlite_database("economy"), options, name="economy") as live:
+        tenant_id = live.state.tenant_ids[0]
+        live.connect([tenant_id])
+        live.wait_backfilled([tenant_id])
+        live.state.reset_calls()
+        events_before = live.inbox_events()
+        started = time.monotonic()
+        changed = make_burst(live.state, tenant_id, size, rng)
+        made = time.monotonic() - started
+        live.state.wait_for_webhooks(120)
+        deadline = time.monotonic() + 600
+        while live.outstanding_events() or not mirror_current(live, tenant_id, changed):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"burst not synced:\n{live.worker_processes[0].tail()}")
+            time.sleep(0.2)
+        synced = time.monotonic() - started
+        ours = accounting_calls(live.state, tenant_id)
+        with live.sessions() as s:
+            events = s.scalars(select(InboxEvent.resource_id).where(InboxEvent.id > events_before,
+                                                                    InboxEvent.category == "INVOICE")).all()
+        # the naive way: one GET /Invoices/{id} per event, limits lifted so it can finish
+        live.state.reset_calls()
+        live.state.set_limits(minute=1_000_000, day=1_000_000, concurrent=100, app_minute=1_000_000)
+        client = XeroClient(live.settings)
+        token = normalise(client.client_credentials_token(), time.time())["access_token"]
+        naive_started = time.monotonic()
+        for resource_id in events:
+            client.invoice(tenant_id, token, invoice_id=resource_id)
+        naive_seconds = time.monotonic() - naive_started
+        naive = accounting_calls(live.state, tenant_id)
+
+    our_total = sum(ours.values())
+    naive_total = sum(naive.values())
+    limited = sum(n for k, n in ours.items() if k.endswith(" 429"))
+    per_invoice = our_total / len(changed)
+    section = Section(
+        "Xero economy",
+        summary=(f"A burst of {len(changed)} different invoices changed at once on one tenant "
+                 f"({len(events)} INVOICE events delivered by signed webhooks, in Xero-like batches of up to 100), "
+                 "synced by one worker process at Xero's default limits. Calls counted by the emulator."),
+        header=["way", "Accounting API calls", "calls per changed invoice", "429s", "wall time"],
+        rows=[
+            ["ours (coalesced drain: IDs or If-Modified-Since sweep)", f"{our_total} ({_breakdown(ours)})",
+             f"{per_invoice:.4f}", str(limited), f"{synced:.1f} s from the first change to all synced"],
+            ["naive: GET /Invoices/{id} per event, same adapter", f"{naive_total}",
+             f"{naive_total / len(changed):.3f}", "n/a (limits lifted)",
+             f"{naive_seconds:.1f} s unthrottled; ≥ {naive_total / 60:.1f} min at Xero's 60 calls/min"],
+        ],
+        goals=[
+            Goal("≤ 0.01 calls per changed invoice", f"{per_invoice:.4f} ({our_total} calls)", per_invoice <= 0.01),
+            Goal("no 429", f"{limited}", limited == 0),
+        ],
+        notes=[
+            f"Ratio naive/ours: {naive_total / max(1, our_total):.0f}× more calls the naive way.",
+            f"The burst took {made:.1f} s to make in the emulator; the emulator batches webhooks every 0.2 s.",
+            "Reconciliation sweeps (every 5 minutes in production) are off during the run: they are not "
+            "part of a burst's cost.",
+        ],
+    )
+    return section
+
+
+def _breakdown(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"

@@ -1,0 +1,1 @@
+"""Property-based fuzzing: the webhook endpoint (hypothesis) and the CRM API (schemathesis)."""
