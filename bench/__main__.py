@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 import time
 import traceback
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=report.HERE / "RESULTS.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    # SIGTERM (timeout, Ctrl-C in a supervisor) unwinds like an exception, so every `finally`
+    # stops the servers, workers and PostgreSQL cluster this run started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = datetime.now(timezone.utc)
     pg = Postgres.start()
     print(f"PostgreSQL: {pg.origin or pg.skip}", flush=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import sys
 import threading
 import time
@@ -417,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", action="store_true", help="on PostgreSQL (BENCH_PG_URL, or a throwaway cluster)")
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("CHAOS.md"))
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop what this run started
     started_at = datetime.now(timezone.utc)
     plan = Plan(changes=args.changes, tenants=args.tenants, rate=args.rate)
     pg = Postgres.start() if args.postgres else None
