@@ -100,6 +100,9 @@ class Probe:
             if delay > 0:
                 time.sleep(delay)
             self.change(tenants[i % len(tenants)])
+        rest = start + seconds - time.monotonic()  # the window is `seconds` long, whatever the count
+        if rest > 0:
+            time.sleep(rest)
 
     def poll_until_seen(self, until: threading.Event | None, timeout: float) -> None:
         """Poll every tenant with unseen changes until all are seen (and `until` is set), or timeout."""

@@ -73,7 +73,7 @@ def run(pg: Postgres, quick: bool = False, workers: int = 2) -> Section:
     return Section(
         "Noisy neighbour",
         summary=(f"Tenant A backfills {invoices:,} invoices (plus its contacts and payments) while tenant B gets "
-                 f"{RATE:.0f} changes a second; Xero's default limits, 100 ms a call, {workers} worker processes, "
+                 f"a change every {1 / RATE:.0f} s; Xero's default limits, 100 ms a call, {workers} worker processes, "
                  "SQLite."),
         header=["B's freshness", "p50", "p95", "max", "changes"],
         rows=[
