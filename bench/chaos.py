@@ -20,7 +20,6 @@ import json
 import random
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone

@@ -13,14 +13,12 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import text
 
 from store import db as store_db
 from store.migrate import upgrade
-from store.models import Base
 from store.redis_server import free_port
 
 
@@ -81,13 +79,6 @@ class Postgres:
         upgrade(self.url)
         return self.url
 
-    def truncate(self) -> None:
-        engine = store_db.make_engine(self.url)
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        engine.dispose()
-
     def stop(self) -> None:
         if self._datadir and self._bindir:
             _as_postgres(f"{self._bindir}/pg_ctl -D {self._datadir} -m fast -w stop")
@@ -111,18 +102,3 @@ def _as_postgres(command: str) -> subprocess.CompletedProcess:
 def _version_key(path: str) -> tuple:
     part = path.split("/")[4]
     return tuple(int(p) for p in part.split(".") if p.isdigit())
-
-
-def wait_ready(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            engine = store_db.make_engine(url)
-            with engine.connect():
-                pass
-            engine.dispose()
-            return
-        except Exception:  # noqa: BLE001 - any failure means "not yet"
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)

@@ -24,8 +24,6 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import text
-
 from bench import stack
 from bench.postgres import Postgres
 from bench.report import Goal, Section
@@ -290,5 +288,10 @@ def run(pg: Postgres, quick: bool = False) -> Section:
         section.goals.append(Goal("PostgreSQL: p99 < 15 ms", "skipped", None))
         notes.append(f"PostgreSQL skipped: {pg.skip}")
     notes.append("Raw Xero JSON columns hold '{}' in the generated mirror (the read API never reads them).")
+    notes.append("The p99 is the heaviest customers' on purpose: the ten heaviest (3,000 to 11,000 invoices) are 1% "
+                 "of the requests. For them the list counts every unpaid invoice (the answer's total) and sorts "
+                 "them: about 22 ms warm for 11,000 on SQLite. An index on invoices (tenant_id, contact_id, status, "
+                 "amount_due, date, invoice_number) brought that to about 12 ms in an experiment on this mirror; "
+                 "a typical customer's time is mostly the fixed cost of a request (five small queries, the JSON).")
     section.notes = notes
     return section
