@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from store.models import InboxEvent
+from store.models import Contact, InboxEvent, Invoice
 
 OUTSTANDING = ("pending", "enqueued")
 _CHUNK = 500
@@ -68,6 +68,38 @@ def awaiting_sync(session: Session, tenant_id: str, category: str, resource_ids:
             )
         )
     return found
+
+
+MIRRORED = {"INVOICE": (Invoice, Invoice.invoice_id), "CONTACT": (Contact, Contact.contact_id)}
+
+
+def already_current(session: Session, tenant_id: str, events: Iterable[Event]) -> list[Event]:
+    """The events whose object the mirror already holds at least as new as the event.
+
+    An event says "this object changed at eventDateUtc"; Xero stamps the object's
+    UpdatedDateUTC with the same change, so a mirrored copy whose UpdatedDateUTC is not older
+    than the event already shows it (XERO.md: decide staleness by eventDateUtc against the
+    fetched UpdatedDateUTC). Such an event needs no call: typically the later deliveries of a
+    burst that one If-Modified-Since sweep has already fetched, or a redelivery. Should a
+    Xero clock ever stamp a change earlier than the copy we hold, reconciliation's sweep
+    (with its overlap) still brings it.
+    """
+    wanted: dict[str, list[Event]] = {}
+    for event in events:
+        if event.category in MIRRORED:
+            wanted.setdefault(event.category, []).append(event)
+    current: list[Event] = []
+    for category, of_category in wanted.items():
+        model, key = MIRRORED[category]
+        ids = sorted({e.resource_id for e in of_category})
+        held: dict[str, datetime] = {}
+        for start in range(0, len(ids), _CHUNK):
+            rows = session.execute(
+                select(key, model.updated_utc).where(model.tenant_id == tenant_id, key.in_(ids[start : start + _CHUNK]))
+            )
+            held.update({row[0]: row[1] for row in rows if row[1] is not None})
+        current += [e for e in of_category if e.resource_id in held and held[e.resource_id] >= e.event_date_utc]
+    return current
 
 
 def count_attempt(session: Session, event_ids: Iterable[int]) -> None:

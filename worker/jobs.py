@@ -54,7 +54,8 @@ def backfill_tenant(tenant_id: str) -> str:
 def _drain(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) -> str:
     result = sync.drain(tenant_id, api=rt.api(tenant_id, governor.WEBHOOK), sessions=rt.sessions, now=rt.now(),
                         heartbeat=heartbeat)
-    return f"synced {result.invoices} invoices, {result.contacts} contacts for {result.events} events"
+    return (f"synced {result.invoices} invoices, {result.contacts} contacts for {result.events} events"
+            f" ({result.current} already current)")
 
 
 def _reconcile(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) -> str:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 PERMANENT = (XeroRequestError, XeroNotFound, translate.TranslationError)  # a list call's 404: the gateway refused it
 
 IDS_PER_CALL = 50  # Xero's gateway refuses longer query strings (about 52 GUIDs)
-SWEEP_ABOVE = 100  # more dirty ids than this: one If-Modified-Since sweep is cheaper
+SWEEP_ABOVE = IDS_PER_CALL  # more dirty ids than one call takes: one If-Modified-Since page is cheaper
 PAGE_SIZE = 1000
 OVERLAP = timedelta(minutes=5)  # clocks and Xero's own indexing are not exact
 STABLE_ORDER = {"contacts": "ContactID ASC", "invoices": "InvoiceID ASC", "payments": "PaymentID ASC"}
@@ -47,6 +47,7 @@ class DrainResult:
     contacts: int = 0
     swept: bool = False
     ignored: int = 0
+    current: int = 0  # events the mirror already reflected: settled without a call
 
 
 @dataclass
@@ -123,7 +124,9 @@ def drain(
 ) -> DrainResult:
     """Sync what the tenant's outstanding inbox events name, then settle those events.
 
-    Invoices come by IDs (50 a call) or, for a large burst or any credit-note event, by one
+    An event whose object the mirror already holds at least as new is settled with no call
+    (a burst's later deliveries, after one sweep fetched the whole burst). The rest: invoices
+    by IDs when one call of 50 takes them all, else (or for any credit-note event) by one
     If-Modified-Since sweep from the earliest event minus an overlap; contacts likewise.
     An event is settled only once its object is stored; events that arrive meanwhile are
     left for the follow-up job their own wake queued.
@@ -140,13 +143,16 @@ def drain(
             result.ignored = backlog.settle(session, [e.id for e in events], "ignored", now, "no live Xero connection")
         return result
 
-    by_category: dict[str, list[backlog.Event]] = {}
-    for event in events:
-        by_category.setdefault(event.category, []).append(event)
     with transaction(sessions) as session:
         backlog.count_attempt(session, [e.id for e in events])
-        unused = [e.id for c, es in by_category.items() if c not in ("INVOICE", "CONTACT", "CREDITNOTE") for e in es]
+        unused = [e.id for e in events if e.category not in ("INVOICE", "CONTACT", "CREDITNOTE")]
         result.ignored = backlog.settle(session, unused, "ignored", now, None)
+        current = {e.id for e in backlog.already_current(session, tenant_id, events)}
+        result.current = backlog.settle(session, current, "done", now, None)
+    by_category: dict[str, list[backlog.Event]] = {}
+    for event in events:
+        if event.id not in current:
+            by_category.setdefault(event.category, []).append(event)
 
     run = _Drain(tenant_id, api, sessions, now, result, heartbeat)
     invoices = by_category.get("INVOICE", [])

@@ -48,3 +48,26 @@ def test_a_burst_of_1000_invoice_changes_costs_at_most_25_calls_and_no_429(emula
     assert state.call_count(status=429) == 0
     assert_mirror_equals_emulator(runtime.sessions, emulator, t)
     print(f"\n1,000 invoice changes synced with {calls} Xero calls")
+
+
+def test_a_burst_delivered_in_batches_of_100_is_fetched_once_not_once_per_batch(emulator, runtime, connected):
+    """As Xero delivers a burst: 100 events a delivery, each drained before the next arrives.
+    The first drain's If-Modified-Since sweep brings the whole burst; the later deliveries
+    name invoices the mirror already holds at least as new, and cost nothing."""
+    t, state = connected, emulator.state
+    sync.backfill(t, api=runtime.api(t, governor.BACKFILL), sessions=runtime.sessions, now=runtime.now())
+    invoices = [i["InvoiceID"] for i in state.snapshot(t)["Invoices"]][:1000]
+    mark = last_sequence(emulator)
+    for n, invoice_id in enumerate(invoices):
+        state.set_due_date(t, invoice_id, date(2027, 3, 1) + timedelta(days=n % 60))
+    events = announced(emulator, mark)
+    state.reset_calls()
+    current = 0
+    for start in range(0, len(events), 100):
+        store_events(runtime.sessions, events[start : start + 100])
+        api = runtime.api(t, governor.WEBHOOK)
+        current += sync.drain(t, api=api, sessions=runtime.sessions, now=runtime.now()).current
+
+    assert state.call_count(t) <= 2, state.call_counts()  # one full page of 1,000, then an empty one
+    assert current == 900
+    assert_mirror_equals_emulator(runtime.sessions, emulator, t)

@@ -156,3 +156,50 @@ def test_events_naming_ids_xero_refuses_to_look_up_fail_with_the_reason_and_the_
     assert len(failed) == 50 and all("no such invoice" in r.error for r in failed)
     assert {r.state for r in rows if r.resource_id == good} == {"done"}
     assert_invoice_matches(mirror_rows(runtime.sessions, t)["invoices"][good], state.invoice(t, good))
+
+
+def test_an_event_the_mirror_already_reflects_costs_no_call_and_a_newer_one_is_fetched(emulator, runtime, connected):
+    from dataclasses import replace
+
+    t, state = connected, emulator.state
+    customer = first_customer(emulator, t)
+    mark = last_sequence(emulator)
+    invoice_id = state.create_invoice(t, customer, "41.00")["InvoiceID"]
+    (created,) = [e for e in announced(emulator, mark) if e.category == "INVOICE"]
+    store_events(runtime.sessions, [created])
+    drain(runtime, t)
+    held = mirror_rows(runtime.sessions, t)["invoices"][invoice_id].updated_utc
+
+    # redelivered with a new identity, and an older change arriving late: the copy is current
+    late = replace(created, event_type="UPDATE", event_date_utc=held - timedelta(seconds=3))
+    store_events(runtime.sessions, [replace(created, replay=1), late])
+    state.reset_calls()
+    result, calls = drain(runtime, t)
+    assert (result.events, result.current, calls) == (2, 2, 0)
+    assert state.call_count(t) == 0
+
+    # a change after the copy was taken is fetched
+    mark = last_sequence(emulator)
+    state.set_due_date(t, invoice_id, date.today() + timedelta(days=9))
+    store_events(runtime.sessions, announced(emulator, mark))
+    result, calls = drain(runtime, t)
+    assert (result.current, result.invoices, calls) == (0, 1, 1)
+    row = mirror_rows(runtime.sessions, t)["invoices"][invoice_id]
+    assert row.due_date == date.today() + timedelta(days=9) and row.updated_utc > held
+    with runtime.sessions() as session:
+        assert set(session.scalars(select(InboxEvent.state).where(InboxEvent.tenant_id == t))) == {"done"}
+
+
+def test_more_changes_than_one_call_of_ids_takes_are_swept_in_one_page(emulator, runtime, connected):
+    t, state = connected, emulator.state
+    customer = first_customer(emulator, t)
+    sync.backfill(t, api=runtime.api(t, governor.BACKFILL), sessions=runtime.sessions, now=runtime.now())
+    mark = last_sequence(emulator)
+    ids = [state.create_invoice(t, customer, f"{10 + n}.00")["InvoiceID"] for n in range(sync.IDS_PER_CALL + 1)]
+    store_events(runtime.sessions, [e for e in announced(emulator, mark) if e.category == "INVOICE"])
+    state.reset_calls()
+    result, calls = drain(runtime, t)
+    assert result.swept and calls == 1 == state.call_count(t, "GET /Invoices")  # not two calls by ids
+    held = mirror_rows(runtime.sessions, t)["invoices"]
+    for invoice_id in ids:
+        assert_invoice_matches(held[invoice_id], state.invoice(t, invoice_id))
