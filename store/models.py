@@ -116,6 +116,23 @@ class Invoice(Base):
         Index("ix_invoices_contact_date", "tenant_id", "contact_id", "date"),
         Index("ix_invoices_number", "tenant_id", "invoice_number"),
         Index("ix_invoices_updated", "tenant_id", "updated_utc"),
+        # A record's saved view and totals (views.queries): status is an equality in every
+        # saved view, so a page is read in date order and stops after per_page rows; its
+        # count and the summary are read from the index alone (covering, SQLite and PostgreSQL).
+        Index(
+            "ix_invoices_contact_status",
+            "tenant_id",
+            "contact_id",
+            "status",
+            "date",
+            "invoice_number",
+            "amount_due",
+            "due_date",
+            "type",
+            "currency_code",
+            "currency_rate",
+            "total",
+        ),
     )
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
