@@ -2,8 +2,11 @@
 
 Every query is scoped twice: CRM rows by workspace_id, mirror rows by the tenant_id of the
 workspace's live connection. A page of invoices is one statement (the payment count is a
-correlated subquery on ix_payments_invoice, the total row count a window function), after
-the small lookups that resolve the record's scope (views.records.scope): no N+1.
+correlated subquery on ix_payments_invoice, the total row count an uncorrelated subquery run
+once), after the small lookups that resolve the record's scope (views.records.scope): no N+1.
+Not a window function for the count: it would make the page read, and fetch the payment
+count of, every matching row before the LIMIT; this way, on ix_invoices_contact_status, the
+page stops after per_page rows and the count reads the index alone.
 """
 
 from __future__ import annotations
@@ -129,8 +132,10 @@ def list_invoices(
         .correlate(Invoice)
         .scalar_subquery()
     )
+    # correlate(None): its own FROM invoices (the inner name shadows the outer one), run once
+    full_count = select(func.count()).select_from(Invoice).where(*where).correlate(None).scalar_subquery()
     stmt = (
-        select(*_COLUMNS, payments.label("payment_count"), func.count().over().label("full_count"))
+        select(*_COLUMNS, payments.label("payment_count"), full_count.label("full_count"))
         .where(*where)
         .order_by(
             Invoice.date.desc().nulls_last(), Invoice.invoice_number.desc().nulls_last(), Invoice.invoice_id
@@ -141,7 +146,7 @@ def list_invoices(
     result = session.execute(stmt).all()
     if result:
         total = result[0].full_count
-    elif page > 1:  # past the end: the window saw no rows, so count them on their own
+    elif page > 1:  # past the end: no row carries the count, so count on its own
         total = session.execute(select(func.count()).select_from(Invoice).where(*where)).scalar_one()
     else:
         total = 0
