@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 from redis import Redis
-from sqlalchemy import and_, null, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, null, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import dispatch
-from store.db import chunks, transaction, upsert_insert
+from store.db import chunks, transaction
 from store.models import InboxEvent, SyncState, WebhookDelivery, XeroConnection
 
 PENDING, ENQUEUED, DONE, FAILED, IGNORED = "pending", "enqueued", "done", "failed", "ignored"
@@ -53,6 +55,7 @@ class Stored:
     inserted: int  # of which new (the rest were duplicates)
     delivery_id: int | None = None  # None when nothing was new
     pending: dict[str, list[int]] = field(default_factory=dict)  # tenant -> ids of its new pending events
+    malformed: bool = False  # kept for inspection only (delivery_id is its row)
 
     @property
     def duplicates(self) -> int:
@@ -67,46 +70,94 @@ class Stored:
         return sorted(i for ids in self.pending.values() for i in ids)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One signed POST to keep: its parsed events, or (malformed) its body and why it failed."""
+
+    received_at: datetime
+    events: Sequence[Announcement] = ()
+    body: bytes | None = None  # malformed only
+    error: str | None = None  # set: a malformed delivery, kept for inspection
+
+    @property
+    def malformed(self) -> bool:
+        return self.error is not None
+
+
 def store(session: Session, events: Sequence[Announcement], now: datetime) -> Stored:
     """Add a delivery's events, skipping any already held; safe against concurrent duplicates.
 
     A delivery row is kept only when something was new, so a redelivery adds nothing at all.
     """
-    unique: dict[str, Announcement] = {}
-    for event in events:
-        unique.setdefault(event.dedupe_key, event)
-    if not unique:
-        return Stored(received=len(events), inserted=0)
-    live = _live_and_last_heard(session, {e.tenant_id for e in unique.values()})
-    delivery = WebhookDelivery(received_at=now, outcome="accepted", event_count=len(events))
-    session.add(delivery)
-    session.flush()
-    rows = [_row(e, delivery.id, now, live) for _, e in sorted(unique.items())]  # one lock order for all
-    new = []
-    for chunk in chunks(rows, 200):  # multi-row VALUES, under SQLite's bound-parameter limit
-        insert = upsert_insert(session, InboxEvent).values(chunk)
-        insert = insert.on_conflict_do_nothing(index_elements=["dedupe_key"])
-        new += session.execute(insert.returning(InboxEvent.id, InboxEvent.tenant_id, InboxEvent.state)).all()
-    if not new:
-        session.delete(delivery)
-    _touch_last_webhook(session, live, now)
-    pending: dict[str, list[int]] = {}
-    for event_id, tenant_id, state in new:
-        if state == PENDING:
-            pending.setdefault(tenant_id, []).append(event_id)
-    return Stored(
-        received=len(events), inserted=len(new), delivery_id=delivery.id if new else None, pending=pending
-    )
+    return store_many(session.connection(), [Delivery(now, events)])[0]
 
 
 def record_malformed(session: Session, body: bytes, error: str, now: datetime) -> int:
     """Keep a signed body we could not parse, for inspection; return its delivery id."""
-    delivery = WebhookDelivery(
-        received_at=now, outcome="malformed", event_count=0, body=body, error=error[:2000]
+    delivery_id = store_many(session.connection(), [Delivery(now, body=body, error=error)])[0].delivery_id
+    assert delivery_id is not None
+    return delivery_id
+
+
+def store_many(conn: Connection, deliveries: Sequence[Delivery]) -> list[Stored]:
+    """Store several deliveries in the caller's transaction; one `Stored` each, in order.
+
+    The intake's group commit: a handful of statements for the whole batch (one multi-row
+    INSERT of delivery rows, one of events with ON CONFLICT DO NOTHING RETURNING), yet each
+    delivery's result is what storing it alone, in this order, would have given: an event
+    repeated within the batch counts as new for its first delivery only, and a delivery with
+    nothing new keeps no row. A malformed delivery's `Stored` carries only its delivery id.
+    """
+    # which delivery each event key belongs to: the first one naming it (later ones: duplicates)
+    taken: set[str] = set()
+    claimed: list[list[tuple[str, Announcement]]] = [[] for _ in deliveries]
+    for index, delivery in enumerate(deliveries):
+        for event in delivery.events:
+            key = event.dedupe_key
+            if key not in taken:
+                taken.add(key)
+                claimed[index].append((key, event))
+    keeping = [i for i, d in enumerate(deliveries) if d.malformed or claimed[i]]
+    if not keeping:
+        return [Stored(received=len(d.events), inserted=0) for d in deliveries]
+    live = _live_and_last_heard(conn, {e.tenant_id for i in keeping for _, e in claimed[i]})
+    delivery_ids = dict(zip(keeping, _insert_deliveries(conn, [deliveries[i] for i in keeping])))
+    rows = sorted(  # one lock order for every writer
+        (_row(k, e, delivery_ids[i], deliveries[i].received_at, live) for i in keeping for k, e in claimed[i]),
+        key=lambda row: row["dedupe_key"],
     )
-    session.add(delivery)
-    session.flush()
-    return delivery.id
+    new: dict[str, tuple[int, str, str]] = {}
+    if rows:
+        for key, event_id, tenant_id, state in conn.execute(_insert_events(conn.dialect.name), rows):
+            new[key] = (event_id, tenant_id, state)
+    results, unused = [], []
+    for index, delivery in enumerate(deliveries):
+        if delivery.malformed:
+            results.append(Stored(received=0, inserted=0, delivery_id=delivery_ids[index], malformed=True))
+            continue
+        pending: dict[str, list[int]] = {}
+        inserted = 0
+        for key, _ in claimed[index]:
+            found = new.get(key)
+            if found is None:
+                continue
+            inserted += 1
+            if found[2] == PENDING:
+                pending.setdefault(found[1], []).append(found[0])
+        if index in delivery_ids and not inserted:
+            unused.append(delivery_ids[index])
+        results.append(Stored(received=len(delivery.events), inserted=inserted,
+                              delivery_id=delivery_ids[index] if inserted else None, pending=pending))
+    for chunk in chunks(unused):  # every event of these deliveries was already held: keep no row for them
+        conn.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(chunk)))
+    heard = {}
+    for index in keeping:
+        for _, event in claimed[index]:
+            if event.tenant_id in live:
+                heard[event.tenant_id] = max(heard.get(event.tenant_id, deliveries[index].received_at),
+                                             deliveries[index].received_at)
+    _touch_last_webhook(conn, live, heard)
+    return results
 
 
 def live_tenants(session: Session, tenant_ids: Iterable[str]) -> set[str]:
@@ -124,7 +175,7 @@ def live_tenants(session: Session, tenant_ids: Iterable[str]) -> set[str]:
     return found
 
 
-def mark_enqueued(session: Session, event_ids: Iterable[int], now: datetime) -> int:
+def mark_enqueued(session: Session | Connection, event_ids: Iterable[int], now: datetime) -> int:
     """Record that a sync job was asked for these events; return how many rows changed.
 
     By id, not by tenant: an event committed after the wake must stay `pending` until its own
@@ -132,13 +183,15 @@ def mark_enqueued(session: Session, event_ids: Iterable[int], now: datetime) -> 
     """
     changed = 0
     for chunk in chunks(sorted(set(event_ids))):
-        result = session.execute(
-            update(InboxEvent)
-            .where(InboxEvent.id.in_(chunk), InboxEvent.state.in_((PENDING, ENQUEUED)))
-            .values(state=ENQUEUED, enqueued_at=now)
-        )
-        changed += result.rowcount
+        changed += session.execute(_MARK_ENQUEUED, {"ids": list(chunk), "now": now}).rowcount
     return changed
+
+
+_MARK_ENQUEUED = (  # built once: the intake marks after every wake
+    update(InboxEvent)
+    .where(InboxEvent.id.in_(bindparam("ids", expanding=True)), InboxEvent.state.in_((PENDING, ENQUEUED)))
+    .values(state=ENQUEUED, enqueued_at=bindparam("now", type_=InboxEvent.enqueued_at.type))
+)
 
 
 def relay(
@@ -177,10 +230,12 @@ def relay(
     return len(tenants)
 
 
-def _row(event: Announcement, delivery_id: int, now: datetime, live: set[str]) -> dict[str, Any]:
+def _row(
+    key: str, event: Announcement, delivery_id: int, now: datetime, live: Iterable[str]
+) -> dict[str, Any]:
     wanted = event.category in SYNCED_CATEGORIES and event.tenant_id in live
     return {
-        "dedupe_key": event.dedupe_key,
+        "dedupe_key": key,
         "delivery_id": delivery_id,
         "tenant_id": event.tenant_id,
         "tenant_type": event.tenant_type,
@@ -195,31 +250,82 @@ def _row(event: Announcement, delivery_id: int, now: datetime, live: set[str]) -
     }
 
 
-def _live_and_last_heard(session: Session, tenant_ids: Iterable[str]) -> dict[str, datetime | None]:
+def _live_and_last_heard(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, datetime | None]:
     """`live_tenants`, each with its last_webhook_at (None: never, or no sync_state row yet)."""
     found: dict[str, datetime | None] = {}
     for chunk in chunks(sorted(set(tenant_ids))):
-        found.update(session.execute(
-            select(XeroConnection.tenant_id, SyncState.last_webhook_at)
-            .outerjoin(SyncState, SyncState.tenant_id == XeroConnection.tenant_id)
-            .where(XeroConnection.tenant_id.in_(chunk), XeroConnection.status != "disconnected")
-        ).all())
+        found.update(conn.execute(_LIVE_AND_LAST_HEARD, {"tenants": list(chunk)}).all())
     return found
 
 
-def _touch_last_webhook(session: Session, heard: dict[str, datetime | None], now: datetime) -> None:
-    """Move each tenant's last_webhook_at to `now`, at most once per LAST_WEBHOOK_RESOLUTION.
+_LIVE_AND_LAST_HEARD = (  # built once: the intake runs it for every batch
+    select(XeroConnection.tenant_id, SyncState.last_webhook_at)
+    .outerjoin(SyncState, SyncState.tenant_id == XeroConnection.tenant_id)
+    .where(XeroConnection.tenant_id.in_(bindparam("tenants", expanding=True)),
+           XeroConnection.status != "disconnected")
+)
+
+
+def _touch_last_webhook(
+    conn: Connection, last_heard: dict[str, datetime | None], heard: dict[str, datetime]
+) -> None:
+    """Move each live tenant's last_webhook_at to when it was `heard`, at most once per
+    LAST_WEBHOOK_RESOLUTION.
 
     Writing it on every delivery made every intake transaction of a tenant wait for the
     previous one's commit on PostgreSQL (they all lock its one sync_state row), and cost
     every request a write on SQLite; a second's resolution is all "last heard" needs."""
-    stale = sorted(t for t, at in heard.items() if at is None or at <= now - LAST_WEBHOOK_RESOLUTION)
-    if not stale:
-        return
-    insert = upsert_insert(session, SyncState)
-    upsert = insert.on_conflict_do_update(
+    stale = [
+        {"tenant_id": t, "last_webhook_at": at}
+        for t, at in sorted(heard.items())
+        if last_heard.get(t) is None or last_heard[t] <= at - LAST_WEBHOOK_RESOLUTION
+    ]
+    if stale:
+        conn.execute(_touch_statement(conn.dialect.name), stale)
+
+
+def _dialect_insert(dialect: str, model: type) -> Any:
+    """INSERT that can say ON CONFLICT ..., in the dialect at hand (both of ours have it)."""
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"no upsert for {dialect}")
+
+
+@lru_cache(maxsize=None)
+def _insert_events(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING what a new row became; run
+    with many rows, SQLAlchemy sends them as multi-row VALUES (under each driver's limits)."""
+    statement = _dialect_insert(dialect, InboxEvent).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return statement.returning(InboxEvent.dedupe_key, InboxEvent.id, InboxEvent.tenant_id, InboxEvent.state)
+
+
+@lru_cache(maxsize=None)
+def _touch_statement(dialect: str) -> Any:
+    insert_ = _dialect_insert(dialect, SyncState)
+    return insert_.on_conflict_do_update(
         index_elements=["tenant_id"],
-        set_={"last_webhook_at": insert.excluded.last_webhook_at},
-        where=or_(SyncState.last_webhook_at.is_(None), SyncState.last_webhook_at < insert.excluded.last_webhook_at),
+        set_={"last_webhook_at": insert_.excluded.last_webhook_at},
+        where=or_(SyncState.last_webhook_at.is_(None), SyncState.last_webhook_at < insert_.excluded.last_webhook_at),
     )
-    session.execute(upsert, [{"tenant_id": t, "last_webhook_at": now} for t in stale])
+
+
+_INSERT_DELIVERIES = insert(WebhookDelivery).returning(WebhookDelivery.id, sort_by_parameter_order=True)
+_INSERT_DELIVERIES_SQLITE = insert(WebhookDelivery).returning(WebhookDelivery.id)
+
+
+def _insert_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[int]:
+    """One webhook_deliveries row each; their ids, in the same order."""
+    rows = [
+        {"received_at": d.received_at, "outcome": "malformed" if d.malformed else "accepted",
+         "event_count": len(d.events), "body": d.body if d.malformed else None,
+         "error": d.error[:2000] if d.error is not None else None}
+        for d in deliveries
+    ]
+    if conn.dialect.name == "sqlite":
+        # One multi-row INSERT (SQLAlchemy would send one per row to keep RETURNING in order).
+        # Holding the write lock (BEGIN IMMEDIATE), SQLite gives each new row max(rowid) + 1 as
+        # it inserts the VALUES in order, so the ids in ascending order are the rows in order.
+        return sorted(conn.execute(_INSERT_DELIVERIES_SQLITE, rows).scalars())
+    return list(conn.execute(_INSERT_DELIVERIES, rows).scalars())

@@ -109,6 +109,19 @@ def webhook_stored(source: Any, new: int, duplicates: int) -> None:
     ])
 
 
+def webhooks_stored(source: Any, accepted: int, duplicate: int, new_events: int, duplicate_events: int) -> None:
+    """Deliveries stored together (the intake's group commit), counted in one pipeline: those
+    with anything new are `accepted`, the rest `duplicate`; and their events."""
+    key = PREFIX + "c:"
+    _write(source, [
+        ("hincrby", (key + name, labels_field({"outcome": outcome}), amount))
+        for name, outcome, amount in ((WEBHOOKS, "accepted", accepted), (WEBHOOKS, "duplicate", duplicate),
+                                      (WEBHOOK_EVENTS, "new", new_events),
+                                      (WEBHOOK_EVENTS, "duplicate", duplicate_events))
+        if amount
+    ])
+
+
 def job(source: Any, kind: str, outcome: str) -> None:
     count(source, JOBS, kind=kind, outcome=outcome)
 

@@ -1,8 +1,10 @@
 """POST /webhooks/xero: verify, keep, answer; the sync happens elsewhere.
 
 Xero wants 200 with an empty body (and no cookie) within 5 s for a good signature, 401 for a
-bad one. Events are committed before the 200; the queue is told afterwards, and if Redis is
-down the relay tells it later. A database outage answers 503, so Xero delivers again.
+bad one. Events are committed before the 200, in a transaction shared with the process's
+other waiting deliveries (webhook.batcher); the queue is told afterwards, off the request's
+path, and if Redis is down the relay tells it later. A database outage answers 503, so Xero
+delivers again.
 """
 from __future__ import annotations
 
@@ -10,15 +12,13 @@ import logging
 from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, request
-from redis import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from store import dispatch, inbox, metrics
-from store.db import transaction
+from store import inbox, metrics
 from store.runtime import Runtime
-from webhook import payload, signature
+from webhook import batcher, payload, signature
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(__name__)
@@ -36,26 +36,20 @@ def receive():
     try:
         events = payload.parse(body)  # pure
     except payload.BadPayload as bad:
-        with transaction(rt.sessions) as session:
-            delivery_id = inbox.record_malformed(session, body, str(bad), now)
-        log.warning("webhook malformed", extra={"delivery_id": delivery_id, "error": str(bad)})
+        kept = intake().keep(inbox.Delivery(now, body=body, error=str(bad)))
+        log.warning("webhook malformed", extra={"delivery_id": kept.delivery_id, "error": str(bad)})
         metrics.count(rt, metrics.WEBHOOKS, outcome="malformed")
         return "", 400
     if not events:  # intent to receive
         metrics.count(rt, metrics.WEBHOOKS, outcome="accepted")
         return "", 200
-    with transaction(rt.sessions) as session:
-        stored = inbox.store(session, events, now)  # committed before we answer
-    log.info(
-        "webhook accepted",
-        extra={"events": stored.received, "new": stored.inserted, "duplicates": stored.duplicates,
-               "delivery_id": stored.delivery_id, "tenant_ids": stored.tenant_ids,
-               "event_ids": stored.pending_ids[:100]},
-    )
-    metrics.webhook_stored(rt, stored.inserted, stored.duplicates)
-    if stored.pending:
-        _wake(rt, stored, now)
+    intake().keep(inbox.Delivery(now, events))  # committed before we answer; counted and logged by the batch
     return "", 200
+
+
+def intake() -> batcher.Intake:
+    """This app's group-commit intake in this process."""
+    return batcher.for_app(current_app.extensions, _runtime())
 
 
 def _raw_body(limit: int) -> bytes:
@@ -71,22 +65,6 @@ def _raw_body(limit: int) -> bytes:
     return body
 
 
-def _wake(rt: Runtime, stored: inbox.Stored, now: datetime) -> None:
-    """Ask for one coalesced sync per tenant; failures here lose nothing, the relay catches up."""
-    try:
-        woken = dispatch.wake(rt.redis, stored.tenant_ids)
-    except RedisError as error:
-        log.warning("queue unavailable; events stay pending for the relay", extra={"error": str(error)})
-        return
-    try:
-        with transaction(rt.sessions) as session:
-            inbox.mark_enqueued(session, stored.pending_ids, now)
-    except DBAPIError as error:  # the job is queued and will see the events; the relay re-marks
-        log.warning("could not mark events enqueued", extra={"error": str(error.orig)})
-        return
-    log.info("sync woken", extra={"tenants": stored.tenant_ids, "new_jobs": woken})
-
-
 @bp.errorhandler(RequestEntityTooLarge)
 def too_large(_error):
     log.warning("webhook refused: body too large", extra={"limit": _runtime().settings.webhook_max_bytes})
@@ -94,6 +72,7 @@ def too_large(_error):
     return "", 413
 
 
+@bp.errorhandler(batcher.NotStored)
 @bp.errorhandler(DBAPIError)
 @bp.errorhandler(PoolTimeout)
 def database_unavailable(error):

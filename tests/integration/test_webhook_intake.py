@@ -18,6 +18,7 @@ from store import dispatch, inbox, queue
 from store.config import Settings
 from store.db import transaction
 from store.models import InboxEvent, SyncState, WebhookDelivery, Workspace, XeroConnection
+from webhook import batcher
 from webhook.payload import parse
 from webhook.signature import sign
 from wsgi import create_app, runtime
@@ -94,9 +95,16 @@ def body(*events: dict) -> bytes:
 
 
 def post(client, raw: bytes, key: str | None = KEY, **headers):
+    """POST a delivery; once answered, wait (briefly: it must be prompt) for the background wake."""
     if key is not None:
         headers["x-xero-signature"] = sign(raw, key)
-    return client.post("/webhooks/xero", data=raw, headers=headers, content_type="application/json")
+    response = client.post("/webhooks/xero", data=raw, headers=headers, content_type="application/json")
+    assert settled(client.application), "the wake after the commit took more than 2 s"
+    return response
+
+
+def settled(app, timeout: float = 2.0) -> bool:
+    return batcher.for_app(app.extensions, runtime(app)).settle(timeout)
 
 
 def jobs(redis) -> list:

@@ -1,0 +1,266 @@
+"""Group commit for the intake: the deliveries of one web process share their transactions.
+
+A request thread hands its delivery to `Intake.keep` and waits. One writer thread per process
+takes every delivery waiting (at most MAX_BATCH), stores them in ONE transaction
+(`inbox.store_many`) and releases each waiting thread with its own result, or, when the
+transaction fails, with the error (the request answers 503 and Xero delivers again). So a
+request answers 200 only once its own events are committed, and with gunicorn's gthread
+workers the concurrent requests of a process pay for one commit between them.
+
+Telling the queue is off the request's path: after each commit a waker thread wakes every
+tenant of the batch once (`dispatch.wake`), counts the batch in the metrics (one Redis
+pipeline), logs it, and gives the event ids back to the writer, which marks them `enqueued`
+in one statement. If any of that fails, or the process dies first, the events stay `pending`
+and the relay (`inbox.relay`, the worker's ticker) wakes them after a few seconds: nothing
+accepted is lost.
+
+Both threads start on first use in the process that uses them (never before a fork) and end
+after IDLE_SECONDS with nothing to do. At interpreter exit (a gunicorn worker stopping) the
+waker is given a moment to finish; whatever it cannot finish stays pending for the relay.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from redis import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from store import dispatch, inbox, metrics
+from store.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 64  # deliveries per transaction
+ANSWER_WITHIN = 10.0  # seconds a request waits for its commit before answering 503
+IDLE_SECONDS = 2.0  # a thread with nothing to do for this long ends (a new one starts on demand)
+EXIT_GRACE = 3.0  # at interpreter exit, how long the waker may take to finish
+
+
+class NotStored(Exception):
+    """The delivery was not committed (the database failed, or did not answer in time)."""
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """A delivery, and the thread that waits for its commit."""
+
+    delivery: inbox.Delivery
+    released: threading.Lock = field(default_factory=threading.Lock)
+    result: inbox.Stored | None = None
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self.released.acquire()  # the writer releases it
+
+    def finish(self, result: inbox.Stored | None = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.released.release()
+
+
+class Intake:
+    """One process's intake writer and waker (see the module docstring)."""
+
+    def __init__(self, runtime: Runtime, max_batch: int = MAX_BATCH, answer_within: float = ANSWER_WITHIN,
+                 idle_seconds: float = IDLE_SECONDS):
+        self._runtime = runtime  # its engine and Redis client, created on first use
+        self._max_batch = max_batch
+        self._answer_within = answer_within
+        self._idle = idle_seconds
+        self._lock = threading.Condition()
+        self._waiting: deque[_Waiting] = deque()
+        self._marks: list[tuple[list[int], datetime, int]] = []  # woken ids, when, batches they settle
+        self._to_wake: list[list[inbox.Stored]] = []  # committed batches, for the waker
+        self._unsettled = 0  # committed batches whose wake and mark are not finished
+        self._writer: threading.Thread | None = None
+        self._waker: threading.Thread | None = None
+        _everyone.add(self)
+
+    # --- the request's side -----------------------------------------------------------------
+
+    def keep(self, delivery: inbox.Delivery) -> inbox.Stored:
+        """Commit `delivery` (with whatever else is waiting); raise NotStored if it was not."""
+        waiting = _Waiting(delivery)
+        with self._lock:
+            self._waiting.append(waiting)
+            self._start_writer()
+            self._lock.notify_all()
+        if not waiting.released.acquire(timeout=self._answer_within):
+            raise NotStored(f"not committed within {self._answer_within:.0f} s")
+        if waiting.error is not None:
+            raise NotStored(_describe(waiting.error)) from waiting.error
+        assert waiting.result is not None
+        return waiting.result
+
+    def settle(self, timeout: float = 5.0) -> bool:
+        """Wait until every committed delivery has been woken and marked (or given up on, left
+        pending for the relay); False if that took longer than `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._waiting or self._unsettled:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+        return True
+
+    # --- the writer ---------------------------------------------------------------------------
+
+    def _start_writer(self) -> None:  # holding the lock
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write, name="intake-writer", daemon=True)
+            self._writer.start()
+
+    def _write(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting and not self._marks:
+                    if not self._lock.wait(self._idle) and not self._waiting and not self._marks:
+                        self._writer = None
+                        return
+                batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
+                marks, self._marks = self._marks, []
+            if batch:
+                self._commit(batch)
+            if marks:
+                self._mark(marks)
+
+    def _commit(self, batch: list[_Waiting]) -> None:
+        try:
+            with self._runtime.engine.begin() as conn:
+                results = inbox.store_many(conn, [w.delivery for w in batch])
+        except BaseException as error:  # noqa: BLE001 - every waiting request must hear of it
+            if len(batch) > 1 and isinstance(error, DBAPIError) and not _unreachable(error):
+                for one in batch:  # one bad delivery must not refuse the others: each alone
+                    self._commit([one])
+                return
+            if isinstance(error, (DBAPIError, PoolTimeout)):
+                log.error("webhooks not stored: database unavailable",
+                          extra={"deliveries": len(batch), "error": _describe(error)})
+            else:
+                log.exception("webhooks not stored: the intake failed", extra={"deliveries": len(batch)})
+            for waiting in batch:
+                waiting.finish(error=error)
+            return
+        for waiting, result in zip(batch, results):
+            waiting.finish(result)
+        with self._lock:
+            self._to_wake.append(results)
+            self._unsettled += 1
+            if self._waker is None:
+                self._waker = threading.Thread(target=self._wake, name="intake-waker", daemon=True)
+                self._waker.start()
+            self._lock.notify_all()
+
+    def _mark(self, marks: list[tuple[list[int], datetime, int]]) -> None:
+        ids = [i for event_ids, _, _ in marks for i in event_ids]
+        try:
+            with self._runtime.engine.begin() as conn:
+                inbox.mark_enqueued(conn, ids, max(now for _, now, _ in marks))
+        except (DBAPIError, PoolTimeout) as error:  # the jobs are queued and will see the events
+            log.warning("could not mark events enqueued; the relay will", extra={"error": _describe(error)})
+        finally:
+            self._settled(sum(batches for _, _, batches in marks))
+
+    def _settled(self, batches: int) -> None:
+        with self._lock:
+            self._unsettled -= batches
+            self._lock.notify_all()
+
+    # --- the waker ----------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        while True:
+            with self._lock:
+                while not self._to_wake:
+                    if not self._lock.wait(self._idle) and not self._to_wake:
+                        self._waker = None
+                        return
+                batches, self._to_wake = self._to_wake, []
+            stored = [s for batch in batches for s in batch if not s.malformed]
+            _count_and_log(self._runtime, stored)
+            pending: dict[str, list[int]] = {}
+            for s in stored:
+                for tenant_id, ids in s.pending.items():
+                    pending.setdefault(tenant_id, []).extend(ids)
+            if not pending:
+                self._settled(len(batches))
+                continue
+            now = datetime.now(timezone.utc)
+            try:
+                woken = dispatch.wake(self._runtime.redis, sorted(pending))
+            except (RedisError, RuntimeError) as error:  # RuntimeError: REDIS_URL unset
+                log.warning("queue unavailable; events stay pending for the relay", extra={"error": str(error)})
+                self._settled(len(batches))
+                continue
+            except BaseException:
+                self._settled(len(batches))
+                raise
+            log.info("sync woken", extra={"tenants": sorted(pending), "new_jobs": woken})
+            ids = sorted(i for event_ids in pending.values() for i in event_ids)
+            with self._lock:  # the writer marks them, between its commits
+                self._marks.append((ids, now, len(batches)))
+                self._start_writer()
+                self._lock.notify_all()
+
+
+def _count_and_log(runtime: Runtime, stored: list[inbox.Stored]) -> None:
+    if not stored:
+        return
+    new = sum(s.inserted for s in stored)
+    accepted = sum(1 for s in stored if s.inserted)
+    metrics.webhooks_stored(runtime, accepted=accepted, duplicate=len(stored) - accepted,
+                            new_events=new, duplicate_events=sum(s.duplicates for s in stored))
+    event_ids = sorted(i for s in stored for i in s.pending_ids)
+    log.info(
+        "webhooks accepted",
+        extra={"deliveries": len(stored), "events": sum(s.received for s in stored), "new": new,
+               "duplicates": sum(s.duplicates for s in stored),
+               "delivery_ids": [s.delivery_id for s in stored if s.delivery_id is not None],
+               "tenant_ids": sorted({t for s in stored for t in s.tenant_ids}), "event_ids": event_ids[:100]},
+    )
+
+
+def _unreachable(error: DBAPIError) -> bool:
+    """The database itself failed (down, locked, connection lost), not one delivery's data."""
+    return isinstance(error, (OperationalError, InterfaceError)) or error.connection_invalidated
+
+
+def _describe(error: BaseException) -> str:
+    return str(getattr(error, "orig", None) or error)
+
+
+# --- one Intake per app and process ---------------------------------------------------------
+
+_everyone: "weakref.WeakSet[Intake]" = weakref.WeakSet()
+_create = threading.Lock()
+
+
+def for_app(extensions: dict[str, Any], runtime: Runtime) -> Intake:
+    """The app's Intake in this process (a forked child gets its own, with its own threads)."""
+    found = extensions.get("xm.intake")
+    if found is not None and found[0] == os.getpid():
+        return found[1]
+    with _create:
+        found = extensions.get("xm.intake")
+        if found is None or found[0] != os.getpid():
+            found = (os.getpid(), Intake(runtime))
+            extensions["xm.intake"] = found
+    return found[1]
+
+
+@atexit.register
+def _drain_at_exit() -> None:
+    """A stopping process (gunicorn worker exit) lets its wakes finish; the relay covers the rest."""
+    deadline = time.monotonic() + EXIT_GRACE
+    for intake in list(_everyone):
+        intake.settle(max(0.0, deadline - time.monotonic()))
