@@ -24,6 +24,25 @@ _MARKED = re.compile(r'"\\u0000\\u0001dec:(-?[0-9]+(?:\.[0-9]+)?)\\u0001\\u0000"
 _encoder = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_mark)
 
 
+def _c_encoder():
+    """The C encoder `_encoder.encode` builds on every call, built once (and with no cycle
+    check: parsed JSON has no cycles); None where this Python has no C encoder to reuse."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        encode = make(None, _mark, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
+        sample = {"a": [Decimal("1.50"), None, True, "\u00e9", 2.5], "b": {}}
+        if "".join(encode(sample, 0)) != _encoder.encode(sample):
+            return None
+    except Exception:  # another signature in another Python: the plain encoder will do
+        return None
+    return encode
+
+
+_c_encode = _c_encoder()
+
+
 def dumps(value: Any) -> str:
     """Like json.dumps, but a Decimal is written exactly (46.00 stays 46.00).
 
@@ -31,7 +50,7 @@ def dumps(value: Any) -> str:
     in Python was most of the cost): it hands each Decimal to `_mark`, which returns its
     digits as a marked string, and the marks and quotes are then taken off (splitting on the
     marks and joining the pieces: `re.sub` with a template is four times slower)."""
-    text = _encoder.encode(value)
+    text = "".join(_c_encode(value, 0)) if _c_encode is not None else _encoder.encode(value)
     return "".join(_MARKED.split(text)) if "\\u0001dec:" in text else text
 
 

@@ -25,9 +25,11 @@ class Scaled(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        if isinstance(value, float):
-            raise TypeError("money must be Decimal, never float")
-        scaled = Decimal(value) * self.factor
+        if value.__class__ is not Decimal:
+            if isinstance(value, float):
+                raise TypeError("money must be Decimal, never float")
+            value = Decimal(value)
+        scaled = value * self.factor
         if scaled != scaled.to_integral_value():
             raise ValueError(f"{value} has more than {self.places} decimal places")
         return int(scaled)
@@ -51,6 +53,8 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
+        if value.tzinfo is timezone.utc:
+            return value.replace(tzinfo=None)
         if value.tzinfo is None:
             raise ValueError("naive datetime: pass an aware UTC datetime")
         return value.astimezone(timezone.utc).replace(tzinfo=None)

@@ -7,12 +7,14 @@ repository's to add.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from decimal import Decimal
 from typing import Any
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{2,4})?\)/$")
 ZERO = Decimal("0")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class TranslationError(ValueError):
@@ -27,12 +29,13 @@ def ms_datetime(value: str | None) -> datetime | None:
     match = _MS_DATE.match(value)
     if not match:
         raise TranslationError(f"not a Xero date: {value!r}")
-    millis = int(match.group(1))
-    return datetime.fromtimestamp(millis // 1000, timezone.utc).replace(microsecond=(millis % 1000) * 1000)
+    return _EPOCH + timedelta(milliseconds=int(match.group(1)))
 
 
+@lru_cache(maxsize=4096)
 def ms_date(value: str | None) -> date | None:
-    """A date-only field (midnight UTC of that day) -> the date."""
+    """A date-only field (midnight UTC of that day) -> the date. Cached: a page's invoices
+    share few dates, and a date is immutable."""
     moment = ms_datetime(value)
     return moment.date() if moment else None
 
