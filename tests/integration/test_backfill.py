@@ -70,6 +70,32 @@ def test_an_interrupted_backfill_resumes_from_the_page_after_the_last_one_saved(
 
     second = run(runtime, t)  # as a new job would, after the first worker died
     assert second.done
+    # pages 1, 2, 3, and page 2 once more: the clock jumped past the deadline with no
+    # warning while page 1 was stored, so page 2 had been prefetched, and the slice dropped it
+    assert state.call_count(t, "GET /Invoices") == 4
+    assert state.call_count(t, "GET /Contacts") == 1
+    assert_mirror_equals_emulator(runtime.sessions, emulator, t)
+
+
+class Ticks:
+    """A steady clock for `deadline`: one unit a page stored."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def beat(self) -> None:
+        self.now += 1.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_slice_fetches_no_page_it_will_not_store(emulator, runtime, connected):
+    t, state = connected, emulator.state
+    clock = Ticks()  # a page takes one unit: the second page stored ends the slice
+    first = run(runtime, t, deadline=1.5, clock=clock, heartbeat=clock.beat)
+    assert (first.done, first.phase, first.page) == (False, "invoices", 1)
+    assert run(runtime, t).done
     assert state.call_count(t, "GET /Invoices") == 3  # pages 1, 2, 3: none fetched twice
     assert state.call_count(t, "GET /Contacts") == 1
     assert_mirror_equals_emulator(runtime.sessions, emulator, t)
