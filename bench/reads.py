@@ -3,10 +3,12 @@
 The mirror (one organisation, 20,000 customers, 1,000,000 invoices, their payments; a
 customer's share is skewed, so some have thousands) is generated straight into the tables:
 executemany on SQLite (built once and cached under var/bench/, keyed by READS_VERSION and
-the size), COPY on PostgreSQL. 1,000 CRM contacts are linked by email to sampled customers
-(the heaviest ten included) through the API. Then, through gunicorn, one client at a time:
-`GET /api/v1/contacts/{id}/invoices` (the default view, first page) and
-`GET /api/v1/contacts/{id}/summary` for random contacts, interleaved, repeated.
+the size; a cache built before a newer migration is migrated in place and re-analysed), COPY
+on PostgreSQL into a schema at the newest migration, then VACUUM ANALYZE. 1,000 CRM contacts
+are linked by email to sampled customers (the heaviest ten included) through the API. Then,
+through gunicorn, one client at a time: `GET /api/v1/contacts/{id}/invoices` (the default
+view, first page) and `GET /api/v1/contacts/{id}/summary` for random contacts, interleaved,
+repeated.
 
 Baseline: the same view fetched live from the emulator with xero-python through our adapter
 (a page of the customer's AUTHORISED invoices newest first; for the summary every
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import random
 import shutil
+import sqlite3
 import time
 import uuid
+from contextlib import closing
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -37,7 +41,7 @@ from store.secrets import TokenBox
 from worker.tokens import normalise
 from worker.xero import XeroClient
 
-READS_VERSION = 1  # bump when the generated data or the schema changes: the cache is rebuilt
+READS_VERSION = 1  # bump when the generated data changes: the cache is rebuilt (migrations are applied to it)
 TENANT = "5e1f0c2a-7d3b-4c9e-8a61-000000000001"
 TODAY = date.today()
 RECORDS = 1000
@@ -130,6 +134,25 @@ def build_sqlite(path: Path, invoices: int, customers: int) -> None:
     tmp.rename(path)
 
 
+def migrate_cache(path: Path) -> str | None:
+    """Bring a cached mirror to the newest migration (new indexes, then ANALYZE for them).
+
+    Returns what was done, or None when it already was at the newest."""
+    def revision() -> str:
+        with closing(sqlite3.connect(path)) as conn:
+            return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+    began, before = time.monotonic(), revision()
+    upgrade(f"sqlite:///{path}")
+    after = revision()
+    if after == before:
+        return None
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("ANALYZE")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return f"migrated from {before} to {after} and analysed in {time.monotonic() - began:.0f} s"
+
+
 def load_postgres(url: str, invoices: int, customers: int) -> None:
     contacts, inv_rows, pay_rows = generate(invoices, customers)
     engine = make_engine(url)
@@ -141,8 +164,11 @@ def load_postgres(url: str, invoices: int, customers: int) -> None:
             with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-        cur.execute("ANALYZE")
         raw.commit()
+        # as autovacuum leaves a table in service: statistics, and the visibility map that lets
+        # an index-only scan (the list's count, the summary) skip the heap
+        raw.driver_connection.autocommit = True
+        cur.execute("VACUUM (ANALYZE)")
     finally:
         raw.close()
         engine.dispose()
@@ -235,6 +261,9 @@ def run(pg: Postgres, quick: bool = False) -> Section:
         stack.VAR.mkdir(parents=True, exist_ok=True)
         build_sqlite(cache, invoices, customers)
         build_note = f"SQLite mirror generated in {time.monotonic() - built:.0f} s and cached as var/bench/{cache.name}"
+    migrated = migrate_cache(cache)
+    if migrated:
+        build_note += f" ({migrated})"
     working = stack.VAR / "reads-run.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{working}{suffix}").unlink(missing_ok=True)
@@ -246,7 +275,7 @@ def run(pg: Postgres, quick: bool = False) -> Section:
         started = time.monotonic()
         url = pg.fresh()
         load_postgres(url, invoices, customers)
-        notes.append(f"PostgreSQL mirror loaded with COPY in {time.monotonic() - started:.0f} s")
+        notes.append(f"PostgreSQL mirror loaded with COPY (then VACUUM ANALYZE) in {time.monotonic() - started:.0f} s")
         targets.append(("PostgreSQL", url, 0.015))
     for name, url, _ in targets:
         admin, read = prepare(url)
@@ -289,9 +318,12 @@ def run(pg: Postgres, quick: bool = False) -> Section:
         notes.append(f"PostgreSQL skipped: {pg.skip}")
     notes.append("Raw Xero JSON columns hold '{}' in the generated mirror (the read API never reads them).")
     notes.append("The p99 is the heaviest customers' on purpose: the ten heaviest (3,000 to 11,000 invoices) are 1% "
-                 "of the requests. For them the list counts every unpaid invoice (the answer's total) and sorts "
-                 "them: about 22 ms warm for 11,000 on SQLite. An index on invoices (tenant_id, contact_id, status, "
-                 "amount_due, date, invoice_number) brought that to about 12 ms in an experiment on this mirror; "
-                 "a typical customer's time is mostly the fixed cost of a request (five small queries, the JSON).")
+                 "of the requests. Their list and summary read ix_invoices_contact_status (tenant_id, contact_id, "
+                 "status, date, invoice_number, then amount_due, due_date, type, currency_code, currency_rate, "
+                 "total): a page is read in date order and stops after 50 rows, its total is counted once (not "
+                 "by a window over every row) and the count and the summary read the index alone. On SQLite, the "
+                 "SQL alone, warm, for 11,000 invoices: the list 45 ms before (window count, sort of every unpaid "
+                 "invoice), 0.4 ms after; the summary 22 ms, 6 ms. A typical customer's time is mostly the fixed "
+                 "cost of a request (five small queries, the JSON).")
     section.notes = notes
     return section
