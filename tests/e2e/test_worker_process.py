@@ -116,7 +116,8 @@ def test_backfill_of_20000_invoices_survives_a_sigkilled_worker(big_emulator, wo
         assert mirror.counts(session, t) == {
             "contacts": truth["contacts"], "invoices": truth["invoices"], "payments": truth["payments"]
         }
-    # resumed, not restarted: 21 invoice pages in all (the 21st is empty), plus at most the one
-    # page the killed worker had fetched but not yet saved
-    assert 21 <= state.call_count(t, "GET /Invoices", 200) <= 22
+    # resumed, not restarted: 21 invoice pages in all (the 21st is empty), plus at most the two
+    # pages the killed worker had fetched but not yet saved (the one it was storing, and the
+    # next, fetched ahead meanwhile)
+    assert 21 <= state.call_count(t, "GET /Invoices", 200) <= 23
     assert "backfill" in second.output()
