@@ -175,46 +175,53 @@ def _poll(probe: Probe, done: threading.Event, timeout: float) -> None:
         print(f"freshness poller: {exc}", flush=True)
 
 
-# (tenants, worker processes, entry point): one change a second per tenant
-CONFIGS = ((20, 2, "worker"), (20, 4, "worker"), (20, 4, "bench.simple_worker"))
+# (tenants, worker processes, extra `python -m worker` options). At 20 changes a second, 20
+# tenants means one change a second per tenant: every change fetched at once would spend 60
+# calls a minute, Xero's whole per-tenant limit; 40 tenants (one change every 2 s each) is
+# the same load inside the limit. --fork: RQ's work horse per job, as the worker ran before.
+CONFIGS = ((40, 4, ()), (20, 4, ()), (20, 4, ("--fork",)))
 
 
 def run(pg: Postgres, quick: bool = False) -> Section:
     rate, seconds = 20.0, (15.0 if quick else 60.0)
     section = Section(
         "Freshness",
-        summary=(f"{rate:.0f} changes a second for {seconds:.0f} s, round-robin over the tenants (so one change a "
-                 "second per tenant), 100 ms emulator latency on every call, Xero's default limits (60 calls a "
-                 "minute and 5 in flight per tenant), SQLite, `python -m worker` processes as in production."),
+        summary=(f"{rate:.0f} changes a second for {seconds:.0f} s, round-robin over the tenants, 100 ms emulator "
+                 "latency on every call, Xero's default limits (60 calls a minute and 5 in flight per tenant), "
+                 "SQLite, `python -m worker` processes as in production (jobs run in the worker process; the "
+                 "--fork row forks a work horse per job)."),
         header=["tenants × worker processes", "p50", "p95", "max", "changes seen", "Accounting calls by status"],
     )
-    for tenants, workers, module in CONFIGS:
+    for tenants, workers, args in CONFIGS:
         options = dict(seed=41, tenants=tenants, contacts=50, invoices=200)
         with LiveSystem(stack.sqlite_database("freshness"), options, workers=workers, name="freshness",
-                        worker_module=module) as live:
+                        worker_args=args) as live:
             live.state.set_faults(latency_ms=100)
             values, missing, probe = measure(live, live.state.tenant_ids, rate, seconds)
             calls: dict[int, int] = {}
             for row in live.state.call_counts():
                 calls[row["status"]] = calls.get(row["status"], 0) + row["count"]
         p50, p95 = percentile(values, 50), percentile(values, 95)
-        label = f"{tenants} × {workers}" + (" (experiment: no fork per job, RQ SimpleWorker)"
-                                            if module != "worker" else "")
+        label = f"{tenants} × {workers}" + (f" ({' '.join(args)})" if args else "")
+        label += f", one change every {tenants / rate:g} s per tenant"
         section.rows.append([label, f"{p50 * 1000:.0f} ms", f"{p95 * 1000:.0f} ms",
                              f"{max(values) * 1000:.0f} ms" if values else "n/a", f"{len(values)} of {len(probe.changes)}",
                              ", ".join(f"{k}: {v}" for k, v in sorted(calls.items()))])
-        section.goals.append(Goal(f"{label}: p50 < 300 ms", f"{p50 * 1000:.0f} ms", p50 < 0.3))
-        section.goals.append(Goal(f"{label}: p95 < 1 s", f"{p95 * 1000:.0f} ms", p95 < 1.0))
+        if not args:  # the --fork row is the comparison: how the worker ran before
+            section.goals.append(Goal(f"{label}: p50 < 300 ms", f"{p50 * 1000:.0f} ms", p50 < 0.3))
+            section.goals.append(Goal(f"{label}: p95 < 1 s", f"{p95 * 1000:.0f} ms", p95 < 1.0))
         if missing:
             section.notes.append(f"{label}: {missing} changes had no measurable freshness.")
     section.notes.append(
-        "Where the time goes (measured while building this): a sync job waits in the queue for a free worker "
-        "(p50 0.8 s with 2 workers at 20 changes/s), then runs about 180 ms, of which 100 ms is the emulated "
-        "Xero call and about 60 ms is RQ forking a work horse per job (hence the no-fork row: an experiment "
-        "launched by bench/simple_worker.py, not what `python -m worker` ships).")
+        "Where the time goes: a sync job runs about 120 ms, of which 100 ms is the emulated Xero call; forking a "
+        "work horse per job (the --fork row, how the worker ran before) added about 60 ms to every job and made "
+        "jobs queue behind each other. The worker keeps its database pool, Redis connection and Xero client "
+        "between jobs.")
     section.notes.append(
-        "Without the fork the p50 is met, and then Xero's limit is what is left: a tenant changing once a second, "
-        "each change fetched at once, spends 60 calls a minute, over the governor's 55; once a tenant's minute is "
-        "spent its next sync waits for the oldest call to leave the window (seconds, not milliseconds): the p95. "
-        "Spacing a tenant's calls evenly before the minute runs out would trade that cliff for a steady delay.")
+        "One change a second per tenant is Xero's limit itself (60 calls a minute; the governor plans on 55 for "
+        "webhook work): once a tenant's minute is spent its next call waits for the oldest to leave the window. "
+        "A wait of a second or less is sat out inside the job (RQ's scheduler works in whole seconds, so "
+        "rescheduling would cost 1-2 s); longer ones reschedule. Demand (60 a minute) above the budget (55) "
+        "piles up as the minute goes on, so the 20-tenant p95 is Xero's limit showing, not our path: the "
+        "40-tenant row is the same 20 changes a second within it.")
     return section

@@ -137,10 +137,10 @@ class Gunicorn(_Process):
 
 
 class Worker(_Process):
-    """`python -m worker`: one RQ worker with its scheduler and ticker (`module` runs another entry)."""
+    """`python -m worker`: one RQ worker with its scheduler and ticker (`args`: more options, e.g. --fork)."""
 
-    def __init__(self, env: dict[str, str], name: str = "worker", module: str = "worker"):
-        super().__init__([sys.executable, "-m", module, "--log-level", "WARNING"], env, f"{name}.log")
+    def __init__(self, env: dict[str, str], name: str = "worker", args: tuple[str, ...] = ()):
+        super().__init__([sys.executable, "-m", "worker", "--log-level", "WARNING", *args], env, f"{name}.log")
 
 
 # --- tenants -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ class LiveSystem:
     worker_processes: list[stack.Worker] = field(default_factory=list)
     tenants: dict[str, stack.Connected] = field(default_factory=dict)
     name: str = "live"
-    worker_module: str = "worker"  # bench.simple_worker: the no-fork experiment
+    worker_args: tuple[str, ...] = ()  # more `python -m worker` options, e.g. ("--fork",)
 
     def __enter__(self) -> "LiveSystem":
         try:
@@ -75,7 +75,7 @@ class LiveSystem:
         return self.emulator.state
 
     def start_worker(self) -> stack.Worker:
-        worker = stack.Worker(self.env, f"{self.name}-worker-{len(self.worker_processes)}", self.worker_module)
+        worker = stack.Worker(self.env, f"{self.name}-worker-{len(self.worker_processes)}", self.worker_args)
         self.worker_processes.append(worker)
         return worker
 

@@ -1,24 +1,42 @@
 """`python -m worker`: an RQ worker on the project's queues in priority order, with RQ's
-scheduler (for `enqueue_in` follow-ups) and the periodic ticker (relay, reconcile, backfills)."""
+scheduler (for `enqueue_in` follow-ups) and the periodic ticker (relay, reconcile, backfills).
+
+Jobs run in the worker process itself (RQ's SimpleWorker), not in a work horse forked per
+job: a webhook sync is about 100 ms of waiting on Xero, and forking cost 60 ms more on
+every one of them (bench/RESULTS.md, Freshness). Job timeouts still hold (RQ's SIGALRM
+death penalty works in the main process); `--fork` brings back a horse per job, for jobs
+that might leak or crash the interpreter. Run more processes for more concurrency.
+
+If the worker loop ends without being asked to (Redis went away mid-job, or anything RQ
+calls "an unhandled exception, quitting"), it is started again after a short pause: the
+inbox keeps every event meanwhile, so retrying often costs nothing.
+"""
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import subprocess
 import sys
+import time
 
-from rq import Worker
+from redis.exceptions import RedisError
+from rq import SimpleWorker, Worker
 
 from store import logs, queue
 from store.config import Settings
 from worker.bootstrap import Options
 
-
+log = logging.getLogger("worker")
 REDIS_RECONNECT_MAX_SECONDS = 4.0
+RESTART_PAUSE_SECONDS = (0.5, 1.0, 2.0, 4.0)  # between restarts of a loop that ended unasked
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    parser.add_argument("--fork", action="store_true", help="fork a work horse for every job (RQ's Worker)")
     parser.add_argument("--no-ticker", action="store_true", help="no periodic relay/reconcile/backfill checks")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -29,17 +47,46 @@ def main(argv: list[str] | None = None) -> int:
         print("REDIS_URL is not set (make demo starts an embedded Redis and sets it)", file=sys.stderr)
         return 2
     options = Options.from_env()
-    redis = queue.connect(settings.redis_url)
     ticker = None
     if not args.no_ticker:
-        # The ticker runs in a process of its own, not a thread: RQ forks a work horse for
-        # every job, and a fork taken while a thread holds a lock (SQLite's, a connection
-        # pool's) leaves the horse waiting on that lock forever.
+        # The ticker runs in a process of its own, not a thread: with --fork RQ forks a work
+        # horse for every job, and a fork taken while a thread holds a lock (SQLite's, a
+        # connection pool's) leaves the horse waiting on that lock forever.
         ticker = subprocess.Popen([sys.executable, "-m", "worker.ticker", "--log-level", args.log_level])
+    try:
+        restarts = 0
+        while True:
+            worker = None
+            try:
+                worker = _worker(settings, options, fork=args.fork)
+                worked = worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)
+            except RedisError as error:  # Redis still away while the worker starts (registers itself)
+                if args.burst:
+                    raise
+                worked = False
+                log.warning("queue unavailable: %s", error)
+            if args.burst or (worker is not None and worker._stop_requested):  # done, or asked to stop
+                return 0
+            pause = RESTART_PAUSE_SECONDS[min(restarts, len(RESTART_PAUSE_SECONDS) - 1)]
+            restarts = 0 if worked else restarts + 1
+            log.warning("worker loop ended unasked; starting it again in %.1fs", pause)
+            # no job runs during the pause: a SIGTERM now ends the process at once (the ticker
+            # follows its parent); RQ's handlers belong to the worker that just ended
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            time.sleep(pause)
+    finally:
+        if ticker:
+            ticker.terminate()
+            ticker.wait(timeout=10)
+
+
+def _worker(settings: Settings, options: Options, fork: bool) -> Worker | SimpleWorker:
+    redis = queue.connect(settings.redis_url)
     # A short worker TTL makes an idle worker wake every `maintenance_seconds` to run RQ's
     # maintenance, which is also when it takes over the scheduler from a worker that died.
     ttl = options.maintenance_seconds + 15
-    worker = Worker(
+    worker = (Worker if fork else SimpleWorker)(
         queue.queues(redis),
         connection=redis,
         maintenance_interval=options.maintenance_seconds,
@@ -49,13 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     # RQ backs off up to 60 s between reconnects; after a Redis blip we want work to resume
     # within seconds (the inbox holds everything meanwhile, so retrying often costs nothing).
     worker.max_connection_wait_time = REDIS_RECONNECT_MAX_SECONDS
-    try:
-        worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)
-    finally:
-        if ticker:
-            ticker.terminate()
-            ticker.wait(timeout=10)
-    return 0
+    return worker
 
 
 if __name__ == "__main__":

@@ -140,3 +140,32 @@ def test_redis_stopped_during_intake_loses_no_event(
     assert wait_until(lambda: converged(sessions, emulator, t), 60, poll=0.3), worker.output()
     assert mirror_rows(sessions, t)["invoices"][invoice].amount_paid == Decimal("40.00")
     assert wait_until(lambda: set(inbox_states(sessions)) == {"done"}, 30), (inbox_states(sessions), worker.output())
+
+
+def test_the_worker_outlives_redis_going_away_in_the_middle_of_a_job(
+    emulator, sessions, connected, web, worker, redis_server
+):
+    if redis_server is None:
+        pytest.skip("needs the suite's own Redis server to stop and start it")
+    import redis as redis_lib
+
+    t, state = connected, emulator.state
+    assert wait_until(lambda: backfilled(sessions, t), 60), worker.output()
+    queue = redis_lib.Redis.from_url(redis_server.url)
+    state.set_faults(latency_ms=500)  # every Xero call takes half a second: jobs are caught running
+    try:
+        customer = state.create_contact(t, "Tui Tiles", "ar@tui.example")["ContactID"]
+        for n in range(3):
+            state.create_invoice(t, customer, f"{120 + n}.00")
+        assert wait_until(lambda: queue.exists(f"xm:running:sync:{t}"), 15, poll=0.02), worker.output()
+        redis_server.stop()
+        time.sleep(2.0)
+    finally:
+        redis_server.start()
+        state.set_faults(latency_ms=0)
+    # RQ alone quits on "an unhandled exception"; python -m worker starts its loop again
+    time.sleep(1.0)
+    assert worker.process.poll() is None, worker.output()
+    state.create_invoice(t, customer, "999.00")  # a change after the outage wakes a sync
+    assert wait_until(lambda: converged(sessions, emulator, t), 60, poll=0.3), worker.output()
+    assert worker.process.poll() is None, worker.output()
