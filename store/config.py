@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class Settings:
     webhook_max_bytes: int = 1_000_000
     secret_key: str = field(default="", repr=False)  # signs the admin session cookie
     public_url: str = ""  # e.g. https://mirror.example.com; "" derives URLs from the request
+    embed_frame_ancestors: str = "*"  # CSP frame-ancestors: who may frame the widget
+    embed_poll_seconds: float = 3.0  # how often an open widget refreshes itself
+    embed_per_page: int = 10  # the widget's page size
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -57,4 +61,33 @@ class Settings:
             webhook_max_bytes=int(get("WEBHOOK_MAX_BYTES", str(defaults.webhook_max_bytes))),
             secret_key=get("SECRET_KEY", ""),
             public_url=get("PUBLIC_URL", "").rstrip("/"),
+            embed_frame_ancestors=frame_ancestors(env.get("EMBED_FRAME_ANCESTORS", "")),
+            embed_poll_seconds=_number(env, "EMBED_POLL_SECONDS", defaults.embed_poll_seconds, 0.5, 3600),
+            embed_per_page=int(_number(env, "EMBED_PER_PAGE", defaults.embed_per_page, 1, EMBED_MAX_PER_PAGE)),
         )
+
+
+EMBED_MAX_PER_PAGE = 200  # the read API's own maximum (views/openapi.py MAX_PER_PAGE)
+_SOURCE = re.compile(r"[^\s;,'\"]+|'(self|none)'")
+
+
+def frame_ancestors(value: str) -> str:
+    """A CSP frame-ancestors source list ("*" when empty); anything that could end the
+    directive early (";", ",", quotes other than 'self'/'none') is refused at start-up."""
+    value = " ".join(value.split()) or "*"
+    if not all(_SOURCE.fullmatch(part) for part in value.split(" ")):
+        raise ValueError(f"EMBED_FRAME_ANCESTORS is not a CSP source list: {value!r}")
+    return value
+
+
+def _number(env, name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number from {low} to {high}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be a number from {low} to {high}")
+    return value

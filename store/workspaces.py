@@ -28,7 +28,8 @@ class Caller:
         return self.scope == "admin"
 
 
-def _hash(key: str) -> str:
+def key_hash(key: str) -> str:
+    """The form api_keys.key_hash holds: a key is never stored, only this digest."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -44,7 +45,7 @@ def issue_key(session: Session, workspace_id: int, scope: str, now: datetime) ->
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiKey(workspace_id=workspace_id, key_hash=_hash(key), prefix=key[:10], scope=scope, created_at=now))
+    session.add(ApiKey(workspace_id=workspace_id, key_hash=key_hash(key), prefix=key[:10], scope=scope, created_at=now))
     session.flush()
     return key
 
@@ -54,7 +55,7 @@ def authenticate(session: Session, key: str | None) -> Caller | None:
     comparison is constant-time so a near-miss and a far miss cost the same."""
     if not key or not key.startswith(KEY_PREFIX):
         return None
-    digest = _hash(key)
+    digest = key_hash(key)
     row = session.execute(
         select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
     ).scalar_one_or_none()

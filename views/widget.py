@@ -22,8 +22,6 @@ how often an open widget refreshes itself; EMBED_PER_PAGE (default 10) its page 
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -34,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from store.models import ApiKey, Invoice
 from store.workspaces import Caller
-from store.workspaces import _hash as stored_key_hash  # the form api_keys.key_hash holds
+from store.workspaces import key_hash as stored_key_hash  # the form api_keys.key_hash holds
 from views import records
 from views.openapi import ID_MAX, KINDS, MAX_PER_PAGE
 
@@ -57,7 +55,6 @@ VIEWS = (  # the tabs, in order; Unpaid is also the default list ("awaiting paym
     ("paid", "Paid"),
     ("pinned", "Pinned"),
 )
-_SOURCE = re.compile(r"[^\s;,'\"]+|'(self|none)'")
 
 
 class EmbedDisabled(Exception):
@@ -157,33 +154,12 @@ def _serializer(secret: str) -> URLSafeSerializer:
 
 @embed_bp.record_once
 def _configure(state) -> None:
-    """The widget's knobs, from the environment unless the app was given them."""
+    """The widget's knobs, from the app's Settings (store/config.py) unless the app was given them."""
+    settings = state.app.extensions["xm"].settings
     config = state.app.config
-    config.setdefault("EMBED_FRAME_ANCESTORS", frame_ancestors(os.environ.get("EMBED_FRAME_ANCESTORS", "")))
-    config.setdefault("EMBED_POLL_SECONDS", _number("EMBED_POLL_SECONDS", 3.0, 0.5, 3600))
-    config.setdefault("EMBED_PER_PAGE", int(_number("EMBED_PER_PAGE", 10, 1, MAX_PER_PAGE)))
-
-
-def frame_ancestors(value: str) -> str:
-    """A CSP frame-ancestors source list ("*" when empty); anything that could end the
-    directive early (";", ",", quotes other than 'self'/'none') is refused at start-up."""
-    value = " ".join(value.split()) or "*"
-    if not all(_SOURCE.fullmatch(part) for part in value.split(" ")):
-        raise ValueError(f"EMBED_FRAME_ANCESTORS is not a CSP source list: {value!r}")
-    return value
-
-
-def _number(name: str, default: float, low: float, high: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number from {low} to {high}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be a number from {low} to {high}")
-    return value
+    config.setdefault("EMBED_FRAME_ANCESTORS", settings.embed_frame_ancestors)
+    config.setdefault("EMBED_POLL_SECONDS", settings.embed_poll_seconds)
+    config.setdefault("EMBED_PER_PAGE", min(settings.embed_per_page, MAX_PER_PAGE))
 
 
 @embed_bp.get(f"/<any({', '.join(KINDS)}):kind>/<external_id>")

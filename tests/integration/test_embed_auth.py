@@ -263,8 +263,9 @@ def test_the_page_refuses_missing_expired_and_other_records_tokens(api, ws):
 
 
 def test_frame_ancestors_come_from_the_environment(database_url, ws, monkeypatch):
-    monkeypatch.setenv("EMBED_FRAME_ANCESTORS", "https://crm.example.com  https://*.example.org")
-    app = create_app(Settings(database_url=database_url, secret_key=SECRET))
+    env = {"DATABASE_URL": database_url, "SECRET_KEY": SECRET,
+           "EMBED_FRAME_ANCESTORS": "https://crm.example.com  https://*.example.org"}
+    app = create_app(Settings.from_env(env))
     try:
         response = app.test_client().get("/embed/contacts/c1")
         policy = response.headers["Content-Security-Policy"]
@@ -278,4 +279,20 @@ def test_frame_ancestors_come_from_the_environment(database_url, ws, monkeypatch
 )
 def test_a_frame_ancestors_value_that_is_not_a_source_list_is_refused(value):
     with pytest.raises(ValueError, match="EMBED_FRAME_ANCESTORS"):
-        widget.frame_ancestors(value)
+        Settings.from_env({"EMBED_FRAME_ANCESTORS": value})
+
+
+@pytest.mark.parametrize("name, value", [("EMBED_POLL_SECONDS", "0.1"), ("EMBED_POLL_SECONDS", "soon"),
+                                         ("EMBED_PER_PAGE", "0"), ("EMBED_PER_PAGE", "500")])
+def test_widget_knobs_out_of_range_are_refused_at_start_up(name, value):
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_widget_knobs_reach_the_page(database_url, ws):
+    app = create_app(Settings.from_env({"DATABASE_URL": database_url, "SECRET_KEY": SECRET,
+                                        "EMBED_POLL_SECONDS": "7.5", "EMBED_PER_PAGE": "25"}))
+    try:
+        assert (app.config["EMBED_POLL_SECONDS"], app.config["EMBED_PER_PAGE"]) == (7.5, 25)
+    finally:
+        app.extensions["xm"].close()
