@@ -201,10 +201,10 @@ def new_session():
 def page():
     with _runtime().sessions() as s:
         shown = lifecycle.shown(s, g.admin.workspace_id)
-    if g.admin.via == "key" or request.accept_mimetypes.best == "application/json":
-        return jsonify(connection=asdict(shown) if shown else None)
     live = shown is not None and shown.status == "active"
     warning = health.webhook_warning(_runtime(), shown.tenant_id) if live else None
+    if g.admin.via == "key" or request.accept_mimetypes.best == "application/json":
+        return jsonify(connection=asdict(shown) if shown else None, webhook_warning=warning)
     return render_template("admin/xero.html", shown=shown, csrf=session.get("csrf", ""),
                            webhook_warning=warning)
 

@@ -93,7 +93,7 @@ def test_an_admin_key_works_for_api_style_calls(app, emulator):
     tenant = emulator.state.tenant_ids[0]
     ws = new_workspace(app)
     client = app.test_client()
-    assert client.get("/admin/xero", headers=bearer(ws.admin_key)).get_json() == {"connection": None}
+    assert client.get("/admin/xero", headers=bearer(ws.admin_key)).get_json() == {"connection": None, "webhook_warning": None}
 
     connect_and_save(app, ws, tenant)
     status = client.get("/admin/xero", headers=bearer(ws.admin_key)).get_json()["connection"]

@@ -92,12 +92,15 @@ def test_changes_no_webhook_announced_warn_in_status_metrics_and_the_admin_page(
     client = app.test_client()
     assert value(scrape(client), "xero_mirror_webhook_suspect", tenant=t) == 1
     assert 'id="webhook-warning"' in admin_page(client, runtime.sessions, t)
+    as_json = admin_json(client, runtime.sessions, t)  # the CRM's own admin screen, by API key
+    assert as_json["connection"]["tenant_id"] == t and "no webhook was ever received" in as_json["webhook_warning"]
 
     store_events(runtime.sessions, announced(emulator, mark))  # a webhook arrives: deliveries work again
     assert status_of(app, t)["webhook_suspect"] is False
     assert "WARNING" not in ops(app, "status").stdout
     assert value(scrape(client), "xero_mirror_webhook_suspect", tenant=t) == 0
     assert 'id="webhook-warning"' not in admin_page(client, runtime.sessions, t)
+    assert admin_json(client, runtime.sessions, t)["webhook_warning"] is None
 
 
 def admin_page(client, sessions, tenant_id: str) -> str:
@@ -107,6 +110,12 @@ def admin_page(client, sessions, tenant_id: str) -> str:
     page = client.get(url.split("localhost", 1)[-1], follow_redirects=True)
     assert page.status_code == 200
     return page.get_data(as_text=True)
+
+
+def admin_json(client, sessions, tenant_id: str) -> dict:
+    response = client.get("/admin/xero", headers={"Authorization": f"Bearer {admin_key(sessions, tenant_id)}"})
+    assert response.status_code == 200
+    return response.get_json()
 
 
 def test_status_without_redis_still_shows_the_database_side(emulator, runtime, connected, settings):
