@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -42,6 +43,12 @@ TENANTS = [str(uuid.UUID(int=i + 1, version=4)) for i in range(10)]
 LUA = Path(__file__).with_name("intake.lua")
 CONNECTIONS = 16
 KEYS = stack.token_keys()
+# the Procfile's web settings, for the baseline and our app alike: gthread workers, whose threads
+# share a process, so concurrent deliveries share a commit (webhook/batcher.py)
+WORKERS = int(os.environ.get("INTAKE_WORKERS", "2"))
+THREADS = int(os.environ.get("INTAKE_THREADS", "16"))
+GUNICORN_ARGS = f"--worker-class gthread --threads {THREADS}"
+MAX_RATE = 12_000  # deliveries/s the body files are sized for (every one distinct)
 
 
 @dataclass
@@ -94,28 +101,55 @@ def wrk(url: str, path: Path, seconds: float) -> dict:
 
 
 async def _paced(host: str, port: int, items: list[tuple[str, bytes]], rate: float) -> list[tuple[int, float]]:
+    """Send items[i] at start + i/rate over keep-alive connections, as wrk does for the maximum (a
+    free one if any, else a new one: a slow answer never delays the next send)."""
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.2
     results: list[tuple[int, float]] = []
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def exchange(request: bytes, fresh: bool) -> tuple[int, tuple | None]:
+        reader, writer = await asyncio.open_connection(host, port) if fresh or not idle else idle.pop()
+        try:
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length:
+                await reader.readexactly(length)
+            closing = b"connection: close" in head.lower()
+        except BaseException:
+            writer.close()
+            raise
+        if closing:
+            writer.close()
+            return int(head[9:12]), None
+        return int(head[9:12]), (reader, writer)
 
     async def one(i: int) -> None:
         due = start + i / rate
         await asyncio.sleep(max(0.0, due - loop.time()))
         sig, body = items[i]
-        head = (f"POST /webhooks/xero HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                f"x-xero-signature: {sig}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-        try:
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(head + body)
-            await writer.drain()
-            data = await asyncio.wait_for(reader.read(), 30)
-            writer.close()
-            status = int(data[9:12]) if len(data) >= 12 else 0
-        except (OSError, asyncio.TimeoutError, ValueError):
-            status = 0
+        request = (f"POST /webhooks/xero HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                   f"x-xero-signature: {sig}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        status = 0
+        for fresh in (False, True):  # an idle connection the server closed meanwhile: once more, anew
+            try:
+                status, connection = await exchange(request, fresh)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+                continue
+            if connection is not None:
+                idle.append(connection)
+            break
         results.append((status, loop.time() - due))
 
     await asyncio.gather(*(one(i) for i in range(len(items))))
+    for _, writer in idle:
+        writer.close()
     return results
 
 
@@ -149,24 +183,27 @@ def run(pg: Postgres, quick: bool = False) -> Section:
     redis = start_embedded()
     servers: list[Server] = []
     try:
-        env = {"XERO_WEBHOOK_KEY": KEY, "TOKEN_KEYS": KEYS, "REDIS_URL": redis.url}
+        env = {"XERO_WEBHOOK_KEY": KEY, "TOKEN_KEYS": KEYS, "REDIS_URL": redis.url,
+               "GUNICORN_CMD_ARGS": GUNICORN_ARGS}
         servers.append(Server("baseline (bare Flask, signature only)",
-                              stack.Gunicorn("bench.bare_webhook:create_app()", env, "intake-baseline"), None))
+                              stack.Gunicorn("bench.bare_webhook:create_app()", env, "intake-baseline", WORKERS),
+                              None))
         sqlite_url = stack.sqlite_database("intake")
         connect(sqlite_url)
         servers.append(Server("ours, SQLite", stack.Gunicorn("wsgi:create_app()", {**env, "DATABASE_URL": sqlite_url},
-                                                              "intake-sqlite"), sqlite_url))
+                                                              "intake-sqlite", WORKERS), sqlite_url))
         if pg.url:
             pg_url = pg.fresh()
             connect(pg_url)
             servers.append(Server("ours, PostgreSQL", stack.Gunicorn("wsgi:create_app()",
-                                                                     {**env, "DATABASE_URL": pg_url}, "intake-pg"),
+                                                                     {**env, "DATABASE_URL": pg_url}, "intake-pg",
+                                                                     WORKERS),
                                   pg_url))
         with stack.temporary_dir("xm-intake-") as tmp:
             stamp = datetime(2026, 1, 1, tzinfo=timezone.utc)
             for rep in range(repeats):
                 for server in servers:
-                    items = bodies(int(seconds * 3000), stamp)
+                    items = bodies(int(seconds * MAX_RATE), stamp)
                     stamp += timedelta(days=1)
                     path = tmp / "bodies.txt"
                     write_bodies(path, items)

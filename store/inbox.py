@@ -189,7 +189,9 @@ def mark_enqueued(session: Session | Connection, event_ids: Iterable[int], now: 
 
 _MARK_ENQUEUED = (  # built once: the intake marks after every wake
     update(InboxEvent)
-    .where(InboxEvent.id.in_(bindparam("ids", expanding=True)), InboxEvent.state.in_((PENDING, ENQUEUED)))
+    # `state || ''`, not `state`: SQLite would otherwise pick the (state, received_at) index and
+    # walk every enqueued event, not the few ids by primary key (0.5 ms for 8 ids at 100k rows)
+    .where(InboxEvent.id.in_(bindparam("ids", expanding=True)), InboxEvent.state.concat("").in_((PENDING, ENQUEUED)))
     .values(state=ENQUEUED, enqueued_at=bindparam("now", type_=InboxEvent.enqueued_at.type))
 )
 

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from redis import RedisError
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -121,24 +122,41 @@ class Intake:
             self._writer.start()
 
     def _write(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._lock:
+                    while not self._waiting and not self._marks:
+                        if not self._lock.wait(self._idle) and not self._waiting and not self._marks:
+                            self._writer = None
+                            return
+                    batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
+                    marks, self._marks = self._marks, []
+                # SQLite: the commit is most of a batch's cost and there are no row locks to wait
+                # on, so marks ride along in the batch's transaction (under a savepoint). On
+                # PostgreSQL they get their own: waiting there for a row that a sync job is
+                # settling must not hold deliveries back.
+                ride_along = bool(batch) and self._runtime.engine.dialect.name == "sqlite"
+                if batch:
+                    self._commit(batch, marks if ride_along else None)
+                if marks and not ride_along:
+                    self._mark(marks)
+        except BaseException:
+            log.exception("intake writer stopped")
             with self._lock:
-                while not self._waiting and not self._marks:
-                    if not self._lock.wait(self._idle) and not self._waiting and not self._marks:
-                        self._writer = None
-                        return
-                batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
-                marks, self._marks = self._marks, []
-            if batch:
-                self._commit(batch)
-            if marks:
-                self._mark(marks)
+                self._writer = None
+                if self._waiting or self._marks:
+                    self._start_writer()
+            raise
 
-    def _commit(self, batch: list[_Waiting]) -> None:
+    def _commit(self, batch: list[_Waiting], marks: list[tuple[list[int], datetime, int]] | None = None) -> None:
         try:
             with self._runtime.engine.begin() as conn:
                 results = inbox.store_many(conn, [w.delivery for w in batch])
+                if marks:
+                    self._mark_within(conn, marks)
         except BaseException as error:  # noqa: BLE001 - every waiting request must hear of it
+            if marks:
+                self._mark(marks)  # on its own (it settles them, marked or not)
             if len(batch) > 1 and isinstance(error, DBAPIError) and not _unreachable(error):
                 for one in batch:  # one bad delivery must not refuse the others: each alone
                     self._commit([one])
@@ -155,7 +173,7 @@ class Intake:
             waiting.finish(result)
         with self._lock:
             self._to_wake.append(results)
-            self._unsettled += 1
+            self._unsettled += 1 - (sum(batches for _, _, batches in marks) if marks else 0)
             if self._waker is None:
                 self._waker = threading.Thread(target=self._wake, name="intake-waker", daemon=True)
                 self._waker.start()
@@ -168,8 +186,17 @@ class Intake:
                 inbox.mark_enqueued(conn, ids, max(now for _, now, _ in marks))
         except (DBAPIError, PoolTimeout) as error:  # the jobs are queued and will see the events
             log.warning("could not mark events enqueued; the relay will", extra={"error": _describe(error)})
+        except Exception:  # noqa: BLE001 - the writer must go on; the relay re-marks
+            log.exception("could not mark events enqueued; the relay will")
         finally:
             self._settled(sum(batches for _, _, batches in marks))
+
+    def _mark_within(self, conn: Connection, marks: list[tuple[list[int], datetime, int]]) -> None:
+        try:
+            with conn.begin_nested():
+                inbox.mark_enqueued(conn, [i for ids, _, _ in marks for i in ids], max(now for _, now, _ in marks))
+        except DBAPIError as error:
+            log.warning("could not mark events enqueued; the relay will", extra={"error": _describe(error)})
 
     def _settled(self, batches: int) -> None:
         with self._lock:
@@ -186,48 +213,48 @@ class Intake:
                         self._waker = None
                         return
                 batches, self._to_wake = self._to_wake, []
-            stored = [s for batch in batches for s in batch if not s.malformed]
-            _count_and_log(self._runtime, stored)
-            pending: dict[str, list[int]] = {}
-            for s in stored:
-                for tenant_id, ids in s.pending.items():
-                    pending.setdefault(tenant_id, []).extend(ids)
-            if not pending:
-                self._settled(len(batches))
-                continue
-            now = datetime.now(timezone.utc)
+            marked = False
             try:
-                woken = dispatch.wake(self._runtime.redis, sorted(pending))
-            except (RedisError, RuntimeError) as error:  # RuntimeError: REDIS_URL unset
-                log.warning("queue unavailable; events stay pending for the relay", extra={"error": str(error)})
-                self._settled(len(batches))
-                continue
-            except BaseException:
-                self._settled(len(batches))
-                raise
-            log.info("sync woken", extra={"tenants": sorted(pending), "new_jobs": woken})
-            ids = sorted(i for event_ids in pending.values() for i in event_ids)
-            with self._lock:  # the writer marks them, between its commits
-                self._marks.append((ids, now, len(batches)))
-                self._start_writer()
-                self._lock.notify_all()
+                marked = self._wake_round([s for batch in batches for s in batch if not s.malformed], len(batches))
+            except Exception:  # noqa: BLE001 - the waker must outlive any one round; the relay covers it
+                log.exception("intake wake failed; events stay pending for the relay")
+            finally:
+                if not marked:
+                    self._settled(len(batches))
 
-
-def _count_and_log(runtime: Runtime, stored: list[inbox.Stored]) -> None:
-    if not stored:
-        return
-    new = sum(s.inserted for s in stored)
-    accepted = sum(1 for s in stored if s.inserted)
-    metrics.webhooks_stored(runtime, accepted=accepted, duplicate=len(stored) - accepted,
-                            new_events=new, duplicate_events=sum(s.duplicates for s in stored))
-    event_ids = sorted(i for s in stored for i in s.pending_ids)
-    log.info(
-        "webhooks accepted",
-        extra={"deliveries": len(stored), "events": sum(s.received for s in stored), "new": new,
-               "duplicates": sum(s.duplicates for s in stored),
-               "delivery_ids": [s.delivery_id for s in stored if s.delivery_id is not None],
-               "tenant_ids": sorted({t for s in stored for t in s.tenant_ids}), "event_ids": event_ids[:100]},
-    )
+    def _wake_round(self, stored: list[inbox.Stored], batches: int) -> bool:
+        """Count, wake and log what some batches stored; True if the writer now has their marks."""
+        if not stored:
+            return False
+        new = sum(s.inserted for s in stored)
+        accepted = sum(1 for s in stored if s.inserted)
+        duplicates = sum(s.duplicates for s in stored)
+        metrics.webhooks_stored(self._runtime, accepted=accepted, duplicate=len(stored) - accepted,
+                                new_events=new, duplicate_events=duplicates)
+        pending: dict[str, list[int]] = {}
+        for s in stored:
+            for tenant_id, ids in s.pending.items():
+                pending.setdefault(tenant_id, []).extend(ids)
+        facts = {"deliveries": len(stored), "events": sum(s.received for s in stored), "new": new,
+                 "duplicates": duplicates, "delivery_ids": [s.delivery_id for s in stored if s.delivery_id],
+                 "tenant_ids": sorted(pending)}
+        if not pending:
+            log.info("webhooks accepted", extra=facts)
+            return False
+        now = datetime.now(timezone.utc)
+        try:
+            woken = dispatch.wake(self._runtime.redis, sorted(pending))
+        except (RedisError, RuntimeError) as error:  # RuntimeError: REDIS_URL unset
+            log.warning("webhooks accepted; queue unavailable, events stay pending for the relay",
+                        extra={**facts, "error": str(error)})
+            return False
+        log.info("webhooks accepted; sync woken", extra={**facts, "new_jobs": woken})
+        ids = [i for event_ids in pending.values() for i in event_ids]
+        with self._lock:  # the writer marks them, between its commits
+            self._marks.append((ids, now, batches))
+            self._start_writer()
+            self._lock.notify_all()
+        return True
 
 
 def _unreachable(error: DBAPIError) -> bool:
