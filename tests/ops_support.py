@@ -18,6 +18,7 @@ from store import queue, workspaces
 from store.config import Settings
 from store.db import transaction
 from store.models import InboxEvent, XeroConnection
+from webhook import batcher
 from webhook.signature import sign
 from wsgi import create_app, runtime as app_runtime
 
@@ -84,8 +85,11 @@ def xero_body(events) -> bytes:
 
 
 def post_webhook(client, body: bytes, key: str):
-    return client.post("/webhooks/xero", data=body, headers={"x-xero-signature": sign(body, key)},
-                       content_type="application/json")
+    """POST a signed delivery; once answered, wait for the intake's background wake (prompt)."""
+    response = client.post("/webhooks/xero", data=body, headers={"x-xero-signature": sign(body, key)},
+                           content_type="application/json")
+    assert batcher.settle_all(2.0), "the wake after the commit took more than 2 s"
+    return response
 
 
 def customer_of(emulator, tenant_id: str) -> str:

@@ -285,9 +285,13 @@ def for_app(extensions: dict[str, Any], runtime: Runtime) -> Intake:
     return found[1]
 
 
+def settle_all(timeout: float = EXIT_GRACE) -> bool:
+    """`settle` every Intake of this process, within `timeout` seconds in all."""
+    deadline = time.monotonic() + timeout
+    return all([intake.settle(max(0.0, deadline - time.monotonic())) for intake in list(_everyone)])
+
+
 @atexit.register
 def _drain_at_exit() -> None:
     """A stopping process (gunicorn worker exit) lets its wakes finish; the relay covers the rest."""
-    deadline = time.monotonic() + EXIT_GRACE
-    for intake in list(_everyone):
-        intake.settle(max(0.0, deadline - time.monotonic()))
+    settle_all(EXIT_GRACE)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from store.config import Settings
 from store.db import transaction
 from store.models import InboxEvent, WebhookDelivery, Workspace, XeroConnection
+from webhook import batcher
 from webhook.signature import sign
 from wsgi import create_app, runtime
 
@@ -40,6 +41,7 @@ def app(database_url, redis_url, sessions):
         s.add(XeroConnection(workspace_id=ws.id, tenant_id=TENANT, grant_type="client_credentials",
                              status="active", created_at=now, updated_at=now))
     yield app
+    assert batcher.settle_all(5.0)  # nothing still writing while the engine is disposed
     runtime(app).close()
 
 

@@ -25,6 +25,7 @@ from store import queue, workspaces
 from store.config import Settings
 from store.db import transaction
 from store.secrets import TokenBox, new_key
+from webhook import batcher
 from webhook.signature import sign
 from wsgi import create_app, runtime
 
@@ -216,6 +217,7 @@ def deliver_webhooks(client, emulator: RunningEmulator, settings: Settings, sinc
     answer = client.post("/webhooks/xero", data=body, content_type="application/json",
                          headers={"x-xero-signature": sign(body, settings.xero_webhook_key)})
     assert answer.status_code == 200
+    assert batcher.settle_all(2.0)  # the wake happens after the answer, promptly
     return events[-1]["sequence"]
 
 

@@ -44,6 +44,7 @@ def make_app(database_url: str, redis_url: str):
 def app(database_url, redis_url):
     app = make_app(database_url, redis_url)
     yield app
+    assert settled(app, 5.0)  # nothing still writing while the engine is disposed
     runtime(app).close()
 
 

@@ -1,0 +1,275 @@
+"""The intake's group commit (webhook/batcher.py): deliveries share a transaction, yet each
+request hears its own result; a failed batch stores nothing; the wake after the commit may
+fail or never happen and the events stay pending for the relay."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from redis import Redis, RedisError
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from store import dispatch, inbox
+from store.models import InboxEvent, WebhookDelivery
+from tests.integration.test_webhook_intake import (
+    KEY, NOW, OTHER, TENANT, body, connect, event, inbox_rows, jobs, make_app, post,
+)
+from webhook import batcher
+from webhook.payload import parse
+from webhook.signature import sign
+from wsgi import runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app(database_url, redis_url):
+    app = make_app(database_url, redis_url)
+    yield app
+    assert intake_of(app).settle(5.0)  # nothing still writing while the engine is disposed
+    runtime(app).close()
+
+
+@pytest.fixture
+def redis(redis_url):
+    client = Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def intake_of(app) -> batcher.Intake:
+    return batcher.for_app(app.extensions, runtime(app))
+
+
+def count(sessions, model) -> int:
+    with sessions() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+class HeldWriter:
+    """Wraps inbox.store_many: the first batch waits until `release()`, so the deliveries that
+    arrive meanwhile pile up and go together in the next one; records each batch's size."""
+
+    def __init__(self, monkeypatch, fail_after_writing: bool = False):
+        self.sizes: list[int] = []
+        self.entered = threading.Event()
+        self._go = threading.Event()
+        self._fail = fail_after_writing
+        real = inbox.store_many
+
+        def store_many(conn, deliveries):
+            self.sizes.append(len(deliveries))
+            if len(self.sizes) == 1:
+                self.entered.set()
+                self._go.wait(10)
+            results = real(conn, deliveries)  # writes everything, then (maybe) the batch fails
+            if self._fail and len(self.sizes) > 1:
+                raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
+            return results
+
+        monkeypatch.setattr(inbox, "store_many", store_many)
+
+    def release(self) -> None:
+        self._go.set()
+
+
+def deliver_concurrently(app, raws: list[bytes], writer: HeldWriter) -> list[int]:
+    """POST the first body alone (it holds the writer), then the rest at once; their statuses."""
+    statuses: list[int | None] = [None] * len(raws)
+
+    def send(i: int) -> None:
+        response = app.test_client().post("/webhooks/xero", data=raws[i], content_type="application/json",
+                                          headers={"x-xero-signature": sign(raws[i], KEY)})
+        statuses[i] = response.status_code
+
+    first = threading.Thread(target=send, args=(0,))
+    first.start()
+    assert writer.entered.wait(5)
+    rest = [threading.Thread(target=send, args=(i,)) for i in range(1, len(raws))]
+    for t in rest:
+        t.start()
+    deadline = 5.0
+    while len(intake_of(app)._waiting) < len(rest) and deadline > 0:  # all queued behind the first
+        threading.Event().wait(0.01)
+        deadline -= 0.01
+    writer.release()
+    for t in [first, *rest]:
+        t.join(10)
+    return statuses
+
+
+def test_concurrent_deliveries_share_one_commit_and_each_hears_its_own_result(app, sessions, redis, monkeypatch):
+    connect(sessions, TENANT)
+    connect(sessions, OTHER)
+    shared = event(TENANT)
+    raws = [
+        body(event(TENANT)),  # holds the writer
+        body(shared, event(OTHER)),  # new
+        body(shared),  # the same event again, in the same batch: a duplicate, no delivery row
+        b"signed, but not JSON",  # malformed: 400, kept
+        body(event(category="SUBSCRIPTION")),  # new, ignored
+        body(shared, event(TENANT)),  # one duplicate, one new
+    ]
+    writer = HeldWriter(monkeypatch)
+    results: list[inbox.Stored] = []
+    real_keep = batcher.Intake.keep
+
+    def keep(self, delivery):
+        stored = real_keep(self, delivery)
+        results.append(stored)
+        return stored
+
+    monkeypatch.setattr(batcher.Intake, "keep", keep)
+
+    statuses = deliver_concurrently(app, raws, writer)
+
+    assert statuses == [200, 200, 200, 400, 200, 200]
+    assert writer.sizes == [1, 5]  # everything that waited went in one transaction
+    assert intake_of(app).settle(2.0)
+    by_received = sorted((s.received, s.inserted, s.delivery_id is not None, s.malformed) for s in results)
+    assert by_received == sorted([
+        (1, 1, True, False), (2, 2, True, False), (1, 0, False, False), (0, 0, True, True),
+        (1, 1, True, False), (2, 1, True, False),
+    ])
+    assert count(sessions, InboxEvent) == 5
+    with sessions() as s:
+        outcomes = sorted(s.scalars(select(WebhookDelivery.outcome)))
+    assert outcomes == ["accepted"] * 4 + ["malformed"]
+    states = {r.category: r.state for r in inbox_rows(sessions)}
+    assert states["SUBSCRIPTION"] == "ignored"
+    assert {r.state for r in inbox_rows(sessions) if r.category == "INVOICE"} == {"enqueued"}
+    assert sorted(job.args for job in jobs(redis)) == sorted([(TENANT,), (OTHER,)])
+
+
+def test_a_database_failure_answers_503_to_every_request_of_the_batch_and_stores_none_of_it(
+    app, sessions, redis, monkeypatch
+):
+    connect(sessions, TENANT)
+    raws = [body(event()) for _ in range(5)] + [b"signed garbage"]
+    writer = HeldWriter(monkeypatch, fail_after_writing=True)
+
+    statuses = deliver_concurrently(app, raws, writer)
+
+    assert statuses == [200, 503, 503, 503, 503, 503]
+    assert writer.sizes == [1, 5]  # the batch failed as a whole: nobody retried alone
+    assert count(sessions, InboxEvent) == 1 and count(sessions, WebhookDelivery) == 1  # only the first
+    assert intake_of(app).settle(2.0)
+
+
+def test_one_delivery_the_database_refuses_does_not_refuse_the_rest_of_its_batch(app, sessions, monkeypatch):
+    connect(sessions, TENANT)
+    poison = event(resource_id="poison")
+    raws = [body(event()), body(event()), body(poison), body(event())]
+    writer = HeldWriter(monkeypatch)
+    real_row = inbox._row
+
+    def row(key, announced, *args):
+        if announced.resource_id == "poison":  # as if the database refused its data
+            return {**real_row(key, announced, *args), "tenant_id": None}
+        return real_row(key, announced, *args)
+
+    monkeypatch.setattr(inbox, "_row", row)
+
+    statuses = deliver_concurrently(app, raws, writer)
+
+    assert statuses == [200, 200, 503, 200]
+    assert writer.sizes[:2] == [1, 3]  # the batch of 3 failed, then each was stored alone
+    assert count(sessions, InboxEvent) == 3
+
+
+def test_when_the_wake_fails_after_the_commit_the_events_stay_pending_for_the_relay(
+    app, sessions, redis, monkeypatch
+):
+    connect(sessions, TENANT)
+
+    def down(*_args, **_kwargs):
+        raise RedisError("connection refused")
+
+    monkeypatch.setattr(dispatch, "wake", down)
+    response = post(app.test_client(), body(event(), event()))
+
+    assert response.status_code == 200  # the commit is all the answer waits for
+    rows = inbox_rows(sessions)
+    assert [r.state for r in rows] == ["pending", "pending"] and jobs(redis) == []
+    monkeypatch.undo()  # Redis is back
+    assert inbox.relay(sessions, redis, now=rows[0].received_at + timedelta(seconds=10)) == 1
+    assert {r.state for r in inbox_rows(sessions)} == {"enqueued"}
+
+
+def test_the_waker_survives_an_unexpected_error_and_wakes_the_next_delivery(app, sessions, redis, monkeypatch):
+    connect(sessions, TENANT)
+    real_wake = dispatch.wake
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("a bug")
+        return real_wake(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "wake", flaky)
+    post(app.test_client(), body(event()))
+    post(app.test_client(), body(event()))
+
+    assert [r.state for r in inbox_rows(sessions)] == ["pending", "enqueued"]
+    assert [job.args for job in jobs(redis)] == [(TENANT,)]
+
+
+EXITING = """
+import os, sys
+from store.config import Settings
+from tests.integration.test_webhook_intake import body, event, KEY
+from webhook.signature import sign
+from wsgi import create_app
+app = create_app(Settings(database_url=sys.argv[1], redis_url=sys.argv[2], xero_webhook_key=KEY))
+client = app.test_client()
+for _ in range(5):
+    raw = body(event(), event())
+    response = client.post("/webhooks/xero", data=raw, content_type="application/json",
+                           headers={"x-xero-signature": sign(raw, KEY)})
+    assert response.status_code == 200
+if sys.argv[3] == "kill":
+    os._exit(0)  # as SIGKILL would: no atexit, whatever the waker had not done is not done
+sys.exit(0)  # a gunicorn worker's normal exit: atexit lets the waker finish
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_at_process_exit_accepted_events_are_enqueued_or_left_pending_for_the_relay(
+    database_url, redis_url, sessions, redis, how
+):
+    connect(sessions, TENANT)
+    done = subprocess.run([sys.executable, "-c", EXITING, database_url, redis_url, how], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    rows = inbox_rows(sessions)
+    assert len(rows) == 10  # every answered delivery is committed
+    if how == "exit":
+        assert {r.state for r in rows} == {"enqueued"} and [j.args for j in jobs(redis)] == [(TENANT,)]
+    else:
+        assert {r.state for r in rows} <= {"pending", "enqueued"}
+        inbox.relay(sessions, redis, now=max(r.received_at for r in rows) + timedelta(seconds=10))
+        assert {r.state for r in inbox_rows(sessions)} == {"enqueued"}
+        assert [j.args for j in jobs(redis)] == [(TENANT,)]
+
+
+def test_store_many_gives_each_delivery_what_storing_it_alone_in_order_would(sessions):
+    connect(sessions, TENANT)
+    a, b_ = parse(body(event())), parse(body(event(), event()))
+    engine = sessions.kw["bind"]
+    with engine.begin() as conn:
+        first = inbox.store_many(conn, [inbox.Delivery(NOW, a), inbox.Delivery(NOW, a + b_),
+                                        inbox.Delivery(NOW, b_ + b_)])
+    assert [(s.received, s.inserted, s.delivery_id is not None) for s in first] == [
+        (1, 1, True), (3, 2, True), (4, 0, False)]
+    with engine.begin() as conn:
+        again = inbox.store_many(conn, [inbox.Delivery(NOW, a + b_)])
+    assert [(s.inserted, s.delivery_id) for s in again] == [(0, None)]
+    assert count(sessions, InboxEvent) == 3 and count(sessions, WebhookDelivery) == 2
