@@ -74,7 +74,9 @@ MIRRORED = {"INVOICE": (Invoice, Invoice.invoice_id), "CONTACT": (Contact, Conta
 
 
 def already_current(session: Session, tenant_id: str, events: Iterable[Event]) -> list[Event]:
-    """The events whose object the mirror already holds at least as new as the event.
+    """The events, on their first attempt, whose object the mirror already holds at least as
+    new as the event. An event tried before (a retry, or an operator's `ops replay`, which
+    exists to fetch again) is never among them.
 
     An event says "this object changed at eventDateUtc"; Xero stamps the object's
     UpdatedDateUTC with the same change, so a mirrored copy whose UpdatedDateUTC is not older
@@ -86,7 +88,7 @@ def already_current(session: Session, tenant_id: str, events: Iterable[Event]) -
     """
     wanted: dict[str, list[Event]] = {}
     for event in events:
-        if event.category in MIRRORED:
+        if event.category in MIRRORED and event.attempts == 0:
             wanted.setdefault(event.category, []).append(event)
     current: list[Event] = []
     for category, of_category in wanted.items():
