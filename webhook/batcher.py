@@ -135,7 +135,7 @@ class Intake:
                 # on, so marks ride along in the batch's transaction (under a savepoint). On
                 # PostgreSQL they get their own: waiting there for a row that a sync job is
                 # settling must not hold deliveries back.
-                ride_along = bool(batch) and self._runtime.engine.dialect.name == "sqlite"
+                ride_along = bool(batch) and self._on_sqlite()
                 if batch:
                     self._commit(batch, marks if ride_along else None)
                 if marks and not ride_along:
@@ -147,6 +147,12 @@ class Intake:
                 if self._waiting or self._marks:
                     self._start_writer()
             raise
+
+    def _on_sqlite(self) -> bool:
+        try:
+            return self._runtime.engine.dialect.name == "sqlite"
+        except Exception:  # noqa: BLE001 - no engine (a bad DATABASE_URL): _commit answers for it
+            return False
 
     def _commit(self, batch: list[_Waiting], marks: list[tuple[list[int], datetime, int]] | None = None) -> None:
         try:
