@@ -102,7 +102,8 @@ def test_an_early_stop_leaves_no_thread_running_and_closes_the_source():
                 break
     assert not ahead.alive
     assert threading.active_count() == before
-    assert source.closed_in is not None and source.produced in ([0, 1, 2, 3], [0, 1, 2, 3, 4])  # one ahead at most
+    assert source.closed_in is not None
+    assert source.produced in ([0, 1, 2, 3], [0, 1, 2, 3, 4])  # one ahead at most
 
 
 def test_an_exception_in_the_consumer_stops_the_producer_mid_item():
