@@ -20,6 +20,7 @@ from store import backlog, connections, mirror
 from store.db import transaction
 from worker import translate
 from worker.gateway import TenantApi
+from worker.prefetch import Ahead
 from worker.xero import XeroNotFound, XeroPage, XeroRequestError
 
 log = logging.getLogger(__name__)
@@ -359,27 +360,54 @@ def backfill(
             state.contacts_hwm = state.invoices_hwm = state.payments_hwm = None
         phase, page_no = state.backfill_phase, state.backfill_page
 
-    while True:
-        page = _fetch(api, phase, page=page_no + 1, page_size=page_size, order=STABLE_ORDER[phase])
-        with transaction(sessions) as session:
-            STORE[phase](session, tenant_id, page.items, now)
-            state = mirror.sync_state(session, tenant_id, lock=True)
-            if state.backfill_phase != phase or state.backfill_page != page_no:
-                raise RuntimeError("another backfill of this tenant moved on: stopping this one")
-            if state.contacts_hwm is None:
-                started = page.server_time or now
-                state.contacts_hwm = state.invoices_hwm = state.payments_hwm = started
-            state.backfill_page = page_no = page_no + 1
-            state.backfill_fetched += len(page.items)
-            if len(page.items) < page_size:
-                index = PHASES.index(phase)
-                if index + 1 == len(PHASES):
-                    state.backfill_status, state.backfill_phase = "done", None
-                    state.last_success_at = now
-                    return BackfillResult(True, None, page_no, state.backfill_fetched)
-                phase = state.backfill_phase = PHASES[index + 1]
-                page_no = state.backfill_page = 0
-            fetched = state.backfill_fetched
-        heartbeat()
-        if deadline is not None and clock is not None and clock() >= deadline:
-            return BackfillResult(False, phase, page_no, fetched)
+    # Page N+1 is fetched in a background thread while page N is stored. Every Xero call of
+    # the backfill is made from that one thread (the SDK client is not thread-safe), one
+    # page ahead at most; a fetched page not stored (the slice ended, an error) is fetched
+    # again by the next job, which starts from the progress committed with the last page.
+    def pages(phase: str, page_no: int) -> Iterator[tuple[str, int, XeroPage]]:
+        while True:
+            page = _fetch(api, phase, page=page_no + 1, page_size=page_size, order=STABLE_ORDER[phase])
+            yield phase, page_no, page
+            if len(page.items) == page_size:
+                page_no += 1
+            elif phase == PHASES[-1]:
+                return
+            else:
+                phase, page_no = PHASES[PHASES.index(phase) + 1], 0
+
+    spent = 0.0  # clock time the last page took to store: fetch no page this slice would drop
+
+    def more() -> bool:
+        return deadline is None or clock is None or clock() + spent < deadline
+
+    with Ahead(pages(phase, page_no), more=more, name=f"backfill-{tenant_id}") as ahead:
+        for page_phase, page_after, page in ahead:
+            if (page_phase, page_after) != (phase, page_no):
+                raise RuntimeError(f"prefetched {page_phase} {page_after + 1}, expected {phase} {page_no + 1}")
+            began = clock() if clock is not None else 0.0
+            with transaction(sessions) as session:
+                STORE[phase](session, tenant_id, page.items, now)
+                state = mirror.sync_state(session, tenant_id, lock=True)
+                if state.backfill_phase != phase or state.backfill_page != page_no:
+                    raise RuntimeError("another backfill of this tenant moved on: stopping this one")
+                if state.contacts_hwm is None:
+                    started = page.server_time or now
+                    state.contacts_hwm = state.invoices_hwm = state.payments_hwm = started
+                state.backfill_page = page_no = page_no + 1
+                state.backfill_fetched += len(page.items)
+                if len(page.items) < page_size:
+                    index = PHASES.index(phase)
+                    if index + 1 == len(PHASES):
+                        state.backfill_status, state.backfill_phase = "done", None
+                        state.last_success_at = now
+                        return BackfillResult(True, None, page_no, state.backfill_fetched)
+                    phase = state.backfill_phase = PHASES[index + 1]
+                    page_no = state.backfill_page = 0
+                fetched = state.backfill_fetched
+            heartbeat()
+            if deadline is not None and clock is not None:
+                at = clock()
+                spent = at - began
+                if at >= deadline:
+                    return BackfillResult(False, phase, page_no, fetched)
+    raise RuntimeError("the pages ended before the last phase did")  # the last phase ends on a short page
