@@ -1,7 +1,9 @@
 """The processes a benchmark needs, started as production starts them, and stopped afterwards.
 
-- `Gunicorn`: `gunicorn 'wsgi:create_app()'` (or the bare baseline app) on a free loopback port;
-- `Worker`: `python -m worker` in its own process group (so SIGKILL takes its work horse too);
+- `Gunicorn`: `gunicorn 'wsgi:create_app()'` (or the bare baseline app) on a free loopback port,
+  with the Procfile's gthread settings;
+- `Worker`: `python -m worker` in its own process group (so SIGKILL takes its scheduler and
+  ticker, and with --fork its work horse, too);
 - `sqlite_database`: a migrated SQLite file;
 - `connect_tenants`: workspaces connected to emulator tenants (client-credentials grant),
   with the backfill marked done when the mirror is loaded some other way;
@@ -35,7 +37,8 @@ from store.secrets import TokenBox
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench"
-WEB_WORKERS = 4  # gunicorn --workers, for our app and the baseline alike (2 x nproc here)
+WEB_WORKERS = 1  # gunicorn --workers: the Procfile's WEB_CONCURRENCY default
+WEB_ARGS = "--worker-class gthread --threads 16"  # the Procfile's worker class and WEB_THREADS default
 FAST_WORKER = {  # the worker's knobs for benchmarks: quick relay and retries, no reconcile sweeps
     "RELAY_SECONDS": "1",
     "RECONCILE_SECONDS": "3600",
@@ -111,9 +114,11 @@ class _Process:
 
 
 class Gunicorn(_Process):
-    """gunicorn with WEB_WORKERS sync workers on 127.0.0.1:<free port>."""
+    """gunicorn on 127.0.0.1:<free port>, configured as the Procfile's `web` (gthread workers),
+    unless `env` carries its own GUNICORN_CMD_ARGS."""
 
     def __init__(self, app: str, env: dict[str, str], name: str, workers: int = WEB_WORKERS):
+        env = {"GUNICORN_CMD_ARGS": WEB_ARGS, **env}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [
