@@ -122,14 +122,12 @@ def store_many(conn: Connection, deliveries: Sequence[Delivery]) -> list[Stored]
         return [Stored(received=len(d.events), inserted=0) for d in deliveries]
     live = _live_and_last_heard(conn, {e.tenant_id for i in keeping for _, e in claimed[i]})
     delivery_ids = dict(zip(keeping, _insert_deliveries(conn, [deliveries[i] for i in keeping])))
-    rows = sorted(  # one lock order for every writer
-        (_row(k, e, delivery_ids[i], deliveries[i].received_at, live) for i in keeping for k, e in claimed[i]),
-        key=lambda row: row["dedupe_key"],
+    rows = sorted(  # one lock order for every writer (the key is each row's first value)
+        _row(k, e, delivery_ids[i], deliveries[i].received_at, live) for i in keeping for k, e in claimed[i]
     )
     new: dict[str, tuple[int, str, str]] = {}
-    if rows:
-        for key, event_id, tenant_id, state in conn.execute(_insert_events(conn.dialect.name), rows):
-            new[key] = (event_id, tenant_id, state)
+    for key, event_id, tenant_id, state in _insert_rows(conn, _EVENT_COLUMNS, rows, _insert_events):
+        new[key] = (event_id, tenant_id, state)
     results, unused = [], []
     for index, delivery in enumerate(deliveries):
         if delivery.malformed:
@@ -232,24 +230,16 @@ def relay(
     return len(tenants)
 
 
-def _row(
-    key: str, event: Announcement, delivery_id: int, now: datetime, live: Iterable[str]
-) -> dict[str, Any]:
+def _row(key: str, event: Announcement, delivery_id: int, now: datetime, live: Iterable[str]) -> tuple:
+    """An inbox_events row, its values in _EVENT_COLUMNS order (as given, not yet bound)."""
     wanted = event.category in SYNCED_CATEGORIES and event.tenant_id in live
-    return {
-        "dedupe_key": key,
-        "delivery_id": delivery_id,
-        "tenant_id": event.tenant_id,
-        "tenant_type": event.tenant_type,
-        "category": event.category,
-        "event_type": event.event_type,
-        "resource_id": event.resource_id,
-        "event_date_utc": event.event_date_utc,
-        "received_at": now,
-        "state": PENDING if wanted else IGNORED,
-        "attempts": 0,
-        "data": null() if event.data is None else event.data,  # SQL NULL, not JSON 'null'
-    }
+    return (key, delivery_id, event.tenant_id, event.tenant_type, event.category, event.event_type,
+            event.resource_id, event.event_date_utc, now, PENDING if wanted else IGNORED, 0, event.data)
+
+
+_EVENT_COLUMNS = ("dedupe_key", "delivery_id", "tenant_id", "tenant_type", "category", "event_type",
+                  "resource_id", "event_date_utc", "received_at", "state", "attempts", "data")
+_DELIVERY_COLUMNS = ("received_at", "outcome", "event_count", "body", "error")
 
 
 def _live_and_last_heard(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, datetime | None]:
@@ -295,12 +285,83 @@ def _dialect_insert(dialect: str, model: type) -> Any:
     raise NotImplementedError(f"no upsert for {dialect}")
 
 
-@lru_cache(maxsize=None)
-def _insert_events(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING what a new row became; run
-    with many rows, SQLAlchemy sends them as multi-row VALUES (under each driver's limits)."""
-    statement = _dialect_insert(dialect, InboxEvent).on_conflict_do_nothing(index_elements=["dedupe_key"])
+def _insert_events(dialect: str, values: list[dict[str, Any]]) -> Any:
+    """INSERT ... VALUES (...), ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING what a new row became."""
+    statement = _dialect_insert(dialect, InboxEvent).values(values).on_conflict_do_nothing(index_elements=["dedupe_key"])
     return statement.returning(InboxEvent.dedupe_key, InboxEvent.id, InboxEvent.tenant_id, InboxEvent.state)
+
+
+def _insert_deliveries_statement(dialect: str, values: list[dict[str, Any]]) -> Any:
+    """INSERT ... VALUES (...), ... RETURNING id (SQLite only: see _insert_deliveries)."""
+    return insert(WebhookDelivery).values(values).returning(WebhookDelivery.id)
+
+
+# --- the intake's hot INSERTs, straight to the driver ------------------------------------------
+#
+# SQLAlchemy writes each statement's SQL once per dialect and row count (the cache below); the
+# rows go to the DBAPI cursor as plain tuples, each value passed through its column type's own
+# bind processor (UTCDateTime, the dialect's DateTime and JSON), which is what SQLAlchemy itself
+# would bind, minus its per-row, per-parameter bookkeeping (most of the writer's SQLAlchemy time).
+# The SQL is run with exec_driver_sql, so errors are SQLAlchemy's as for any other statement.
+# A None stays None: SQL NULL (the JSON type alone would write JSON 'null').
+
+ROWS_PER_STATEMENT = 64  # rows of one multi-row VALUES: 768 parameters at most, far under every limit
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...] | None  # positional parameters' names in order; None: named (a dict)
+
+
+_compiled: dict[tuple[Any, Any, int], _Compiled] = {}
+_processors: dict[tuple[Any, str, tuple[str, ...]], tuple[Any, ...]] = {}
+
+
+def _insert_rows(conn: Connection, columns: tuple[str, ...], rows: Sequence[tuple], build: Any) -> list[tuple]:
+    """Run `build(dialect, values)` (a multi-row INSERT ... RETURNING of `columns`) for `rows`
+    through the connection's DBAPI cursor; every row it returns."""
+    if not rows:
+        return []
+    dialect = conn.dialect
+    table = InboxEvent.__table__ if build is _insert_events else WebhookDelivery.__table__
+    processors = _processors.get((dialect, table.name, columns))
+    if processors is None:
+        processors = tuple(table.c[name].type._cached_bind_processor(dialect) for name in columns)
+        _processors[(dialect, table.name, columns)] = processors
+    bound = [
+        tuple(value if value is None or process is None else process(value) for value, process in zip(row, processors))
+        for row in rows
+    ]
+    found: list[tuple] = []
+    for start in range(0, len(bound), ROWS_PER_STATEMENT):
+        part = bound[start:start + ROWS_PER_STATEMENT]
+        compiled = _statement(dialect, table, columns, len(part), build)
+        flat = [value for row in part for value in row]
+        # exec_driver_sql: no per-parameter processing, yet SQLAlchemy's error wrapping (DBAPIError,
+        # a lost connection invalidated) and events, as for any statement
+        params = dict(zip(_names(columns, len(part)), flat)) if compiled.names is None else tuple(flat)
+        found.extend(conn.exec_driver_sql(compiled.sql, params).all())
+    return found
+
+
+def _names(columns: tuple[str, ...], count: int) -> list[str]:
+    return [f"{name}_{i}" for i in range(count) for name in columns]
+
+
+def _statement(dialect: Any, table: Any, columns: tuple[str, ...], count: int, build: Any) -> _Compiled:
+    found = _compiled.get((dialect, build, count))
+    if found is None:
+        values = [{name: bindparam(f"{name}_{i}", type_=table.c[name].type) for name in columns} for i in range(count)]
+        compiled = build(dialect.name, values).compile(dialect=dialect)
+        if compiled.positional:
+            expected = _names(columns, count)
+            assert list(compiled.positiontup) == expected, "parameters out of row order"
+            found = _Compiled(compiled.string, tuple(expected))
+        else:
+            found = _Compiled(compiled.string, None)
+        _compiled[(dialect, build, count)] = found
+    return found
 
 
 @lru_cache(maxsize=None)
@@ -314,20 +375,19 @@ def _touch_statement(dialect: str) -> Any:
 
 
 _INSERT_DELIVERIES = insert(WebhookDelivery).returning(WebhookDelivery.id, sort_by_parameter_order=True)
-_INSERT_DELIVERIES_SQLITE = insert(WebhookDelivery).returning(WebhookDelivery.id)
 
 
 def _insert_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[int]:
     """One webhook_deliveries row each; their ids, in the same order."""
     rows = [
-        {"received_at": d.received_at, "outcome": "malformed" if d.malformed else "accepted",
-         "event_count": len(d.events), "body": d.body if d.malformed else None,
-         "error": d.error[:2000] if d.error is not None else None}
+        (d.received_at, "malformed" if d.malformed else "accepted", len(d.events), d.body if d.malformed else None,
+         d.error[:2000] if d.error is not None else None)
         for d in deliveries
     ]
     if conn.dialect.name == "sqlite":
-        # One multi-row INSERT (SQLAlchemy would send one per row to keep RETURNING in order).
-        # Holding the write lock (BEGIN IMMEDIATE), SQLite gives each new row max(rowid) + 1 as
-        # it inserts the VALUES in order, so the ids in ascending order are the rows in order.
-        return sorted(conn.execute(_INSERT_DELIVERIES_SQLITE, rows).scalars())
-    return list(conn.execute(_INSERT_DELIVERIES, rows).scalars())
+        # One multi-row INSERT. Holding the write lock (BEGIN IMMEDIATE), SQLite gives each new
+        # row max(rowid) + 1 as it inserts the VALUES in order, so the ids in ascending order
+        # are the rows in order.
+        return sorted(row[0] for row in _insert_rows(conn, _DELIVERY_COLUMNS, rows, _insert_deliveries_statement))
+    # PostgreSQL promises no order of RETURNING: SQLAlchemy's sort_by_parameter_order does.
+    return list(conn.execute(_INSERT_DELIVERIES, [dict(zip(_DELIVERY_COLUMNS, row)) for row in rows]).scalars())

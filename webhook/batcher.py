@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64  # deliveries per transaction
 ANSWER_WITHIN = 10.0  # seconds a request waits for its commit before answering 503
 IDLE_SECONDS = 2.0  # a thread with nothing to do for this long ends (a new one starts on demand)
+HOLD_SECONDS = 0.1  # the writer keeps its connection while deliveries come at least this often
+WAKE_EVERY = 0.02  # seconds between the waker's rounds: a sync starts at most this much later
 EXIT_GRACE = 3.0  # at interpreter exit, how long the waker may take to finish
 
 
@@ -72,17 +74,20 @@ class Intake:
     """One process's intake writer and waker (see the module docstring)."""
 
     def __init__(self, runtime: Runtime, max_batch: int = MAX_BATCH, answer_within: float = ANSWER_WITHIN,
-                 idle_seconds: float = IDLE_SECONDS):
+                 idle_seconds: float = IDLE_SECONDS, wake_every: float = WAKE_EVERY):
         self._runtime = runtime  # its engine and Redis client, created on first use
         self._max_batch = max_batch
         self._answer_within = answer_within
         self._idle = idle_seconds
+        self._wake_every = wake_every
         self._lock = threading.Condition()
         self._waiting: deque[_Waiting] = deque()
         self._marks: list[tuple[list[int], datetime, int]] = []  # woken ids, when, batches they settle
         self._to_wake: list[list[inbox.Stored]] = []  # committed batches, for the waker
         self._unsettled = 0  # committed batches whose wake and mark are not finished
         self._writer: threading.Thread | None = None
+        self._conn: Connection | None = None  # the writer's, between batches that come close together
+        self._let_go = False  # settle() asks the idle writer to give its connection back now
         self._waker: threading.Thread | None = None
         _everyone.add(self)
 
@@ -104,10 +109,14 @@ class Intake:
 
     def settle(self, timeout: float = 5.0) -> bool:
         """Wait until every committed delivery has been woken and marked (or given up on, left
-        pending for the relay); False if that took longer than `timeout` seconds."""
+        pending for the relay) and the writer has given its connection back to the pool (so the
+        engine may be disposed); False if that took longer than `timeout` seconds."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._waiting or self._unsettled:
+            while self._waiting or self._unsettled or self._conn is not None:
+                if not (self._waiting or self._unsettled):
+                    self._let_go = True
+                    self._lock.notify_all()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -125,10 +134,18 @@ class Intake:
         try:
             while True:
                 with self._lock:
+                    idle_since = time.monotonic()
                     while not self._waiting and not self._marks:
-                        if not self._lock.wait(self._idle) and not self._waiting and not self._marks:
+                        waited = time.monotonic() - idle_since
+                        if waited >= HOLD_SECONDS or self._let_go:
+                            self._release()  # a quiet spell: back to the pool (pre-pinged there)
+                            self._let_go = False
+                            self._lock.notify_all()
+                        if waited >= self._idle:
+                            self._release()
                             self._writer = None
                             return
+                        self._lock.wait(min(self._idle, HOLD_SECONDS) if self._conn is not None else self._idle)
                     batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
                     marks, self._marks = self._marks, []
                 # SQLite: the commit is most of a batch's cost and there are no row locks to wait
@@ -142,11 +159,26 @@ class Intake:
                     self._mark(marks)
         except BaseException:
             log.exception("intake writer stopped")
+            self._release()
             with self._lock:
                 self._writer = None
                 if self._waiting or self._marks:
                     self._start_writer()
             raise
+
+    def _connection(self) -> Connection:
+        """The writer's connection: checked out once for a run of batches, not for each."""
+        if self._conn is None:
+            self._conn = self._runtime.engine.connect()
+        return self._conn
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection is discarded by the pool
+                log.warning("intake connection did not close cleanly", exc_info=True)
 
     def _on_sqlite(self) -> bool:
         try:
@@ -156,11 +188,13 @@ class Intake:
 
     def _commit(self, batch: list[_Waiting], marks: list[tuple[list[int], datetime, int]] | None = None) -> None:
         try:
-            with self._runtime.engine.begin() as conn:
+            conn = self._connection()
+            with conn.begin():
                 results = inbox.store_many(conn, [w.delivery for w in batch])
                 if marks:
                     self._mark_within(conn, marks)
         except BaseException as error:  # noqa: BLE001 - every waiting request must hear of it
+            self._release()  # whatever state it is in, the next batch starts on a fresh one
             if marks:
                 self._mark(marks)  # on its own (it settles them, marked or not)
             if len(batch) > 1 and isinstance(error, DBAPIError) and not _unreachable(error):
@@ -188,9 +222,11 @@ class Intake:
     def _mark(self, marks: list[tuple[list[int], datetime, int]]) -> None:
         ids = [i for event_ids, _, _ in marks for i in event_ids]
         try:
-            with self._runtime.engine.begin() as conn:
+            conn = self._connection()
+            with conn.begin():
                 inbox.mark_enqueued(conn, ids, max(now for _, now, _ in marks))
         except (DBAPIError, PoolTimeout) as error:  # the jobs are queued and will see the events
+            self._release()
             log.warning("could not mark events enqueued; the relay will", extra={"error": _describe(error)})
         except Exception:  # noqa: BLE001 - the writer must go on; the relay re-marks
             log.exception("could not mark events enqueued; the relay will")
@@ -213,6 +249,9 @@ class Intake:
 
     def _wake(self) -> None:
         while True:
+            # a round costs about the same for one batch as for ten (two Redis round trips, a log
+            # line, one UPDATE): let the batches of the next WAKE_EVERY seconds share one
+            time.sleep(self._wake_every)
             with self._lock:
                 while not self._to_wake:
                     if not self._lock.wait(self._idle) and not self._to_wake:

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from store import dispatch, inbox
+from store.db import transaction as transaction_of
 from store.models import InboxEvent, WebhookDelivery
 from tests.integration.test_webhook_intake import (
     KEY, NOW, OTHER, TENANT, body, connect, event, inbox_rows, jobs, make_app, post,
@@ -171,7 +172,9 @@ def test_one_delivery_the_database_refuses_does_not_refuse_the_rest_of_its_batch
 
     def row(key, announced, *args):
         if announced.resource_id == "poison":  # as if the database refused its data
-            return {**real_row(key, announced, *args), "tenant_id": None}
+            values = list(real_row(key, announced, *args))
+            values[inbox._EVENT_COLUMNS.index("tenant_id")] = None
+            return tuple(values)
         return real_row(key, announced, *args)
 
     monkeypatch.setattr(inbox, "_row", row)
@@ -273,3 +276,50 @@ def test_store_many_gives_each_delivery_what_storing_it_alone_in_order_would(ses
         again = inbox.store_many(conn, [inbox.Delivery(NOW, a + b_)])
     assert [(s.inserted, s.delivery_id) for s in again] == [(0, None)]
     assert count(sessions, InboxEvent) == 3 and count(sessions, WebhookDelivery) == 2
+
+
+def test_rows_the_intake_writes_straight_to_the_driver_read_back_as_the_orm_writes_them(sessions):
+    """store_many binds its INSERTs' values itself (inbox._insert_rows): every column must come
+    back through the ORM exactly as the same values written by the ORM do."""
+    connect(sessions, TENANT)
+    announced = parse(body(
+        event(eventDateUtc="2026-11-25T10:59:58.123456+02:00"),  # an offset: stored as UTC
+        event(category="CREDITNOTE", data={"Type": "ACCRECCREDIT", "Status": "AUTHORISED", "n": [1, "ü", None]}),
+        event(category="SUBSCRIPTION", tenant_id=OTHER),  # not live: ignored
+    ))
+    received = NOW.replace(microsecond=654321)
+    engine = sessions.kw["bind"]
+    with engine.begin() as conn:
+        [stored] = inbox.store_many(conn, [inbox.Delivery(received, announced)])
+        [kept] = inbox.store_many(conn, [inbox.Delivery(received, body=b"\x00junk", error="not JSON")])
+    columns = [c.key for c in InboxEvent.__table__.columns if c.key not in ("id", "delivery_id", "dedupe_key")]
+    with sessions() as s:
+        fast = {r.resource_id: r for r in s.scalars(select(InboxEvent))}
+        delivery = s.get(WebhookDelivery, stored.delivery_id)
+        malformed = s.get(WebhookDelivery, kept.delivery_id)
+        assert (delivery.received_at, delivery.outcome, delivery.event_count, delivery.body) == (
+            received, "accepted", 3, None)
+        assert (malformed.received_at, malformed.outcome, malformed.body, malformed.error) == (
+            received, "malformed", b"\x00junk", "not JSON")
+        by_orm = [InboxEvent(**{c: getattr(r, c) for c in columns}, dedupe_key="orm" + r.dedupe_key[3:],
+                             delivery_id=r.delivery_id) for r in fast.values()]
+    with transaction_of(sessions) as s:
+        s.add_all(by_orm)
+    with sessions() as s:
+        rows = list(s.scalars(select(InboxEvent)))
+        orm = {r.resource_id: r for r in rows if r.dedupe_key.startswith("orm")}
+        fast = {r.resource_id: r for r in rows if not r.dedupe_key.startswith("orm")}
+        assert len(fast) == len(orm) == 3
+        for resource_id, row in fast.items():
+            assert {c: getattr(row, c) for c in columns} == {c: getattr(orm[resource_id], c) for c in columns}
+        # and the values are the ones announced
+        assert {(r.category, r.state, r.event_date_utc, r.received_at, r.data is None) for r in fast.values()} == {
+            ("INVOICE", "pending", datetime(2026, 11, 25, 8, 59, 58, 123456, tzinfo=timezone.utc), received, True),
+            ("CREDITNOTE", "pending", announced[1].event_date_utc, received, False),
+            ("SUBSCRIPTION", "ignored", announced[2].event_date_utc, received, True)}
+        assert [r.data for r in fast.values() if r.category == "CREDITNOTE"] == [
+            {"Type": "ACCRECCREDIT", "Status": "AUTHORISED", "n": [1, "ü", None]}]
+        # SQL NULL, not JSON 'null', where there is no data (the ORM's own insert would write 'null')
+        nulls = select(func.count()).select_from(InboxEvent).where(
+            InboxEvent.data.is_(None), InboxEvent.dedupe_key.not_like("orm%"))
+        assert s.scalar(nulls) == 2
