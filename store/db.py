@@ -11,19 +11,25 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import jsontext
 
+READ_ONLY = "xm_read_only"  # execution option: this connection only reads (see read_only_sessions)
+
 
 def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:
     """Build an engine. On SQLite, `immediate` makes every transaction take the write lock
     up front (BEGIN IMMEDIATE), so two writers queue on busy_timeout instead of one failing
     with "database is locked" when it upgrades a read to a write. JSON columns keep Decimals
-    exact both ways (Xero's raw objects carry money)."""
+    exact both ways (Xero's raw objects carry money). Sessions from `read_only_sessions`
+    begin deferred whatever `immediate` says."""
     kwargs.setdefault("json_serializer", jsontext.dumps)
     kwargs.setdefault("json_deserializer", jsontext.loads)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
+        event.listen(
+            engine, "begin",
+            lambda conn: conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else begin),
+        )
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
@@ -42,6 +48,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_only_sessions(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions on the same engine for pure reads. On SQLite they begin deferred (plain BEGIN),
+    so a read never queues behind a writer's BEGIN IMMEDIATE: WAL lets it read the last
+    committed state. Never write through them (a deferred transaction that starts reading and
+    then writes can fail with "database is locked" instead of waiting). Elsewhere: `factory`."""
+    engine = factory.kw.get("bind")
+    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+        return factory
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}),
+                        **{k: v for k, v in factory.kw.items() if k != "bind"})
 
 
 @contextmanager
