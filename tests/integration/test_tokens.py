@@ -143,3 +143,123 @@ def test_a_token_xero_rejects_is_replaced_once_and_the_call_goes_through(emulato
     assert emulator.state.call_count(endpoint="GET /Invoices", status=401) == 1
     assert emulator.state.call_count(endpoint="POST /connect/token") == 1
     assert emulator.state.call_count(endpoint="GET /Invoices", status=200) == 1
+
+
+# --- the access token held in memory --------------------------------------------------------
+
+
+class CountingBox(TokenBox):
+    """A TokenBox that counts decryptions: a held token is not decrypted again."""
+
+    opened = 0
+
+    def open(self, ciphertext):
+        self.opened += 1
+        return super().open(ciphertext)
+
+
+def counting_keeper(settings, sessions, redis_url, **kwargs) -> TokenKeeper:
+    return TokenKeeper(sessions=sessions, redis=redis_lib.Redis.from_url(redis_url),
+                       box=CountingBox(settings.token_keys), xero=XeroClient(settings), **kwargs)
+
+
+def test_a_token_is_held_between_calls_and_never_shown(settings, sessions, redis_url, tenant, user_connection):
+    k = counting_keeper(settings, sessions, redis_url)
+    tokens = {k.access_token(tenant) for _ in range(5)}
+    assert tokens == {user_connection["access_token"]}
+    assert k.box.opened == 1
+    assert user_connection["access_token"] not in repr(k._held) + repr(vars(k))
+
+
+def test_a_held_token_is_shared_safely_between_threads(settings, sessions, redis_url, tenant, user_connection):
+    k = counting_keeper(settings, sessions, redis_url)
+    start = threading.Barrier(4)
+    results: list[str] = []
+
+    def read() -> None:
+        start.wait()
+        results.extend(k.access_token(tenant) for _ in range(20))
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 80
+    assert set(results) == {user_connection["access_token"]}
+
+
+def test_a_held_token_near_its_expiry_is_refreshed(emulator, settings, sessions, redis_url, tenant, user_connection):
+    now = [time.time()]
+    k = counting_keeper(settings, sessions, redis_url, clock=lambda: now[0])
+    assert k.access_token(tenant) == user_connection["access_token"]
+    emulator.state.reset_calls()
+    now[0] = user_connection["expires_at"] - 120  # only our clock moved: the row is as it was
+    assert k.access_token(tenant) != user_connection["access_token"]
+    assert emulator.state.call_count(endpoint="POST /connect/token") == 1
+
+
+def test_a_token_another_worker_saved_is_picked_up(emulator, settings, sessions, redis_url, tenant, user_connection):
+    mine, theirs = keeper(settings, sessions, redis_url), keeper(settings, sessions, redis_url)
+    assert mine.access_token(tenant) == user_connection["access_token"]
+    rotated = theirs.replace_rejected(tenant, user_connection["access_token"])
+    assert rotated != user_connection["access_token"]
+    assert mine.access_token(tenant) == rotated == stored_token(settings, sessions, tenant)["access_token"]
+
+
+def test_a_connection_marked_elsewhere_stops_the_held_token(settings, sessions, redis_url, tenant, user_connection):
+    k = keeper(settings, sessions, redis_url)
+    k.access_token(tenant)
+    with transaction(sessions) as session:
+        connections.mark_needs_reauth(session, connections.find(session, tenant).id, "refused", NOW)
+    with pytest.raises(ConnectionRevoked):
+        k.access_token(tenant)
+
+
+def test_a_removed_connection_gets_no_call_with_a_held_token(emulator, settings, sessions, runtime, tenant):
+    from store import lifecycle
+    from tests.worker_support import connect_client_credentials
+
+    connect_client_credentials(settings, sessions, tenant)
+    api = runtime.api(tenant, governor.BACKFILL)
+    assert api.invoices(page=1).items  # the token is held now
+    with transaction(sessions) as session:
+        workspace_id = connections.find(session, tenant).workspace_id
+        assert lifecycle.detach(session, TokenBox(settings.token_keys), workspace_id, NOW) is not None
+    emulator.state.reset_calls()
+    with pytest.raises(connections.NoConnection):
+        api.invoices(page=1)
+    assert emulator.state.call_count() == 0
+
+
+def test_a_rejected_token_is_dropped_and_its_replacement_used(emulator, settings, sessions, runtime, tenant):
+    from tests.worker_support import connect_client_credentials
+
+    connect_client_credentials(settings, sessions, tenant)
+    api = runtime.api(tenant, governor.WEBHOOK)
+    held = runtime.tokens.access_token(tenant)
+    emulator.state.advance_clock(3600)  # Xero thinks the held token expired
+    assert api.invoices(page=1).items
+    replacement = stored_token(settings, sessions, tenant)["access_token"]
+    assert replacement != held
+    emulator.state.reset_calls()
+    assert api.invoices(page=1).items
+    assert runtime.tokens.access_token(tenant) == replacement
+    assert emulator.state.call_count(endpoint="GET /Invoices", status=401) == 0
+    assert emulator.state.call_count(endpoint="POST /connect/token") == 0
+
+
+def test_reading_the_token_does_not_wait_for_a_writer(settings, sessions, redis_url, engine, tenant, user_connection):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    k = keeper(settings, sessions, redis_url)
+    writer = engine.connect()
+    writer.begin()  # BEGIN IMMEDIATE: holds the write lock, as a page being stored does
+    try:
+        for _ in range(2):  # read from the database, then held
+            started = time.monotonic()
+            assert k.access_token(tenant) == user_connection["access_token"]
+            assert time.monotonic() - started < 1.0
+    finally:
+        writer.rollback()
+        writer.close()
