@@ -7,7 +7,7 @@
 - `sqlite_database`: a migrated SQLite file;
 - `connect_tenants`: workspaces connected to emulator tenants (client-credentials grant),
   with the backfill marked done when the mirror is loaded some other way;
-- `Http`: a tiny keep-alive-free HTTP client (gunicorn's sync workers close every connection).
+- `Http`: a tiny HTTP client, one connection per request.
 """
 from __future__ import annotations
 
