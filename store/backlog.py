@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from store import mirror
 from store.models import Contact, InboxEvent, Invoice
 
 OUTSTANDING = ("pending", "enqueued")
@@ -70,7 +71,7 @@ def awaiting_sync(session: Session, tenant_id: str, category: str, resource_ids:
     return found
 
 
-MIRRORED = {"INVOICE": (Invoice, Invoice.invoice_id), "CONTACT": (Contact, Contact.contact_id)}
+MIRRORED = {"INVOICE": (Invoice, "invoice_id"), "CONTACT": (Contact, "contact_id")}
 
 
 def already_current(session: Session, tenant_id: str, events: Iterable[Event]) -> list[Event]:
@@ -93,14 +94,11 @@ def already_current(session: Session, tenant_id: str, events: Iterable[Event]) -
     current: list[Event] = []
     for category, of_category in wanted.items():
         model, key = MIRRORED[category]
-        ids = sorted({e.resource_id for e in of_category})
-        held: dict[str, datetime] = {}
-        for start in range(0, len(ids), _CHUNK):
-            rows = session.execute(
-                select(key, model.updated_utc).where(model.tenant_id == tenant_id, key.in_(ids[start : start + _CHUNK]))
-            )
-            held.update({row[0]: row[1] for row in rows if row[1] is not None})
-        current += [e for e in of_category if e.resource_id in held and held[e.resource_id] >= e.event_date_utc]
+        held = mirror.stored_versions(session, model, key, tenant_id, sorted({e.resource_id for e in of_category}))
+        for event in of_category:
+            version = held.get(event.resource_id)
+            if version is not None and version >= event.event_date_utc:
+                current.append(event)
     return current
 
 

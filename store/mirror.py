@@ -38,7 +38,8 @@ def _executemany(session: Session, stmt, rows: list[dict]) -> None:
     session.connection().execute(stmt, rows)
 
 
-def _stored_versions(session: Session, model: type, key: str, tenant_id: str, ids: list[str]) -> dict[str, datetime]:
+def stored_versions(session: Session, model: type, key: str, tenant_id: str, ids: list[str]) -> dict[str, datetime]:
+    """The UpdatedDateUTC the mirror holds for each of these ids (absent: not held)."""
     column = getattr(model, key)
     found: dict[str, datetime] = {}
     for chunk in chunks(ids):
@@ -65,7 +66,7 @@ def _upsert_versioned(
     if not rows:
         return Upserted(0, frozenset())
     rows = _latest_per_id(rows, key)
-    stored = _stored_versions(session, model, key, tenant_id, [r[key] for r in rows])
+    stored = stored_versions(session, model, key, tenant_id, [r[key] for r in rows])
     changed = frozenset(
         r[key] for r in rows if r[key] not in stored or stored[r[key]] is None or r["updated_utc"] > stored[r[key]]
     )
@@ -127,7 +128,7 @@ def apply_installments(
     """
     if not invoices:
         return
-    held = _stored_versions(session, Invoice, "invoice_id", tenant_id, [r["invoice_id"] for r in invoices])
+    held = stored_versions(session, Invoice, "invoice_id", tenant_id, [r["invoice_id"] for r in invoices])
     current = {r["invoice_id"]: r["updated_utc"] for r in invoices if held.get(r["invoice_id"]) == r["updated_utc"]}
     listed = {p["payment_id"]: p for p in installments if p["invoice_id"] in current}
     if listed:
