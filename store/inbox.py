@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from redis import Redis
-from sqlalchemy import Connection, and_, bindparam, delete, insert, null, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -92,13 +92,6 @@ def store(session: Session, events: Sequence[Announcement], now: datetime) -> St
     return store_many(session.connection(), [Delivery(now, events)])[0]
 
 
-def record_malformed(session: Session, body: bytes, error: str, now: datetime) -> int:
-    """Keep a signed body we could not parse, for inspection; return its delivery id."""
-    delivery_id = store_many(session.connection(), [Delivery(now, body=body, error=error)])[0].delivery_id
-    assert delivery_id is not None
-    return delivery_id
-
-
 def store_many(conn: Connection, deliveries: Sequence[Delivery]) -> list[Stored]:
     """Store several deliveries in the caller's transaction; one `Stored` each, in order.
 
@@ -156,21 +149,6 @@ def store_many(conn: Connection, deliveries: Sequence[Delivery]) -> list[Stored]
                                              deliveries[index].received_at)
     _touch_last_webhook(conn, live, heard)
     return results
-
-
-def live_tenants(session: Session, tenant_ids: Iterable[str]) -> set[str]:
-    """The tenants among `tenant_ids` that a workspace is connected to (not disconnected)."""
-    wanted = sorted(set(tenant_ids))
-    found: set[str] = set()
-    for chunk in chunks(wanted):
-        found.update(
-            session.scalars(
-                select(XeroConnection.tenant_id).where(
-                    XeroConnection.tenant_id.in_(chunk), XeroConnection.status != "disconnected"
-                )
-            )
-        )
-    return found
 
 
 def mark_enqueued(session: Session | Connection, event_ids: Iterable[int], now: datetime) -> int:
@@ -243,7 +221,7 @@ _DELIVERY_COLUMNS = ("received_at", "outcome", "event_count", "body", "error")
 
 
 def _live_and_last_heard(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, datetime | None]:
-    """`live_tenants`, each with its last_webhook_at (None: never, or no sync_state row yet)."""
+    """The tenants among `tenant_ids` a workspace is connected to (not disconnected), each with its last_webhook_at (None: never, or no sync_state row yet)."""
     found: dict[str, datetime | None] = {}
     for chunk in chunks(sorted(set(tenant_ids))):
         found.update(conn.execute(_LIVE_AND_LAST_HEARD, {"tenants": list(chunk)}).all())
