@@ -93,13 +93,14 @@ def _runtime() -> WorkerRuntime:
     a changed environment (tests), gets a fresh one and the stale one is closed.
     """
     global _PROCESS_RUNTIME
-    key = (os.getpid(), repr(Settings.from_env()), repr(Options.from_env()), repr(Budget.from_env(os.environ)))
+    settings = Settings.from_env()
+    key = (os.getpid(), repr(settings), repr(Options.from_env()), repr(Budget.from_env(os.environ)))
     if _PROCESS_RUNTIME is not None and _PROCESS_RUNTIME[0] == key:
         return _PROCESS_RUNTIME[1]
     if _PROCESS_RUNTIME is not None and _PROCESS_RUNTIME[0][0] == os.getpid():
         with contextlib.suppress(Exception):
             _PROCESS_RUNTIME[1].close()
-    _PROCESS_RUNTIME = (key, WorkerRuntime(Settings.from_env()))
+    _PROCESS_RUNTIME = (key, WorkerRuntime(settings))
     return _PROCESS_RUNTIME[1]
 
 
