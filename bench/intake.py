@@ -50,7 +50,6 @@ KEYS = stack.token_keys()
 # (webhook/batcher.py). INTAKE_WORKERS / INTAKE_THREADS try others.
 WORKERS = int(os.environ.get("INTAKE_WORKERS", "1"))
 THREADS = int(os.environ.get("INTAKE_THREADS", "16"))
-GUNICORN_ARGS = f"--worker-class gthread --threads {THREADS}"
 MAX_RATE = 12_000  # deliveries/s the body files are sized for (every one distinct)
 
 
@@ -187,7 +186,7 @@ def run(pg: Postgres, quick: bool = False) -> Section:
     servers: list[Server] = []
     try:
         env = {"XERO_WEBHOOK_KEY": KEY, "TOKEN_KEYS": KEYS, "REDIS_URL": redis.url,
-               "GUNICORN_CMD_ARGS": GUNICORN_ARGS}
+               "WEB_THREADS": str(THREADS)}
         servers.append(Server("baseline (bare Flask, signature only)",
                               stack.Gunicorn("bench.bare_webhook:create_app()", env, "intake-baseline", WORKERS),
                               None))

@@ -38,7 +38,7 @@ from store.secrets import TokenBox
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench"
 WEB_WORKERS = 1  # gunicorn --workers: the Procfile's WEB_CONCURRENCY default
-WEB_ARGS = "--worker-class gthread --threads 16"  # the Procfile's worker class and WEB_THREADS default
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"  # the Procfile's settings (gthread, WEB_THREADS, gc.freeze)
 FAST_WORKER = {  # the worker's knobs for benchmarks: quick relay and retries, no reconcile sweeps
     "RELAY_SECONDS": "1",
     "RECONCILE_SECONDS": "3600",
@@ -114,16 +114,16 @@ class _Process:
 
 
 class Gunicorn(_Process):
-    """gunicorn on 127.0.0.1:<free port>, configured as the Procfile's `web` (gthread workers),
-    unless `env` carries its own GUNICORN_CMD_ARGS."""
+    """gunicorn on 127.0.0.1:<free port>, configured as the Procfile's `web` (its gunicorn.conf.py,
+    without the access log), with `workers` processes; GUNICORN_CMD_ARGS in `env` overrides."""
 
     def __init__(self, app: str, env: dict[str, str], name: str, workers: int = WEB_WORKERS):
-        env = {"GUNICORN_CMD_ARGS": WEB_ARGS, **env}
+        env = {"WEB_ACCESS_LOG": "", **env}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [
-            sys.executable, "-m", "gunicorn", app, "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
-            "--backlog", "2048", "--log-level", "warning",
+            sys.executable, "-m", "gunicorn", app, "--config", str(GUNICORN_CONF), "--workers", str(workers),
+            "--bind", f"127.0.0.1:{self.port}", "--backlog", "2048", "--log-level", "warning",
         ]
         super().__init__(argv, env, f"gunicorn-{name}.log")
         self._wait_up()

@@ -6,6 +6,7 @@ connection). The intake stores and wakes; `relay` wakes whatever the intake coul
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -92,7 +93,52 @@ def store(session: Session, events: Sequence[Announcement], now: datetime) -> St
     return store_many(session.connection(), [Delivery(now, events)])[0]
 
 
-def store_many(conn: Connection, deliveries: Sequence[Delivery]) -> list[Stored]:
+class LiveTenants:
+    """Which tenants are live (connected, not removed) with their last_webhook_at, as one
+    process's intake last read them: a tenant found live is taken as live for `ttl` seconds
+    more without asking the database again (one query fewer in every intake transaction).
+
+    Only "live" is remembered, never "not live": a tenant connected a moment ago has its very
+    first events kept `pending`. A tenant removed within the last `ttl` seconds may have a few
+    more events kept `pending` instead of `ignored`; its sync job settles them as ignored
+    (worker.sync.drain). Not thread-safe: one intake writer uses it at a time.
+    """
+
+    def __init__(self, ttl: float = 1.0, clock=time.monotonic):
+        self._ttl = ttl
+        self._clock = clock
+        self._known: dict[str, tuple[float, datetime | None]] = {}  # tenant -> (read at, last_webhook_at)
+
+    def lookup(self, conn: Connection, tenant_ids: Iterable[str]) -> dict[str, datetime | None]:
+        now = self._clock()
+        found: dict[str, datetime | None] = {}
+        missing = []
+        for tenant_id in tenant_ids:
+            known = self._known.get(tenant_id)
+            if known is not None and now - known[0] < self._ttl:
+                found[tenant_id] = known[1]
+            else:
+                missing.append(tenant_id)
+        if missing:
+            read = _live_and_last_heard(conn, missing)
+            for tenant_id, last in read.items():
+                self._known[tenant_id] = (now, last)
+            found.update(read)
+        return found
+
+    def heard(self, touched: dict[str, datetime]) -> None:
+        """These tenants' last_webhook_at were just moved (in a transaction still open)."""
+        for tenant_id, at in touched.items():
+            known = self._known.get(tenant_id)
+            if known is not None:
+                self._known[tenant_id] = (known[0], at)
+
+    def forget(self) -> None:
+        """Drop everything remembered (a transaction that moved last_webhook_at rolled back)."""
+        self._known.clear()
+
+
+def store_many(conn: Connection, deliveries: Sequence[Delivery], live_tenants: LiveTenants | None = None) -> list[Stored]:
     """Store several deliveries in the caller's transaction; one `Stored` each, in order.
 
     The intake's group commit: a handful of statements for the whole batch (one multi-row
@@ -113,7 +159,8 @@ def store_many(conn: Connection, deliveries: Sequence[Delivery]) -> list[Stored]
     keeping = [i for i, d in enumerate(deliveries) if d.malformed or claimed[i]]
     if not keeping:
         return [Stored(received=len(d.events), inserted=0) for d in deliveries]
-    live = _live_and_last_heard(conn, {e.tenant_id for i in keeping for _, e in claimed[i]})
+    tenants = {e.tenant_id for i in keeping for _, e in claimed[i]}
+    live = live_tenants.lookup(conn, tenants) if live_tenants else _live_and_last_heard(conn, tenants)
     delivery_ids = dict(zip(keeping, _insert_deliveries(conn, [deliveries[i] for i in keeping])))
     rows = sorted(  # one lock order for every writer (the key is each row's first value)
         _row(k, e, delivery_ids[i], deliveries[i].received_at, live) for i in keeping for k, e in claimed[i]
@@ -147,7 +194,9 @@ def store_many(conn: Connection, deliveries: Sequence[Delivery]) -> list[Stored]
             if event.tenant_id in live:
                 heard[event.tenant_id] = max(heard.get(event.tenant_id, deliveries[index].received_at),
                                              deliveries[index].received_at)
-    _touch_last_webhook(conn, live, heard)
+    touched = _touch_last_webhook(conn, live, heard)
+    if live_tenants:
+        live_tenants.heard(touched)
     return results
 
 
@@ -238,20 +287,22 @@ _LIVE_AND_LAST_HEARD = (  # built once: the intake runs it for every batch
 
 def _touch_last_webhook(
     conn: Connection, last_heard: dict[str, datetime | None], heard: dict[str, datetime]
-) -> None:
+) -> dict[str, datetime]:
     """Move each live tenant's last_webhook_at to when it was `heard`, at most once per
     LAST_WEBHOOK_RESOLUTION.
 
     Writing it on every delivery made every intake transaction of a tenant wait for the
     previous one's commit on PostgreSQL (they all lock its one sync_state row), and cost
-    every request a write on SQLite; a second's resolution is all "last heard" needs."""
-    stale = [
-        {"tenant_id": t, "last_webhook_at": at}
-        for t, at in sorted(heard.items())
+    every request a write on SQLite; a second's resolution is all "last heard" needs. Returns
+    the tenants moved, and to when."""
+    stale = {
+        t: at for t, at in sorted(heard.items())
         if last_heard.get(t) is None or last_heard[t] <= at - LAST_WEBHOOK_RESOLUTION
-    ]
+    }
     if stale:
-        conn.execute(_touch_statement(conn.dialect.name), stale)
+        conn.execute(_touch_statement(conn.dialect.name),
+                     [{"tenant_id": t, "last_webhook_at": at} for t, at in stale.items()])
+    return stale
 
 
 def _dialect_insert(dialect: str, model: type) -> Any:

@@ -89,6 +89,7 @@ class Intake:
         self._conn: Connection | None = None  # the writer's, between batches that come close together
         self._let_go = False  # settle() asks the idle writer to give its connection back now
         self._waker: threading.Thread | None = None
+        self._live = inbox.LiveTenants()  # the writer's: one query fewer in most transactions
         _everyone.add(self)
 
     # --- the request's side -----------------------------------------------------------------
@@ -149,7 +150,7 @@ class Intake:
                     batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
                     marks, self._marks = self._marks, []
                 # SQLite: the commit is most of a batch's cost and there are no row locks to wait
-                # on, so marks ride along in the batch's transaction (under a savepoint). On
+                # on, so marks ride along in the batch's transaction. On
                 # PostgreSQL they get their own: waiting there for a row that a sync job is
                 # settling must not hold deliveries back.
                 ride_along = bool(batch) and self._on_sqlite()
@@ -190,16 +191,23 @@ class Intake:
         try:
             conn = self._connection()
             with conn.begin():
-                results = inbox.store_many(conn, [w.delivery for w in batch])
+                results = inbox.store_many(conn, [w.delivery for w in batch], self._live)
                 if marks:
-                    self._mark_within(conn, marks)
+                    # no savepoint: an error here fails the batch, which is then stored again
+                    # without the marks (a savepoint would not help with the errors that can
+                    # happen here: SQLite may roll the whole transaction back on those)
+                    inbox.mark_enqueued(conn, [i for ids, _, _ in marks for i in ids], max(t for _, t, _ in marks))
         except BaseException as error:  # noqa: BLE001 - every waiting request must hear of it
             self._release()  # whatever state it is in, the next batch starts on a fresh one
+            self._live.forget()  # it may have moved last_webhook_at in the transaction just lost
             if marks:
                 self._mark(marks)  # on its own (it settles them, marked or not)
-            if len(batch) > 1 and isinstance(error, DBAPIError) and not _unreachable(error):
-                for one in batch:  # one bad delivery must not refuse the others: each alone
-                    self._commit([one])
+            if isinstance(error, DBAPIError) and not _unreachable(error) and (marks or len(batch) > 1):
+                if marks:
+                    self._commit(batch)  # again, without the marks
+                else:
+                    for one in batch:  # one bad delivery must not refuse the others: each alone
+                        self._commit([one])
                 return
             if isinstance(error, (DBAPIError, PoolTimeout)):
                 log.error("webhooks not stored: database unavailable",
@@ -232,13 +240,6 @@ class Intake:
             log.exception("could not mark events enqueued; the relay will")
         finally:
             self._settled(sum(batches for _, _, batches in marks))
-
-    def _mark_within(self, conn: Connection, marks: list[tuple[list[int], datetime, int]]) -> None:
-        try:
-            with conn.begin_nested():
-                inbox.mark_enqueued(conn, [i for ids, _, _ in marks for i in ids], max(now for _, now, _ in marks))
-        except DBAPIError as error:
-            log.warning("could not mark events enqueued; the relay will", extra={"error": _describe(error)})
 
     def _settled(self, batches: int) -> None:
         with self._lock:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from store import dispatch, inbox
 from store.db import transaction as transaction_of
-from store.models import InboxEvent, WebhookDelivery
+from store.models import InboxEvent, SyncState, WebhookDelivery, XeroConnection
 from tests.integration.test_webhook_intake import (
     KEY, NOW, OTHER, TENANT, body, connect, event, inbox_rows, jobs, make_app, post,
 )
@@ -64,12 +64,12 @@ class HeldWriter:
         self._fail = fail_after_writing
         real = inbox.store_many
 
-        def store_many(conn, deliveries):
+        def store_many(conn, deliveries, *args):
             self.sizes.append(len(deliveries))
             if len(self.sizes) == 1:
                 self.entered.set()
                 self._go.wait(10)
-            results = real(conn, deliveries)  # writes everything, then (maybe) the batch fails
+            results = real(conn, deliveries, *args)  # writes everything, then (maybe) the batch fails
             if self._fail and len(self.sizes) > 1:
                 raise OperationalError("INSERT ...", {}, Exception("disk I/O error"))
             return results
@@ -323,3 +323,63 @@ def test_rows_the_intake_writes_straight_to_the_driver_read_back_as_the_orm_writ
         nulls = select(func.count()).select_from(InboxEvent).where(
             InboxEvent.data.is_(None), InboxEvent.dedupe_key.not_like("orm%"))
         assert s.scalar(nulls) == 2
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def store_with(sessions, live: inbox.LiveTenants, *events: dict) -> list[str]:
+    """Store one delivery through `live`; the states its events were kept in."""
+    engine = sessions.kw["bind"]
+    with engine.begin() as conn:
+        [stored] = inbox.store_many(conn, [inbox.Delivery(NOW, parse(body(*events)))], live)
+    with sessions() as s:
+        return [s.get(InboxEvent, i).state for ids in stored.pending.values() for i in ids] or ["ignored"]
+
+
+def test_a_tenant_connected_a_moment_ago_has_its_first_events_kept_pending(sessions):
+    """"Not live" is never remembered: the intake asks again until the tenant is live."""
+    live = inbox.LiveTenants(ttl=60, clock=Clock())
+    assert store_with(sessions, live, event(TENANT)) == ["ignored"]
+    connect(sessions, TENANT)
+    assert store_with(sessions, live, event(TENANT)) == ["pending"]
+
+
+def test_a_live_tenant_is_remembered_for_ttl_seconds_and_then_read_again(sessions):
+    clock = Clock()
+    live = inbox.LiveTenants(ttl=1.0, clock=clock)
+    connect(sessions, TENANT)
+    assert store_with(sessions, live, event(TENANT)) == ["pending"]
+    with transaction_of(sessions) as s:  # removed: its sync job would settle what still comes as ignored
+        for row in s.scalars(select(XeroConnection).where(XeroConnection.tenant_id == TENANT)):
+            row.status = "disconnected"
+    clock.now = 0.9
+    assert store_with(sessions, live, event(TENANT)) == ["pending"]  # remembered
+    clock.now = 1.0
+    assert store_with(sessions, live, event(TENANT)) == ["ignored"]  # read again
+
+
+def test_last_webhook_at_moves_at_most_once_a_second_through_the_remembered_tenants(sessions):
+    live = inbox.LiveTenants(ttl=60, clock=Clock())
+    connect(sessions, TENANT)
+    engine = sessions.kw["bind"]
+
+    def deliver(seconds: float, commit: bool = True) -> timedelta:
+        conn = engine.connect()
+        with conn:
+            transaction = conn.begin()
+            inbox.store_many(conn, [inbox.Delivery(NOW + timedelta(seconds=seconds), parse(body(event(TENANT))))],
+                             live)
+            transaction.commit() if commit else transaction.rollback()
+        with sessions() as s:
+            return s.get(SyncState, TENANT).last_webhook_at - NOW
+
+    assert [deliver(t).total_seconds() for t in (0.0, 0.5, 1.0, 1.2, 2.5)] == [0.0, 0.0, 1.0, 1.0, 2.5]
+    assert deliver(4.0, commit=False).total_seconds() == 2.5
+    live.forget()  # what the intake does when a transaction rolls back: read the database again
+    assert deliver(4.2).total_seconds() == 4.2

@@ -1,0 +1,70 @@
+"""The Procfile's `web` line, run as a process manager runs it: gunicorn with gunicorn.conf.py."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from store.redis_server import free_port
+from webhook.signature import sign
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "procfile-webhook-key"
+
+
+def web_command() -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return line.removeprefix("web:").strip()
+    raise AssertionError("the Procfile has no web line")
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, redis_url, tmp_path):
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "XERO_WEBHOOK_KEY": KEY, "WEB_THREADS": "4",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log = tmp_path / "web.log"
+    with open(log, "wb") as out:
+        web = subprocess.Popen(["bash", "-c", web_command()], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline and web.poll() is None:
+            try:
+                status, text = get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200, log.read_text()[-3000:]
+        assert json.loads(text) == {"ok": True, "database": "ok", "redis": "ok"}
+
+        raw = json.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0, "entropy": "x"}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/xero", data=raw, method="POST",
+                                         headers={"x-xero-signature": sign(raw, KEY)})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=30)
+    output = log.read_text()
+    assert "Using worker: gthread" in output, output[-3000:]  # the worker class of gunicorn.conf.py
+    frozen = re.search(r"(\d+) objects frozen out of the garbage collector's sight", output)
+    assert frozen and int(frozen.group(1)) > 10_000, output[-3000:]  # post_worker_init ran, after the app was built
+    assert '"POST /webhooks/xero HTTP/1.1" 200' in output  # the access log, on standard output
