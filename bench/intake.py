@@ -102,56 +102,61 @@ def wrk(url: str, path: Path, seconds: float) -> dict:
     raise RuntimeError(f"wrk said nothing usable:\n{done.stdout}\n{done.stderr}")
 
 
-async def _paced(host: str, port: int, items: list[tuple[str, bytes]], rate: float) -> list[tuple[int, float]]:
-    """Send items[i] at start + i/rate over keep-alive connections, as wrk does for the maximum (a
-    free one if any, else a new one: a slow answer never delays the next send)."""
+async def _paced(host: str, port: int, items: list[tuple[str, bytes]], rate: float,
+                 connections: int = CONNECTIONS) -> list[tuple[int, float]]:
+    """Send items[i] at start + i/rate, wrk2's way: over the same number of keep-alive connections
+    as wrk's maximum, opened before the clock starts. A request due while every connection is
+    busy waits for one, and its latency counts from when it was due, so a stall is never hidden
+    (no coordinated omission)."""
     loop = asyncio.get_running_loop()
-    start = loop.time() + 0.2
+    due_now: asyncio.Queue[int | None] = asyncio.Queue()
     results: list[tuple[int, float]] = []
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def exchange(request: bytes, fresh: bool) -> tuple[int, tuple | None]:
-        reader, writer = await asyncio.open_connection(host, port) if fresh or not idle else idle.pop()
-        try:
-            writer.write(request)
-            await writer.drain()
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if length:
-                await reader.readexactly(length)
-            closing = b"connection: close" in head.lower()
-        except BaseException:
-            writer.close()
-            raise
-        if closing:
-            writer.close()
-            return int(head[9:12]), None
-        return int(head[9:12]), (reader, writer)
+    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, bool]:
+        writer.write(request)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length:
+            await reader.readexactly(length)
+        return int(head[9:12]), b"connection: close" not in head.lower()
 
-    async def one(i: int) -> None:
-        due = start + i / rate
-        await asyncio.sleep(max(0.0, due - loop.time()))
-        sig, body = items[i]
-        request = (f"POST /webhooks/xero HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                   f"x-xero-signature: {sig}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
-        status = 0
-        for fresh in (False, True):  # an idle connection the server closed meanwhile: once more, anew
-            try:
-                status, connection = await exchange(request, fresh)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
-                continue
-            if connection is not None:
-                idle.append(connection)
-            break
-        results.append((status, loop.time() - due))
+    async def sender(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+        while (i := await due_now.get()) is not None:
+            sig, body = items[i]
+            request = (f"POST /webhooks/xero HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                       f"x-xero-signature: {sig}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+            status = 0
+            for _attempt in (1, 2):  # a connection the server closed meanwhile: once more, anew
+                try:
+                    connection = connection or await asyncio.open_connection(host, port)
+                    status, keep = await exchange(*connection, request)
+                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+                    keep = False
+                if not keep and connection is not None:
+                    connection[1].close()
+                    connection = None
+                if status:
+                    break
+            results.append((status, loop.time() - (start + i / rate)))
+        if connection is not None:
+            connection[1].close()
 
-    await asyncio.gather(*(one(i) for i in range(len(items))))
-    for _, writer in idle:
-        writer.close()
+    opened = await asyncio.gather(*(asyncio.open_connection(host, port) for _ in range(connections)))
+    start = loop.time() + 0.2
+    senders = [asyncio.create_task(sender(c)) for c in opened]
+    for i in range(len(items)):
+        wait = start + i / rate - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        due_now.put_nowait(i)
+    for _ in senders:
+        due_now.put_nowait(None)
+    await asyncio.gather(*senders)
     return results
 
 

@@ -42,10 +42,16 @@ class Event:
 
     @property
     def dedupe_key(self) -> str:
-        """The same announcement delivered twice has the same key (64 hex characters)."""
-        when = self.event_date_utc.isoformat()
-        parts = (self.tenant_id, self.category, self.resource_id, self.event_type, when)
-        return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+        """The same announcement delivered twice has the same key: 64 characters, the event's
+        UTC time (`YYYYMMDDhhmmssffffff`) and then 44 hex digits of a SHA-256 of what identifies it.
+
+        Time first, so keys arrive in about the order they sort: each new key lands beside the
+        last in the inbox's unique index, instead of on a random page of it (a random key cost
+        an index page written per event, a fifth of the intake's SQLite work)."""
+        when = self.event_date_utc
+        parts = (self.tenant_id, self.category, self.resource_id, self.event_type, when.isoformat())
+        digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+        return f"{when.year:04d}{when:%m%d%H%M%S}{when.microsecond:06d}{digest[:44]}"
 
 
 def parse(body: bytes) -> list[Event]:

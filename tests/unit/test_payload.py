@@ -116,6 +116,17 @@ def test_dedupe_key_differs_when_any_identifying_field_differs(change):
     assert only(body(event(**change))).dedupe_key != only(body(event())).dedupe_key
 
 
+def test_dedupe_keys_sort_in_the_order_of_their_events_times():
+    """So the inbox's unique index grows at its end, not on random pages."""
+    times = ["0999-01-02T03:04:05", "2024-06-21T01:15:39", "2024-06-21T01:15:39.000001", "2024-06-21T01:15:39.902",
+             "2024-06-21T01:15:40Z", "2024-06-21T03:15:40+02:00", "2024-06-21T01:15:41"]
+    keys = [only(body(event(eventDateUtc=t))).dedupe_key for t in times]
+    assert all(len(k) == 64 for k in keys)
+    assert keys[:5] == sorted(keys[:5])
+    assert keys[5][:20] == keys[4][:20] == "20240621011540000000"  # the same instant, whatever its offset
+    assert keys[4] < keys[6]
+
+
 def test_dedupe_key_ignores_delivery_details():
     assert only(body(event(), first=7, last=7)).dedupe_key == only(body(event(resourceUrl=None))).dedupe_key
 
