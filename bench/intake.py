@@ -8,10 +8,11 @@ is new, stored, and wakes its tenant's sync through Redis; no worker drains the 
 
 1. Maximum rate: wrk, closed loop, 16 connections, interleaved across the servers and
    repeated; the median of the repeats.
-2. Latency at 80% of each server's own maximum: an open-loop generator (requests leave on
-   a fixed schedule whether or not earlier ones were answered, over keep-alive connections
-   as wrk's are, a new one whenever none is free; latency counts from the scheduled moment,
-   so a stall is not hidden), p50 and p99.
+2. Latency at 80% of each server's own maximum: an open-loop generator, wrk2's method
+   (requests fall due on a fixed schedule whether or not earlier ones were answered, and go
+   out over the same 16 keep-alive connections as wrk's maximum; latency counts from the
+   moment a request fell due, so a stall or a wait for a free connection is not hidden),
+   p50 and p99.
 3. Stored equals sent: after each run the inbox holds exactly one row per event answered 200.
 """
 from __future__ import annotations
@@ -270,8 +271,8 @@ def _section(servers: list[Server], pg: Postgres, seconds: float, repeats: int) 
         summary=(f"Signed webhook deliveries (one event each) through gunicorn as the Procfile runs it: {WORKERS} "
                  f"gthread worker{'s' if WORKERS > 1 else ''} × {THREADS} threads, for the baseline and ours alike. "
                  f"Maximum: wrk, {CONNECTIONS} connections, {seconds:.0f} s, median of {repeats} interleaved runs. "
-                 "Latency: open-loop at 80% of each server's own maximum, measured from each request's "
-                 "scheduled send time."),
+                 f"Latency: open-loop at 80% of each server's own maximum over the same {CONNECTIONS} "
+                 "keep-alive connections (wrk2's method), measured from the moment each request fell due."),
         header=["server", "max deliveries/s (runs)", "ratio to baseline", "p50 at 80%", "p99 at 80%",
                 "answered 200 at 80%", "events stored / answered"],
     )
@@ -306,28 +307,33 @@ def _section(servers: list[Server], pg: Postgres, seconds: float, repeats: int) 
         "own events are committed; the wake, the metrics and the log line follow in the background, once per "
         "batch (webhook/batcher.py).")
     section.notes.append(
-        "Where the time goes: the baseline does no I/O (about 0.2-0.25 ms of CPU a request, most of it "
-        "gunicorn and Flask, which ours pays too). Ours adds, per delivery, the group commit (one transaction "
-        "for every delivery waiting in the process: delivery rows, events with ON CONFLICT DO NOTHING "
-        "RETURNING, on SQLite the previous batch's enqueued marks too), about 0.1-0.15 ms of CPU at the "
-        "batch sizes seen here (8 on average, SQLite's own work about half of it, SQLAlchemy the rest), and "
-        "the background wake, metrics and log about 0.04 ms; the hand-off between threads costs the rest. "
-        "Several web processes on SQLite take turns at the one write lock, and SQLite's busy handler sleeps "
-        "(1, 2, 5, 10 ms...) instead of waking at the release: one process with threads is faster there and "
-        "has the lower p99, hence the Procfile's default of one worker (raise WEB_CONCURRENCY with PostgreSQL "
-        "and more cores). The baseline, bound by CPU alone, gains from a second process where ours does not: "
-        "with 2 workers each (INTAKE_WORKERS=2) the ratio is lower.")
+        "Where the time goes (profiles and experiments outside this benchmark, SQLite): one web process is "
+        "bound by its GIL, and every thread hand-off in it costs CPU in the kernel and in GIL contention "
+        "(the baseline already switches threads 11 times a request; ours 23). Our request path alone, "
+        "answering before any hand-off, reached 0.75 of the baseline; handing each delivery to the writer "
+        "thread and back, still storing nothing, 0.67; with the commit, about 0.5. So 0.6 leaves the "
+        "durable commit about a tenth of the baseline's cost, where SQLite's own work (about 24 WAL pages "
+        "written a commit, the UPDATE that marks the previous batch enqueued) and SQLAlchemy's come to "
+        "about 100 µs a delivery even on one thread alone. A leader/follower commit (the first waiting "
+        "request thread commits, no writer thread) measured the same. Several web processes on SQLite take "
+        "turns at the one write lock, and the baseline gains more from a second process than ours does: one "
+        "process with threads gives the best ratio, hence the Procfile's default (raise WEB_CONCURRENCY with "
+        "PostgreSQL and more cores).")
     section.notes.append(
         "Fixed while measuring: every delivery wrote sync_state.last_webhook_at, so on PostgreSQL each intake "
-        "transaction of a tenant waited on that one row's lock (this benchmark's earlier run: 225 deliveries/s, "
-        "p99 637 ms at 80%); it is now written at most once a second per tenant.")
+        "transaction of a tenant waited on that one row's lock (225 deliveries/s, p99 637 ms at 80% in an "
+        "earlier run); it is now written at most once a second per tenant. Full garbage collections walked the "
+        "120,000 objects the app is built of, a 60 ms pause several times a minute under load: "
+        "gunicorn.conf.py now freezes them after the app is built (gc.freeze; the baseline runs with the same "
+        "file). Random dedupe keys wrote a random page of the unique index per event; keys now begin with "
+        "the event's time. Whether a tenant is connected is read once a second per process, not per commit.")
     section.notes.append(
-        "The p99 at 80% is bimodal from run to run on this machine: 17-23 ms in some full runs, 130-470 ms "
-        "in others. Group commit's capacity grows with the deliveries in flight, and the open-loop sender is "
-        "a Python program sharing the 2 cores with the server (the maximum was measured with wrk, in C): when "
-        "80% of wrk's maximum is more than the server sustains beside that sender, a queue builds until the "
-        "batches are big enough, and the p50 and p99 rise together. That is our reading, not yet proven: a "
-        "paced sender in C would tell the two apart.")
+        "The p99 at 80% used to swing between runs (17-23 ms in some, 130-470 ms in others). The sender then "
+        "opened a new connection whenever none was idle, so a hiccup became a burst of connection setups the "
+        "maximum (16 keep-alive connections) never paid, feeding the queue; it now paces over the same 16 "
+        "connections, as wrk2 does. What remains is queueing at the writer, a serial stage at about 80% "
+        "busy: the SQLite p99 still varies run to run (33-90 ms on this machine, longer once the database "
+        "has grown), PostgreSQL's less.")
     section.notes.append(
         "Under wrk a run ends with requests in flight: those events are stored but not counted as answered, "
         f"so the max-rate check allows up to {CONNECTIONS} more stored than answered; the open-loop run "
