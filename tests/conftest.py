@@ -22,6 +22,11 @@ from store.redis_server import RedisServer, start_embedded
 
 POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgresql")
 
+# The worker's and the operations tests' fixtures (emulator, settings, runtime, connected, app, ...),
+# visible to every test module: a module imports only their plain helpers. A fixture a module
+# defines or imports itself (tests.integration.admin_flow's emulator, settings and app, say) wins.
+pytest_plugins = ["tests.worker_support", "tests.ops_support"]
+
 
 @pytest.fixture(autouse=True)
 def _scrub_env(monkeypatch):

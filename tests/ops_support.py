@@ -1,7 +1,8 @@
 """Helpers for the operations tests: the app and its `ops` CLI, Prometheus scrapes, signed
 webhooks made from what the emulator announced, and an in-process RQ worker.
 
-Fixtures come from tests.worker_support (emulator, settings, runtime, connected, ...).
+Its `app` fixture, like tests.worker_support's (emulator, settings, runtime, connected, ...),
+is a plugin of tests/conftest.py (`pytest_plugins`): test modules import only the helpers.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 point every part at it and at the test database and Redis, a connected tenant, and inbox
 events made from what the emulator announced.
 
-Import the fixtures into a test module (`from tests.worker_support import ...`).
+The fixtures reach every test module through `pytest_plugins` in tests/conftest.py; import
+only the helpers (`from tests.worker_support import announced, ...`).
 """
 from __future__ import annotations
 

@@ -14,29 +14,13 @@ from store.models import SyncState, XeroConnection
 from store.secrets import TokenBox
 from worker import queueing
 from tests.e2e.worker_process import ROOT, WorkerProcess
-from tests.ops_support import (  # noqa: F401  (app is a fixture)
-    app,
-    customer_of,
-    ops,
-    post_webhook,
-    scrape,
-    status_of,
-    value,
-    xero_body,
-)
-from tests.worker_support import (  # noqa: F401  (fixtures)
+from tests.ops_support import customer_of, ops, post_webhook, scrape, status_of, value, xero_body
+from tests.worker_support import (
     announced,
     assert_mirror_equals_emulator,
-    connected,
-    emulator,
     last_sequence,
     mirror_rows,
-    runtime,
-    settings,
-    tenant,
-    token_keys,
     wait_until,
-    worker_env,
 )
 
 

@@ -15,17 +15,7 @@ from werkzeug.serving import make_server
 
 from store.models import InboxEvent, SyncState
 from tests.e2e.worker_process import WorkerProcess
-from tests.worker_support import (  # noqa: F401  (fixtures)
-    assert_mirror_equals_emulator,
-    connected,
-    emulator,
-    mirror_rows,
-    settings,
-    tenant,
-    token_keys,
-    wait_until,
-    worker_env,
-)
+from tests.worker_support import assert_mirror_equals_emulator, mirror_rows, wait_until
 from wsgi import create_app
 
 

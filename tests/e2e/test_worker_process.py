@@ -12,20 +12,14 @@ from store import dispatch, mirror
 from store.models import InboxEvent, SyncState
 from worker import queueing
 from tests.e2e.worker_process import WorkerProcess
-from tests.worker_support import (  # noqa: F401  (fixtures)
+from tests.worker_support import (
     announced,
     assert_invoice_matches,
     assert_mirror_equals_emulator,
-    connected,
-    emulator,
     last_sequence,
     mirror_rows,
-    settings,
     store_events,
-    tenant,
-    token_keys,
     wait_until,
-    worker_env,
 )
 
 

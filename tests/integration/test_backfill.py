@@ -5,15 +5,7 @@ from emulator.testing import run_emulator
 from store import mirror
 from store.models import SyncState
 from worker import governor, sync
-from tests.worker_support import (  # noqa: F401  (fixtures)
-    assert_mirror_equals_emulator,
-    connected,
-    runtime,
-    settings,
-    tenant,
-    token_keys,
-    worker_env,
-)
+from tests.worker_support import assert_mirror_equals_emulator
 
 PAGE = 100
 

@@ -11,7 +11,7 @@ from store.db import transaction
 from store.models import SyncState, XeroConnection
 from store.secrets import TokenBox
 from wsgi import create_app, runtime
-from tests.worker_support import NOW, emulator, settings, token_keys, worker_env  # noqa: F401  (fixtures)
+from tests.worker_support import NOW
 
 
 def test_connect_client_credentials_stores_the_connection_and_queues_its_backfill(emulator, settings, sessions,

@@ -7,20 +7,8 @@ from rq.registry import FailedJobRegistry
 
 from store import dispatch, queue
 from worker import jobs
-from tests.ops_support import app, customer_of, ops, run_worker, status_of  # noqa: F401  (app is a fixture)
-from tests.worker_support import (  # noqa: F401  (fixtures)
-    announced,
-    assert_mirror_equals_emulator,
-    connected,
-    emulator,
-    last_sequence,
-    runtime,
-    settings,
-    store_events,
-    tenant,
-    token_keys,
-    worker_env,
-)
+from tests.ops_support import customer_of, ops, run_worker, status_of
+from tests.worker_support import announced, assert_mirror_equals_emulator, last_sequence, store_events
 
 
 def fail_a_sync(emulator, runtime, tenant_id) -> str:

@@ -6,27 +6,8 @@ import pytest
 from store.redis_server import free_port
 from worker import jobs
 from wsgi import create_app, runtime as app_runtime
-from tests.ops_support import (  # noqa: F401  (app is a fixture)
-    admin_key,
-    app,
-    customer_of,
-    post_webhook,
-    run_worker,
-    scrape,
-    value,
-    xero_body,
-)
-from tests.worker_support import (  # noqa: F401  (fixtures)
-    announced,
-    connected,
-    emulator,
-    last_sequence,
-    runtime,
-    settings,
-    tenant,
-    token_keys,
-    worker_env,
-)
+from tests.ops_support import admin_key, customer_of, post_webhook, run_worker, scrape, value, xero_body
+from tests.worker_support import announced, last_sequence
 
 
 def delta(after, before, name, **labels) -> float:

@@ -10,21 +10,8 @@ from store.backlog import settle
 from store.db import transaction
 from store.models import Contact, InboxEvent, Invoice, Payment
 from worker import jobs
-from tests.ops_support import app, customer_of, inbox_states, ops, run_worker  # noqa: F401  (fixture)
-from tests.worker_support import (  # noqa: F401  (fixtures)
-    announced,
-    assert_invoice_matches,
-    connected,
-    emulator,
-    last_sequence,
-    mirror_rows,
-    runtime,
-    settings,
-    store_events,
-    tenant,
-    token_keys,
-    worker_env,
-)
+from tests.ops_support import customer_of, inbox_states, ops, run_worker
+from tests.worker_support import announced, assert_invoice_matches, last_sequence, mirror_rows, store_events
 
 COLUMNS_BUT_SYNCED_AT = {
     model: [c.key for c in model.__table__.columns if c.key != "synced_at"]

@@ -7,18 +7,8 @@ from store import queue
 from store.db import transaction
 from store.models import SyncState
 from worker import jobs
-from tests.ops_support import app, customer_of, ops, run_worker, status_of  # noqa: F401  (app is a fixture)
-from tests.worker_support import (  # noqa: F401  (fixtures)
-    assert_mirror_equals_emulator,
-    connected,
-    emulator,
-    mirror_rows,
-    runtime,
-    settings,
-    tenant,
-    token_keys,
-    worker_env,
-)
+from tests.ops_support import customer_of, ops, run_worker, status_of
+from tests.worker_support import assert_mirror_equals_emulator, mirror_rows
 
 
 def sync_state(sessions, tenant_id) -> SyncState:

@@ -7,28 +7,8 @@ from rq import Queue
 from store import dispatch, queue
 from worker import governor, jobs
 from worker.governor import Governor
-from tests.ops_support import (  # noqa: F401  (app is a fixture)
-    admin_key,
-    app,
-    customer_of,
-    ops,
-    run_worker,
-    scrape,
-    status_of,
-    value,
-)
-from tests.worker_support import (  # noqa: F401  (fixtures)
-    announced,
-    connected,
-    emulator,
-    last_sequence,
-    runtime,
-    settings,
-    store_events,
-    tenant,
-    token_keys,
-    worker_env,
-)
+from tests.ops_support import admin_key, customer_of, ops, run_worker, scrape, status_of, value
+from tests.worker_support import announced, last_sequence, store_events
 
 
 def test_status_lag_grows_while_no_worker_runs_and_falls_to_zero_when_one_does(

@@ -24,16 +24,7 @@ from webhook.signature import sign
 from worker import jobs
 from worker.tokens import normalise
 from wsgi import create_app, runtime
-from tests.worker_support import (  # noqa: F401  (fixtures)
-    announced,
-    emulator,
-    last_sequence,
-    settings,
-    store_events,
-    tenant,
-    token_keys,
-    worker_env,
-)
+from tests.worker_support import announced, last_sequence, store_events
 from .mirror_rows import workspace
 
 KEY = "secret-checks-webhook-key"

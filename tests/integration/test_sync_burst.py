@@ -7,18 +7,7 @@ from rq import SimpleWorker
 from emulator.testing import run_emulator
 from store import dispatch, queue
 from worker import governor, sync
-from tests.worker_support import (  # noqa: F401  (fixtures)
-    announced,
-    assert_mirror_equals_emulator,
-    connected,
-    last_sequence,
-    runtime,
-    settings,
-    store_events,
-    tenant,
-    token_keys,
-    worker_env,
-)
+from tests.worker_support import announced, assert_mirror_equals_emulator, last_sequence, store_events
 
 
 @pytest.fixture

@@ -12,20 +12,13 @@ from store.db import transaction
 from store.models import InboxEvent, Invoice, SyncState
 from worker import governor, jobs, sync, translate
 from worker.xero import XeroRateLimited
-from tests.worker_support import (  # noqa: F401  (fixtures)
+from tests.worker_support import (
     Announced,
     announced,
     assert_invoice_matches,
-    connected,
-    emulator,
     last_sequence,
     mirror_rows,
-    runtime,
-    settings,
     store_events,
-    tenant,
-    token_keys,
-    worker_env,
 )
 
 

@@ -10,22 +10,15 @@ from sqlalchemy import select
 
 from store.models import InboxEvent, SyncState
 from worker import governor, sync
-from tests.worker_support import (  # noqa: F401  (fixtures)
+from tests.worker_support import (
     announced,
     assert_contact_matches,
     assert_invoice_matches,
-    connected,
-    emulator,
     last_sequence,
     live_installments,
     mirror_rows,
-    runtime,
-    settings,
     store_events,
-    tenant,
-    token_keys,
     truth_installments,
-    worker_env,
 )
 
 

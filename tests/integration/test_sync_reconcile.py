@@ -3,19 +3,12 @@ from sqlalchemy import select
 
 from store.models import InboxEvent, SyncState
 from worker import governor, sync
-from tests.worker_support import (  # noqa: F401  (fixtures)
+from tests.worker_support import (
     announced,
     assert_mirror_equals_emulator,
-    connected,
-    emulator,
     last_sequence,
     mirror_rows,
-    runtime,
-    settings,
     store_events,
-    tenant,
-    token_keys,
-    worker_env,
 )
 
 

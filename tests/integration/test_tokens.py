@@ -13,19 +13,7 @@ from store.secrets import TokenBox
 from worker import governor, jobs, sync
 from worker.tokens import TokenKeeper, normalise
 from worker.xero import ConnectionRevoked, XeroClient
-from tests.worker_support import (  # noqa: F401  (fixtures)
-    NOW,
-    announced,
-    emulator,
-    last_sequence,
-    mirror_rows,
-    runtime,
-    settings,
-    store_events,
-    tenant,
-    token_keys,
-    worker_env,
-)
+from tests.worker_support import NOW, announced, last_sequence, mirror_rows, store_events
 
 
 @pytest.fixture
