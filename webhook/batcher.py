@@ -9,10 +9,11 @@ workers the concurrent requests of a process pay for one commit between them.
 
 Telling the queue is off the request's path: after each commit a waker thread wakes every
 tenant of the batch once (`dispatch.wake`), counts the batch in the metrics (one Redis
-pipeline), logs it, and gives the event ids back to the writer, which marks them `enqueued`
-in one statement. If any of that fails, or the process dies first, the events stay `pending`
-and the relay (`inbox.relay`, the worker's ticker) wakes them after a few seconds: nothing
-accepted is lost.
+pipeline), logs it, and marks the events `enqueued` in one statement: on SQLite the writer
+does it in its next transaction (one write lock), on PostgreSQL the waker on a connection of
+its own (a sync job's row lock then holds up only the waker). If any of that fails, or the
+process dies first, the events stay `pending` and the relay (`inbox.relay`, the worker's
+ticker) wakes them after a few seconds: nothing accepted is lost.
 
 Both threads start on first use in the process that uses them (never before a fork) and end
 after IDLE_SECONDS with nothing to do. At interpreter exit (a gunicorn worker stopping) the
@@ -150,9 +151,10 @@ class Intake:
                     batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
                     marks, self._marks = self._marks, []
                 # SQLite: the commit is most of a batch's cost and there are no row locks to wait
-                # on, so marks ride along in the batch's transaction. On
-                # PostgreSQL they get their own: waiting there for a row that a sync job is
-                # settling must not hold deliveries back.
+                # on, so marks ride along in the batch's transaction (on their own when no batch
+                # comes). PostgreSQL's marks never reach the writer: the waker writes them
+                # (_mark_apart), since waiting for a row a sync job is settling must not hold
+                # deliveries back, nor must a second transaction in this one serial thread.
                 ride_along = bool(batch) and self._on_sqlite()
                 if batch:
                     self._commit(batch, marks if ride_along else None)
@@ -296,11 +298,25 @@ class Intake:
             return False
         log.info("webhooks accepted; sync woken", extra={**facts, "new_jobs": woken})
         ids = [i for event_ids in pending.values() for i in event_ids]
+        if not self._on_sqlite():
+            self._mark_apart(ids, now)
+            return False
         with self._lock:  # the writer marks them, between its commits
             self._marks.append((ids, now, batches))
             self._start_writer()
             self._lock.notify_all()
         return True
+
+
+    def _mark_apart(self, ids: list[int], now: datetime) -> None:
+        """PostgreSQL: mark in a transaction of the waker's own, on a pooled connection, beside
+        the writer's commits. A row a sync job is settling may keep it waiting; then only the
+        waker waits, not the deliveries."""
+        try:
+            with self._runtime.engine.connect() as conn, conn.begin():
+                inbox.mark_enqueued(conn, ids, now)
+        except (DBAPIError, PoolTimeout) as error:  # the jobs are queued and will see the events
+            log.warning("could not mark events enqueued; the relay will", extra={"error": _describe(error)})
 
 
 def _unreachable(error: DBAPIError) -> bool:
