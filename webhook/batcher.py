@@ -307,7 +307,6 @@ class Intake:
             self._lock.notify_all()
         return True
 
-
     def _mark_apart(self, ids: list[int], now: datetime) -> None:
         """PostgreSQL: mark in a transaction of the waker's own, on a pooled connection, beside
         the writer's commits. A row a sync job is settling may keep it waiting; then only the

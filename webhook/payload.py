@@ -47,7 +47,7 @@ class Event:
 
         Time first, so keys arrive in about the order they sort: each new key lands beside the
         last in the inbox's unique index, instead of on a random page of it (a random key cost
-        an index page written per event, a fifth of the intake's SQLite work)."""
+        an index page written per event, about a fifth of the intake writer's CPU)."""
         when = self.event_date_utc
         parts = (self.tenant_id, self.category, self.resource_id, self.event_type, when.isoformat())
         digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
