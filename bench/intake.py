@@ -332,8 +332,8 @@ def _section(servers: list[Server], pg: Postgres, seconds: float, repeats: int) 
         "opened a new connection whenever none was idle, so a hiccup became a burst of connection setups the "
         "maximum (16 keep-alive connections) never paid, feeding the queue; it now paces over the same 16 "
         "connections, as wrk2 does. What remains is queueing at the writer, a serial stage at about 80% "
-        "busy: the SQLite p99 still varies run to run (33-90 ms on this machine, longer once the database "
-        "has grown), PostgreSQL's less.")
+        "busy, so the p99 still varies run to run: in five runs on this machine SQLite's was 12.8-53.2 ms, "
+        "PostgreSQL's 17.2-264.9 ms (its server shares the 2 cores with the web process and the sender).")
     section.notes.append(
         "Under wrk a run ends with requests in flight: those events are stored but not counted as answered, "
         f"so the max-rate check allows up to {CONNECTIONS} more stored than answered; the open-loop run "
