@@ -254,8 +254,9 @@ def test_the_page_refuses_missing_expired_and_other_records_tokens(api, ws):
         url = issue(api, ws[0].read_key).json["url"]
         token = url.split("token=")[1]
     assert api.client.get("/embed/contacts/c1").status_code == 401
-    assert api.client.get(f"/embed/contacts/c2?token={token}").status_code == 404
-    assert api.client.get(f"/embed/accounts/c1?token={token}").status_code == 404
+    with freeze_time("2026-11-25 09:30:00"):  # within the token's hour, whatever the real clock says
+        assert api.client.get(f"/embed/contacts/c2?token={token}").status_code == 404
+        assert api.client.get(f"/embed/accounts/c1?token={token}").status_code == 404
     with freeze_time("2026-11-25 10:00:01"):
         response = api.client.get(url)
         assert response.status_code == 401 and 'id="state-error"' in response.get_data(as_text=True)
