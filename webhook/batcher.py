@@ -153,7 +153,7 @@ class Intake:
                 # SQLite: the commit is most of a batch's cost and there are no row locks to wait
                 # on, so marks ride along in the batch's transaction (on their own when no batch
                 # comes). PostgreSQL's marks never reach the writer: the waker writes them
-                # (_mark_apart), since waiting for a row a sync job is settling must not hold
+                # (_mark), since waiting for a row a sync job is settling must not hold
                 # deliveries back, nor must a second transaction in this one serial thread.
                 ride_along = bool(batch) and self._on_sqlite()
                 if batch:
@@ -229,16 +229,26 @@ class Intake:
                 self._waker.start()
             self._lock.notify_all()
 
-    def _mark(self, marks: list[tuple[list[int], datetime, int]]) -> None:
+    def _mark(self, marks: list[tuple[list[int], datetime, int]], shared: bool = True) -> None:
+        """Mark `marks` enqueued in a transaction of their own and settle them, marked or not:
+        on the writer's connection, or (`shared=False`: the waker, on PostgreSQL) on a pooled one
+        of the caller's own, beside the writer's commits, so that a row a sync job is settling
+        holds up only the caller, not the deliveries."""
         ids = [i for event_ids, _, _ in marks for i in event_ids]
+        now = max(at for _, at, _ in marks)
         try:
-            conn = self._connection()
-            with conn.begin():
-                inbox.mark_enqueued(conn, ids, max(now for _, now, _ in marks))
+            if shared:
+                conn = self._connection()
+                with conn.begin():
+                    inbox.mark_enqueued(conn, ids, now)
+            else:
+                with self._runtime.engine.connect() as conn, conn.begin():
+                    inbox.mark_enqueued(conn, ids, now)
         except (DBAPIError, PoolTimeout) as error:  # the jobs are queued and will see the events
-            self._release()
+            if shared:
+                self._release()
             log.warning("could not mark events enqueued; the relay will", extra={"error": _describe(error)})
-        except Exception:  # noqa: BLE001 - the writer must go on; the relay re-marks
+        except Exception:  # noqa: BLE001 - the intake must go on; the relay re-marks
             log.exception("could not mark events enqueued; the relay will")
         finally:
             self._settled(sum(batches for _, _, batches in marks))
@@ -271,7 +281,8 @@ class Intake:
                     self._settled(len(batches))
 
     def _wake_round(self, stored: list[inbox.Stored], batches: int) -> bool:
-        """Count, wake and log what some batches stored; True if the writer now has their marks."""
+        """Count, wake and log what some batches stored; True if their marks are written (and
+        settled) or handed to the writer, which settles them."""
         if not stored:
             return False
         new = sum(s.inserted for s in stored)
@@ -297,25 +308,15 @@ class Intake:
                         extra={**facts, "error": str(error)})
             return False
         log.info("webhooks accepted; sync woken", extra={**facts, "new_jobs": woken})
-        ids = [i for event_ids in pending.values() for i in event_ids]
+        marks = [([i for event_ids in pending.values() for i in event_ids], now, batches)]
         if not self._on_sqlite():
-            self._mark_apart(ids, now)
-            return False
+            self._mark(marks, shared=False)
+            return True
         with self._lock:  # the writer marks them, between its commits
-            self._marks.append((ids, now, batches))
+            self._marks.extend(marks)
             self._start_writer()
             self._lock.notify_all()
         return True
-
-    def _mark_apart(self, ids: list[int], now: datetime) -> None:
-        """PostgreSQL: mark in a transaction of the waker's own, on a pooled connection, beside
-        the writer's commits. A row a sync job is settling may keep it waiting; then only the
-        waker waits, not the deliveries."""
-        try:
-            with self._runtime.engine.connect() as conn, conn.begin():
-                inbox.mark_enqueued(conn, ids, now)
-        except (DBAPIError, PoolTimeout) as error:  # the jobs are queued and will see the events
-            log.warning("could not mark events enqueued; the relay will", extra={"error": _describe(error)})
 
 
 def _unreachable(error: DBAPIError) -> bool:
