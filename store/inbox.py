@@ -138,7 +138,9 @@ class LiveTenants:
         self._known.clear()
 
 
-def store_many(conn: Connection, deliveries: Sequence[Delivery], live_tenants: LiveTenants | None = None) -> list[Stored]:
+def store_many(
+    conn: Connection, deliveries: Sequence[Delivery], live_tenants: LiveTenants | None = None
+) -> list[Stored]:
     """Store several deliveries in the caller's transaction; one `Stored` each, in order.
 
     The intake's group commit: a handful of statements for the whole batch (one multi-row
@@ -270,7 +272,8 @@ _DELIVERY_COLUMNS = ("received_at", "outcome", "event_count", "body", "error")
 
 
 def _live_and_last_heard(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, datetime | None]:
-    """The tenants among `tenant_ids` a workspace is connected to (not disconnected), each with its last_webhook_at (None: never, or no sync_state row yet)."""
+    """The tenants among `tenant_ids` a workspace is connected to (not disconnected), each with
+    its last_webhook_at (None: never, or no sync_state row yet)."""
     found: dict[str, datetime | None] = {}
     for chunk in chunks(sorted(set(tenant_ids))):
         found.update(conn.execute(_LIVE_AND_LAST_HEARD, {"tenants": list(chunk)}).all())
