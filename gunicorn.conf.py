@@ -1,15 +1,69 @@
 """gunicorn's settings for the `web` process (the Procfile's), read from the environment.
 
-gthread workers: the threads of a process share its intake's commits (webhook/batcher.py).
+gthread workers, and beside them the intake writer process (webhook/writer.py), which commits
+the webhook deliveries of every worker: the master starts it before the first worker and stops
+it after the last. INTAKE_WRITER=in-process leaves the commits to each worker's own writer
+thread instead (webhook/batcher.py).
 """
 import gc
 import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 threads = int(os.environ.get("WEB_THREADS", "16"))
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None  # empty: no access log
+
+WRITER_START_SECONDS = 30  # how long the intake writer may take to listen
+_writer = None
+
+
+def on_starting(server):
+    """Start the intake writer and tell the workers (forked after this) where it listens."""
+    global _writer
+    mode = os.environ.get("INTAKE_WRITER", "process").strip() or "process"
+    if mode == "in-process":
+        os.environ.pop("INTAKE_SOCKET", None)
+        server.log.info("intake: each worker commits its own deliveries (INTAKE_WRITER=in-process)")
+        return
+    if mode != "process":
+        raise RuntimeError(f"INTAKE_WRITER must be 'process' or 'in-process', not {mode!r}")
+    path = os.environ.get("INTAKE_SOCKET") or os.path.join(tempfile.mkdtemp(prefix="xm-intake-"), "intake.sock")
+    # a session of its own: a signal to the web server's process group leaves it serving the
+    # workers while they finish; on_exit stops it after them
+    _writer = subprocess.Popen([sys.executable, "-m", "webhook.writer", "--socket", path], start_new_session=True)
+    deadline = time.monotonic() + WRITER_START_SECONDS
+    while not _listening(path):
+        if _writer.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the intake writer did not start (exit status {_writer.poll()}); see its log above")
+        time.sleep(0.05)
+    os.environ["INTAKE_SOCKET"] = path
+    server.log.info("intake writer (pid %d) listening at %s", _writer.pid, path)
+
+
+def on_exit(server):
+    if _writer is not None and _writer.poll() is None:
+        _writer.terminate()
+        try:
+            _writer.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _writer.kill()
+
+
+def _listening(path):
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
 
 
 def post_worker_init(worker):

@@ -30,6 +30,7 @@ class Settings:
     xero_scopes: str = DEFAULT_SCOPES
     token_keys: tuple[str, ...] = field(default=(), repr=False)
     webhook_max_bytes: int = 1_000_000
+    intake_socket: str = ""  # the intake writer process's Unix socket; "" = this process writes (webhook.writer)
     secret_key: str = field(default="", repr=False)  # signs the admin session cookie
     public_url: str = ""  # e.g. https://mirror.example.com; "" derives URLs from the request
     embed_frame_ancestors: str = "*"  # CSP frame-ancestors: who may frame the widget
@@ -59,6 +60,7 @@ class Settings:
             xero_scopes=get("XERO_SCOPES", defaults.xero_scopes),
             token_keys=keys,
             webhook_max_bytes=int(get("WEBHOOK_MAX_BYTES", str(defaults.webhook_max_bytes))),
+            intake_socket=get("INTAKE_SOCKET", ""),
             secret_key=get("SECRET_KEY", ""),
             public_url=get("PUBLIC_URL", "").rstrip("/"),
             embed_frame_ancestors=frame_ancestors(env.get("EMBED_FRAME_ANCESTORS", "")),

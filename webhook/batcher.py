@@ -15,6 +15,11 @@ its own (a sync job's row lock then holds up only the waker). If any of that fai
 process dies first, the events stay `pending` and the relay (`inbox.relay`, the worker's
 ticker) wakes them after a few seconds: nothing accepted is lost.
 
+An Intake runs its own writer thread (`keep`, the web process writing for itself), or is
+driven: the intake writer process (webhook.writer) reads every delivery its web processes sent
+since its last commit, stores them with `store_now` in its own thread and calls `tick` between
+batches; no writer thread, no hand-off. The waker is a thread either way.
+
 Both threads start on first use in the process that uses them (never before a fork) and end
 after IDLE_SECONDS with nothing to do. At interpreter exit (a gunicorn worker stopping) the
 waker is given a moment to finish; whatever it cannot finish stays pending for the relay.
@@ -30,7 +35,7 @@ import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 from redis import RedisError
 from sqlalchemy import Connection
@@ -39,6 +44,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from store import dispatch, inbox, metrics
 from store.runtime import Runtime
+from webhook import payload
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +81,9 @@ class Intake:
     """One process's intake writer and waker (see the module docstring)."""
 
     def __init__(self, runtime: Runtime, max_batch: int = MAX_BATCH, answer_within: float = ANSWER_WITHIN,
-                 idle_seconds: float = IDLE_SECONDS, wake_every: float = WAKE_EVERY):
+                 idle_seconds: float = IDLE_SECONDS, wake_every: float = WAKE_EVERY, driven: bool = False):
         self._runtime = runtime  # its engine and Redis client, created on first use
+        self._driven = driven  # True: the owner calls store_now and tick; no writer thread
         self._max_batch = max_batch
         self._answer_within = answer_within
         self._idle = idle_seconds
@@ -97,6 +104,8 @@ class Intake:
 
     def keep(self, delivery: inbox.Delivery) -> inbox.Stored:
         """Commit `delivery` (with whatever else is waiting); raise NotStored if it was not."""
+        if self._driven:
+            raise RuntimeError("a driven Intake stores with store_now, in its owner's thread")
         waiting = _Waiting(delivery)
         with self._lock:
             self._waiting.append(waiting)
@@ -105,15 +114,56 @@ class Intake:
         if not waiting.released.acquire(timeout=self._answer_within):
             raise NotStored(f"not committed within {self._answer_within:.0f} s")
         if waiting.error is not None:
-            raise NotStored(_describe(waiting.error)) from waiting.error
+            raise NotStored(describe(waiting.error)) from waiting.error
         assert waiting.result is not None
         return waiting.result
+
+    # --- driven: the owner's own thread writes (webhook.writer) -------------------------------
+
+    def store_now(self, deliveries: Sequence[inbox.Delivery]) -> list[inbox.Stored | BaseException]:
+        """Commit `deliveries` in the caller's thread, MAX_BATCH a transaction; for each, what it
+        stored or the error that kept it from being committed (driven intakes only)."""
+        assert self._driven, "store_now is for a driven Intake"
+        outcomes: list[inbox.Stored | BaseException] = []
+        for start in range(0, len(deliveries), self._max_batch):
+            batch = [_Waiting(d) for d in deliveries[start:start + self._max_batch]]
+            with self._lock:
+                marks, self._marks = self._marks, []
+            ride_along = bool(marks) and self._on_sqlite()
+            self._commit(batch, marks if ride_along else None)
+            if marks and not ride_along:
+                self._mark(marks)
+            outcomes.extend(w.error if w.error is not None else w.result for w in batch)
+        return outcomes
+
+    def tick(self, idle_for: float) -> None:
+        """Between batches (driven intakes): write the marks the waker handed over, and give the
+        connection back to the pool once `idle_for` seconds passed with nothing to store."""
+        with self._lock:
+            marks, self._marks = self._marks, []
+            let_go, self._let_go = self._let_go, False
+        if marks:
+            self._mark(marks)
+        elif self._conn is not None and (idle_for >= HOLD_SECONDS or let_go):
+            self._release()
+            with self._lock:
+                self._lock.notify_all()
 
     def settle(self, timeout: float = 5.0) -> bool:
         """Wait until every committed delivery has been woken and marked (or given up on, left
         pending for the relay) and the writer has given its connection back to the pool (so the
         engine may be disposed); False if that took longer than `timeout` seconds."""
         deadline = time.monotonic() + timeout
+        if self._driven:  # nobody else writes the marks: tick until they are (the caller owns the intake)
+            while self._unsettled or self._conn is not None:
+                if time.monotonic() >= deadline:
+                    return False
+                with self._lock:
+                    self._let_go = not self._unsettled
+                self.tick(0.0)
+                if self._unsettled:
+                    time.sleep(min(self._wake_every, max(0.0, deadline - time.monotonic())))
+            return True
         with self._lock:
             while self._waiting or self._unsettled or self._conn is not None:
                 if not (self._waiting or self._unsettled):
@@ -128,7 +178,7 @@ class Intake:
     # --- the writer ---------------------------------------------------------------------------
 
     def _start_writer(self) -> None:  # holding the lock
-        if self._writer is None:
+        if self._writer is None and not self._driven:
             self._writer = threading.Thread(target=self._write, name="intake-writer", daemon=True)
             self._writer.start()
 
@@ -213,7 +263,7 @@ class Intake:
                 return
             if isinstance(error, (DBAPIError, PoolTimeout)):
                 log.error("webhooks not stored: database unavailable",
-                          extra={"deliveries": len(batch), "error": _describe(error)})
+                          extra={"deliveries": len(batch), "error": describe(error)})
             else:
                 log.exception("webhooks not stored: the intake failed", extra={"deliveries": len(batch)})
             for waiting in batch:
@@ -247,7 +297,7 @@ class Intake:
         except (DBAPIError, PoolTimeout) as error:  # the jobs are queued and will see the events
             if shared:
                 self._release()
-            log.warning("could not mark events enqueued; the relay will", extra={"error": _describe(error)})
+            log.warning("could not mark events enqueued; the relay will", extra={"error": describe(error)})
         except Exception:  # noqa: BLE001 - the intake must go on; the relay re-marks
             log.exception("could not mark events enqueued; the relay will")
         finally:
@@ -319,12 +369,36 @@ class Intake:
         return True
 
 
+def delivery_for(body: bytes, received_at: datetime) -> inbox.Delivery | None:
+    """What to keep of a signed body: its events, or (malformed) the body and why; None for
+    Xero's intent-to-receive, whose `events` is empty (nothing to keep)."""
+    try:
+        events = payload.parse(body)  # pure
+    except payload.BadPayload as bad:
+        return inbox.Delivery(received_at, body=body, error=str(bad))
+    return inbox.Delivery(received_at, events) if events else None
+
+
+def answer(runtime: Runtime, delivery: inbox.Delivery | None, stored: inbox.Stored | None) -> int:
+    """The HTTP status for a delivery now committed (`stored`), or for one with nothing to keep
+    (None); counts and logs what a batch's wake does not: malformed deliveries, intent to receive."""
+    if delivery is None:
+        metrics.count(runtime, metrics.WEBHOOKS, outcome="accepted")
+        return 200
+    if delivery.malformed:
+        log.warning("webhook malformed", extra={"delivery_id": stored.delivery_id if stored else None,
+                                                "error": delivery.error})
+        metrics.count(runtime, metrics.WEBHOOKS, outcome="malformed")
+        return 400
+    return 200
+
+
 def _unreachable(error: DBAPIError) -> bool:
     """The database itself failed (down, locked, connection lost), not one delivery's data."""
     return isinstance(error, (OperationalError, InterfaceError)) or error.connection_invalidated
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
     return str(getattr(error, "orig", None) or error)
 
 

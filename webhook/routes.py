@@ -1,14 +1,17 @@
 """POST /webhooks/xero: verify, keep, answer; the sync happens elsewhere.
 
 Xero wants 200 with an empty body (and no cookie) within 5 s for a good signature, 401 for a
-bad one. Events are committed before the 200, in a transaction shared with the process's
-other waiting deliveries (webhook.batcher); the queue is told afterwards, off the request's
-path, and if Redis is down the relay tells it later. A database outage answers 503, so Xero
-delivers again.
+bad one. Events are committed before the 200, in a transaction shared with the other
+deliveries waiting: by the intake writer process when INTAKE_SOCKET names one (webhook.writer,
+the Procfile's web), else by this process's own writer thread (webhook.batcher). The queue is
+told afterwards, off the request's path, and if Redis is down the relay tells it later. A
+database outage, or a writer process that cannot be reached, answers 503, so Xero delivers
+again.
 """
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, request
@@ -16,9 +19,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from store import inbox, metrics
+from store import metrics
 from store.runtime import Runtime
-from webhook import batcher, payload, signature
+from webhook import batcher, signature, writer
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(__name__)
@@ -32,19 +35,11 @@ def receive():
         log.warning("webhook refused: bad signature", extra={"bytes": len(body)})
         metrics.count(rt, metrics.WEBHOOKS, outcome="bad_signature")
         return "", 401
-    now = datetime.now(timezone.utc)
-    try:
-        events = payload.parse(body)  # pure
-    except payload.BadPayload as bad:
-        kept = intake().keep(inbox.Delivery(now, body=body, error=str(bad)))
-        log.warning("webhook malformed", extra={"delivery_id": kept.delivery_id, "error": str(bad)})
-        metrics.count(rt, metrics.WEBHOOKS, outcome="malformed")
-        return "", 400
-    if not events:  # intent to receive
-        metrics.count(rt, metrics.WEBHOOKS, outcome="accepted")
-        return "", 200
-    intake().keep(inbox.Delivery(now, events))  # committed before we answer; counted and logged by the batch
-    return "", 200
+    if rt.settings.intake_socket:  # the intake writer process stores it (the Procfile's web)
+        return "", writer.client(rt).keep(body, time.time())
+    delivery = batcher.delivery_for(body, datetime.now(timezone.utc))
+    stored = intake().keep(delivery) if delivery is not None else None  # committed before we answer
+    return "", batcher.answer(rt, delivery, stored)
 
 
 def intake() -> batcher.Intake:
@@ -70,6 +65,13 @@ def too_large(_error):
     log.warning("webhook refused: body too large", extra={"limit": _runtime().settings.webhook_max_bytes})
     metrics.count(_runtime(), metrics.WEBHOOKS, outcome="too_large")
     return "", 413
+
+
+@bp.errorhandler(writer.WriterUnavailable)
+def writer_unavailable(error):
+    log.error("webhook not stored: the intake writer is unavailable", extra={"error": str(error)})
+    metrics.count(_runtime(), metrics.WEBHOOKS, outcome="writer_unavailable")
+    return "", 503
 
 
 @bp.errorhandler(batcher.NotStored)
