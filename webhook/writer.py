@@ -53,7 +53,8 @@ ANSWER = struct.Struct("!HH")  # HTTP status, message length
 MAGIC = b"XMI1"
 BACKLOG = 512  # connections a restart may keep waiting
 RESTART_AFTER = 1.0  # seconds between a serving child's death and the next one
-WATCH_EVERY = 0.5  # seconds between looks at whether the parent is still there
+WATCH_EVERY = 0.5
+SWITCH_INTERVAL = 0.001  # seconds (gunicorn.conf.py sets the same in the web workers)  # seconds between looks at whether the parent is still there
 
 
 class WriterUnavailable(batcher.NotStored):
@@ -70,6 +71,8 @@ class Client:
         self.path = path
         self.timeout = timeout
         self._local = threading.local()
+        self._open: set[socket.socket] = set()  # every thread's, for close()
+        self._open_lock = threading.Lock()
 
     def keep(self, body: bytes, received_at: float) -> int:
         """Have the writer keep a signed `body`: the HTTP status to answer (200 or 400). Raises
@@ -97,6 +100,13 @@ class Client:
             return status
         raise AssertionError("unreachable")
 
+    def close(self) -> None:
+        """Close every thread's connection (a thread that uses the client again opens another)."""
+        with self._open_lock:
+            conns, self._open = self._open, set()
+        for conn in conns:
+            conn.close()
+
     def _connect(self) -> socket.socket:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.settimeout(self.timeout)
@@ -105,11 +115,15 @@ class Client:
         except BaseException:
             conn.close()
             raise
+        with self._open_lock:
+            self._open.add(conn)
         return conn
 
     def _drop(self) -> None:
         conn, self._local.conn = getattr(self._local, "conn", None), None
         if conn is not None:
+            with self._open_lock:
+                self._open.discard(conn)
             conn.close()
 
 
@@ -172,6 +186,7 @@ class Server:
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         last_batch = last_watch = time.monotonic()
+        sys.setswitchinterval(SWITCH_INTERVAL)  # the waker hands the GIL back soon after a reply can go out
         log.info("intake writer serving", extra={"pid": os.getpid(), "dialect": self._runtime.engine.dialect.name})
         try:
             while not self._stopping:

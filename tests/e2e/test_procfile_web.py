@@ -12,7 +12,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
+from sqlalchemy import func, select
+
+from store.models import InboxEvent
 from store.redis_server import free_port
+from tests.integration.test_webhook_intake import TENANT, body, connect, event
 from webhook.signature import sign
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +39,8 @@ def get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, redis_url, tmp_path):
+def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, redis_url, sessions, tmp_path):
+    connect(sessions, TENANT)
     port = free_port()
     env = {**os.environ, "PORT": str(port), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
            "XERO_WEBHOOK_KEY": KEY, "WEB_THREADS": "4",
@@ -60,6 +66,13 @@ def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, r
                                          headers={"x-xero-signature": sign(raw, KEY)})
         with urllib.request.urlopen(request, timeout=5) as answer:
             assert answer.status == 200
+        raw = body(event(), event())  # committed by the intake writer process before the 200
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/xero", data=raw, method="POST",
+                                         headers={"x-xero-signature": sign(raw, KEY)})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+        with sessions() as s:
+            assert s.scalar(select(func.count()).select_from(InboxEvent)) == 2
     finally:
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=30)
@@ -68,3 +81,40 @@ def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, r
     frozen = re.search(r"(\d+) objects frozen out of the garbage collector's sight", output)
     assert frozen and int(frozen.group(1)) > 10_000, output[-3000:]  # post_worker_init ran, after the app was built
     assert '"POST /webhooks/xero HTTP/1.1" 200' in output  # the access log, on standard output
+    writer = re.search(r"intake writer \(pid (\d+)\) listening at (\S+)", output)
+    assert writer, output[-3000:]  # on_starting started it before the workers
+    assert not Path(writer.group(2)).exists()  # stopped with the master, its socket removed
+    assert not psutil.pid_exists(int(writer.group(1))) or psutil.Process(int(writer.group(1))).status() == "zombie"
+
+
+def test_intake_writer_in_process_leaves_the_commits_to_the_workers(database_url, redis_url, sessions, tmp_path):
+    connect(sessions, TENANT)
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "XERO_WEBHOOK_KEY": KEY, "WEB_THREADS": "4", "INTAKE_WRITER": "in-process",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log = tmp_path / "web.log"
+    with open(log, "wb") as out:
+        web = subprocess.Popen(["bash", "-c", web_command()], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        raw = body(event())
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/xero", data=raw, method="POST",
+                                                 headers={"x-xero-signature": sign(raw, KEY)})
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    assert answer.status == 200
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline and web.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.2)
+        with sessions() as s:
+            assert s.scalar(select(func.count()).select_from(InboxEvent)) == 1
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=30)
+    output = log.read_text()
+    assert "each worker commits its own deliveries" in output
+    assert "intake writer (pid" not in output
