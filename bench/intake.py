@@ -18,6 +18,7 @@ is new, stored, and wakes its tenant's sync through Redis; no worker drains the 
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import selectors
@@ -121,13 +122,24 @@ def paced(url: str, items: list[tuple[str, bytes]], rate: float, connections: in
                  f"x-xero-signature: {sig}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
                 for sig, body in items]
     selector = selectors.DefaultSelector()
-    idle = [_connection(host, int(port)) for _ in range(connections)]
-    busy: dict[socket.socket, tuple[int, bytes]] = {}  # connection -> (item, what it answered so far)
+    idle = deque(_connection(host, int(port)) for _ in range(connections))  # oldest first: all kept warm, as wrk
+    busy: dict[socket.socket, tuple[int, bytes, bool]] = {}  # connection -> (item, answered so far, a retry)
     due: deque[int] = deque()
     results: list[tuple[int, float]] = []
     clock = time.perf_counter
     start = clock() + 0.2
     next_item, heard = 0, start
+
+    def send(conn: socket.socket, i: int, retry: bool) -> None:
+        try:
+            conn.sendall(requests[i])  # a few hundred bytes: the socket buffer takes it whole
+        except ConnectionError:
+            pass  # its recv says so
+        busy[conn] = (i, b"", retry)
+        selector.register(conn, selectors.EVENT_READ)
+
+    collecting = gc.isenabled()
+    gc.disable()  # no collection pauses in the sender's own timing
     try:
         while len(results) < len(items):
             now = clock()
@@ -135,39 +147,47 @@ def paced(url: str, items: list[tuple[str, bytes]], rate: float, connections: in
                 due.append(next_item)
                 next_item += 1
             while due and idle:
-                conn, i = idle.pop(), due.popleft()
-                conn.sendall(requests[i])  # a few hundred bytes: the socket buffer takes it whole
-                busy[conn] = (i, b"")
-                selector.register(conn, selectors.EVENT_READ)
+                send(idle.popleft(), due.popleft(), False)
             if not busy:
                 time.sleep(max(0.0, start + next_item / rate - clock()))
                 continue
             wait = start + next_item / rate - now if next_item < len(items) else 0.05
             for key, _ in selector.select(max(0.0, min(wait, 0.05))):
                 conn = key.fileobj
-                i, data = busy[conn]
-                part = conn.recv(65536)
+                i, data, retry = busy[conn]
+                try:
+                    part = conn.recv(65536)
+                except ConnectionError:
+                    part = b""
                 data += part
                 status, complete, keep = _response(data)
                 if part and not complete:
-                    busy[conn] = (i, data)
+                    busy[conn] = (i, data, retry)
                     continue
-                heard = clock()
-                results.append((status if part else 0, heard - (start + i / rate)))
                 del busy[conn]
                 selector.unregister(conn)
-                if part and keep:
+                if not part:  # closed by the server (an idle keep-alive timed out, say): once more, anew
+                    conn.close()
+                    if not data and not retry:
+                        send(_connection(host, int(port)), i, True)
+                        continue
+                    idle.append(_connection(host, int(port)))
+                elif keep:
                     idle.append(conn)
-                else:  # closed by the server: a new connection takes its place
+                else:
                     conn.close()
                     idle.append(_connection(host, int(port)))
+                heard = clock()
+                results.append((status if part else 0, heard - (start + i / rate)))
             if busy and clock() - heard > stall:  # nothing answered for too long: count them lost
-                for conn, (i, _) in busy.items():
+                for conn, (i, _, _) in busy.items():
                     results.append((0, clock() - (start + i / rate)))
                     selector.unregister(conn)
                     conn.close()
                 busy.clear()
     finally:
+        if collecting:
+            gc.enable()
         for conn in [*idle, *busy]:
             conn.close()
         selector.close()

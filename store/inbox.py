@@ -6,7 +6,9 @@ connection). The intake stores and wakes; `relay` wakes whatever the intake coul
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +18,7 @@ from typing import Any, Protocol
 from redis import Redis
 from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import dispatch
@@ -139,7 +142,8 @@ class LiveTenants:
 
 
 def store_many(
-    conn: Connection, deliveries: Sequence[Delivery], live_tenants: LiveTenants | None = None
+    conn: Connection, deliveries: Sequence[Delivery], live_tenants: LiveTenants | None = None,
+    delivery_ids: DeliveryIds | None = None,
 ) -> list[Stored]:
     """Store several deliveries in the caller's transaction; one `Stored` each, in order.
 
@@ -148,6 +152,12 @@ def store_many(
     delivery's result is what storing it alone, in this order, would have given: an event
     repeated within the batch counts as new for its first delivery only, and a delivery with
     nothing new keeps no row. A malformed delivery's `Stored` carries only its delivery id.
+
+    On PostgreSQL (psycopg 3) the statements go out as one pipeline, and the caller's COMMIT is
+    the only other round trip: the delivery rows take ids reserved ahead from their sequence
+    (`delivery_ids`, a block at a time; without one, a block of this batch's size), so nothing
+    waits for a RETURNING, and the delivery rows nothing new came of are deleted in the same
+    flight by a statement that looks for their events.
     """
     # which delivery each event key belongs to: the first one naming it (later ones: duplicates)
     taken: set[str] = set()
@@ -163,17 +173,34 @@ def store_many(
         return [Stored(received=len(d.events), inserted=0) for d in deliveries]
     tenants = {e.tenant_id for i in keeping for _, e in claimed[i]}
     live = live_tenants.lookup(conn, tenants) if live_tenants else _live_and_last_heard(conn, tenants)
-    delivery_ids = dict(zip(keeping, _insert_deliveries(conn, [deliveries[i] for i in keeping])))
+    heard: dict[str, datetime] = {}
+    for index in keeping:
+        for _, event in claimed[index]:
+            if event.tenant_id in live:
+                heard[event.tenant_id] = max(heard.get(event.tenant_id, deliveries[index].received_at),
+                                             deliveries[index].received_at)
+    touched = _touch_last_webhook(conn, live, heard)
+    pipelined = _pipelines(conn)
+    if pipelined:
+        ids = (delivery_ids or DeliveryIds()).take(conn, len(keeping))
+        delivery_ids_of = dict(zip(keeping, ids))
+    else:
+        delivery_ids_of = dict(zip(keeping, _insert_deliveries(conn, [deliveries[i] for i in keeping])))
     rows = sorted(  # one lock order for every writer (the key is each row's first value)
-        _row(k, e, delivery_ids[i], deliveries[i].received_at, live) for i in keeping for k, e in claimed[i]
+        _row(k, e, delivery_ids_of[i], deliveries[i].received_at, live) for i in keeping for k, e in claimed[i]
     )
+    if pipelined:
+        found = _write_pipelined(conn, [deliveries[i] for i in keeping], ids, rows,
+                                 [delivery_ids_of[i] for i in keeping if not deliveries[i].malformed])
+    else:
+        found = _insert_rows(conn, _EVENT_COLUMNS, rows, _insert_events)
     new: dict[str, tuple[int, str, str]] = {}
-    for key, event_id, tenant_id, state in _insert_rows(conn, _EVENT_COLUMNS, rows, _insert_events):
+    for key, event_id, tenant_id, state in found:
         new[key] = (event_id, tenant_id, state)
     results, unused = [], []
     for index, delivery in enumerate(deliveries):
         if delivery.malformed:
-            results.append(Stored(received=0, inserted=0, delivery_id=delivery_ids[index], malformed=True))
+            results.append(Stored(received=0, inserted=0, delivery_id=delivery_ids_of[index], malformed=True))
             continue
         pending: dict[str, list[int]] = {}
         inserted = 0
@@ -184,19 +211,13 @@ def store_many(
             inserted += 1
             if found[2] == PENDING:
                 pending.setdefault(found[1], []).append(found[0])
-        if index in delivery_ids and not inserted:
-            unused.append(delivery_ids[index])
+        if index in delivery_ids_of and not inserted:
+            unused.append(delivery_ids_of[index])
         results.append(Stored(received=len(delivery.events), inserted=inserted,
-                              delivery_id=delivery_ids[index] if inserted else None, pending=pending))
-    for chunk in chunks(unused):  # every event of these deliveries was already held: keep no row for them
-        conn.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(chunk)))
-    heard = {}
-    for index in keeping:
-        for _, event in claimed[index]:
-            if event.tenant_id in live:
-                heard[event.tenant_id] = max(heard.get(event.tenant_id, deliveries[index].received_at),
-                                             deliveries[index].received_at)
-    touched = _touch_last_webhook(conn, live, heard)
+                              delivery_id=delivery_ids_of[index] if inserted else None, pending=pending))
+    if not pipelined:  # (the pipeline has deleted them already)
+        for chunk in chunks(unused):  # every event of these deliveries was already held: keep no row for them
+            conn.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(chunk)))
     if live_tenants:
         live_tenants.heard(touched)
     return results
@@ -353,10 +374,21 @@ _processors: dict[tuple[Any, str, tuple[str, ...]], tuple[Any, ...]] = {}
 def _insert_rows(conn: Connection, columns: tuple[str, ...], rows: Sequence[tuple], build: Any) -> list[tuple]:
     """Run `build(dialect, values)` (a multi-row INSERT ... RETURNING of `columns`) for `rows`
     through the connection's DBAPI cursor; every row it returns."""
+    found: list[tuple] = []
+    for sql, params in _bound(conn, columns, rows, build):
+        # exec_driver_sql: no per-parameter processing, yet SQLAlchemy's error wrapping (DBAPIError,
+        # a lost connection invalidated) and events, as for any statement
+        found.extend(conn.exec_driver_sql(sql, params).all())
+    return found
+
+
+def _bound(conn: Connection, columns: tuple[str, ...], rows: Sequence[tuple], build: Any) -> list[tuple[str, Any]]:
+    """`build`'s SQL and bound parameters for `rows`, ROWS_PER_STATEMENT rows a statement."""
     if not rows:
         return []
     dialect = conn.dialect
-    table = InboxEvent.__table__ if build is _insert_events else WebhookDelivery.__table__
+    table = WebhookDelivery.__table__ if build in (_insert_deliveries_statement, _insert_deliveries_plain) \
+        else InboxEvent.__table__
     processors = _processors.get((dialect, table.name, columns))
     if processors is None:
         processors = tuple(table.c[name].type._cached_bind_processor(dialect) for name in columns)
@@ -365,16 +397,14 @@ def _insert_rows(conn: Connection, columns: tuple[str, ...], rows: Sequence[tupl
         tuple(value if value is None or process is None else process(value) for value, process in zip(row, processors))
         for row in rows
     ]
-    found: list[tuple] = []
+    statements = []
     for start in range(0, len(bound), ROWS_PER_STATEMENT):
         part = bound[start:start + ROWS_PER_STATEMENT]
         compiled = _statement(dialect, table, columns, len(part), build)
         flat = [value for row in part for value in row]
-        # exec_driver_sql: no per-parameter processing, yet SQLAlchemy's error wrapping (DBAPIError,
-        # a lost connection invalidated) and events, as for any statement
         params = dict(zip(_names(columns, len(part)), flat)) if compiled.names is None else tuple(flat)
-        found.extend(conn.exec_driver_sql(compiled.sql, params).all())
-    return found
+        statements.append((compiled.sql, params))
+    return statements
 
 
 def _names(columns: tuple[str, ...], count: int) -> list[str]:
@@ -407,6 +437,88 @@ def _touch_statement(dialect: str) -> Any:
 
 
 _INSERT_DELIVERIES = insert(WebhookDelivery).returning(WebhookDelivery.id, sort_by_parameter_order=True)
+
+
+def _insert_deliveries_plain(dialect: str, values: list[dict[str, Any]]) -> Any:
+    """INSERT ... VALUES (...), ... with the ids given (PostgreSQL's pipeline: nothing to wait for)."""
+    return insert(WebhookDelivery).values(values)
+
+
+# --- PostgreSQL: one pipeline a batch -------------------------------------------------------------
+
+DELIVERY_IDS_AT_ONCE = 1024  # ids reserved from webhook_deliveries' sequence in one round trip
+_DELIVERY_COLUMNS_WITH_ID = ("id", *_DELIVERY_COLUMNS)
+_DROP_UNUSED = (  # the batch's delivery rows none of whose events is new (each new event names its row)
+    "DELETE FROM webhook_deliveries WHERE id = ANY(%(ids)s) AND NOT EXISTS "
+    "(SELECT 1 FROM inbox_events WHERE inbox_events.dedupe_key = ANY(%(keys)s) "
+    "AND inbox_events.delivery_id = webhook_deliveries.id)"
+)
+
+
+class DeliveryIds:
+    """Ids for new webhook_deliveries rows on PostgreSQL, reserved from the table's sequence a
+    block at a time, so a batch's INSERT waits for no RETURNING. An id reserved and never used
+    (a rollback, a restart) is a gap, as with any sequence. `forget` drops what is reserved (a
+    failed transaction: the sequence may have been reset, by a restore say). Thread-safe."""
+
+    def __init__(self, at_once: int = DELIVERY_IDS_AT_ONCE):
+        self._at_once = at_once
+        self._free: deque[int] = deque()
+        self._lock = threading.Lock()
+
+    def take(self, conn: Connection, count: int) -> list[int]:
+        with self._lock:
+            if len(self._free) < count:
+                self._free.extend(conn.exec_driver_sql(
+                    "SELECT nextval(pg_get_serial_sequence('webhook_deliveries', 'id')) "
+                    "FROM generate_series(1, %(n)s)", {"n": max(count - len(self._free), self._at_once)}
+                ).scalars())
+            return [self._free.popleft() for _ in range(count)]
+
+    def forget(self) -> None:
+        with self._lock:
+            self._free.clear()
+
+
+def _pipelines(conn: Connection) -> bool:
+    """Whether this connection can send a batch's statements as one pipeline (psycopg 3 on PostgreSQL)."""
+    return conn.dialect.name == "postgresql" and hasattr(conn.connection.driver_connection, "pipeline")
+
+
+def _write_pipelined(conn: Connection, deliveries: Sequence[Delivery], ids: list[int], rows: list[tuple],
+                     accepted_ids: list[int]) -> list[tuple]:
+    """INSERT the delivery rows (their ids given) and the events, and delete the delivery rows
+    nothing new came of, in one round trip; the new events' (dedupe_key, id, tenant_id, state).
+    psycopg's errors come out as SQLAlchemy's (DBAPIError), as from any statement."""
+    delivery_rows = [
+        (i, d.received_at, "malformed" if d.malformed else "accepted", len(d.events), d.body if d.malformed else None,
+         d.error[:2000] if d.error is not None else None)
+        for i, d in zip(ids, deliveries)
+    ]
+    statements = _bound(conn, _DELIVERY_COLUMNS_WITH_ID, delivery_rows, _insert_deliveries_plain)
+    returning = _bound(conn, _EVENT_COLUMNS, rows, _insert_events)
+    raw = conn.connection.driver_connection
+    try:
+        with raw.pipeline():
+            with raw.cursor() as cursor:
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+            cursors = [raw.cursor() for _ in returning]
+            for cursor, (sql, params) in zip(cursors, returning):
+                cursor.execute(sql, params)
+            if accepted_ids:
+                with raw.cursor() as cursor:
+                    cursor.execute(_DROP_UNUSED, {"ids": accepted_ids, "keys": [row[0] for row in rows]})
+        found = [tuple(row) for cursor in cursors for row in cursor.fetchall()]
+        for cursor in cursors:
+            cursor.close()
+        return found
+    except conn.dialect.loaded_dbapi.Error as error:
+        invalidated = conn.dialect.is_disconnect(error, raw, None)
+        if invalidated:
+            conn.invalidate(error)
+        raise DBAPIError.instance(None, None, error, conn.dialect.loaded_dbapi.Error,
+                                  connection_invalidated=invalidated, dialect=conn.dialect) from error
 
 
 def _insert_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[int]:

@@ -98,6 +98,7 @@ class Intake:
         self._let_go = False  # settle() asks the idle writer to give its connection back now
         self._waker: threading.Thread | None = None
         self._live = inbox.LiveTenants()  # the writer's: one query fewer in most transactions
+        self._ids = inbox.DeliveryIds()  # PostgreSQL: delivery ids reserved ahead (no RETURNING to wait for)
         _everyone.add(self)
 
     # --- the request's side -----------------------------------------------------------------
@@ -243,7 +244,7 @@ class Intake:
         try:
             conn = self._connection()
             with conn.begin():
-                results = inbox.store_many(conn, [w.delivery for w in batch], self._live)
+                results = inbox.store_many(conn, [w.delivery for w in batch], self._live, self._ids)
                 if marks:
                     # no savepoint: an error here fails the batch, which is then stored again
                     # without the marks (a savepoint would not help with the errors that can
@@ -252,6 +253,7 @@ class Intake:
         except BaseException as error:  # noqa: BLE001 - every waiting request must hear of it
             self._release()  # whatever state it is in, the next batch starts on a fresh one
             self._live.forget()  # it may have moved last_webhook_at in the transaction just lost
+            self._ids.forget()  # and the sequence may not be what the ids reserved assumed
             if marks:
                 self._mark(marks)  # on its own (it settles them, marked or not)
             if isinstance(error, DBAPIError) and not _unreachable(error) and (marks or len(batch) > 1):

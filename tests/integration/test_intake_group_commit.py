@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from redis import Redis, RedisError
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from store import dispatch, inbox
 from store.db import transaction as transaction_of
 from store.models import InboxEvent, SyncState, WebhookDelivery, XeroConnection
+from tests.conftest import POSTGRES
 from tests.integration.test_webhook_intake import (
     KEY, NOW, OTHER, TENANT, body, connect, event, inbox_rows, jobs, make_app, post,
 )
@@ -383,3 +384,29 @@ def test_last_webhook_at_moves_at_most_once_a_second_through_the_remembered_tena
     assert deliver(4.0, commit=False).total_seconds() == 2.5
     live.forget()  # what the intake does when a transaction rolls back: read the database again
     assert deliver(4.2).total_seconds() == 4.2
+
+
+@pytest.mark.skipif(not POSTGRES, reason="PostgreSQL's pipeline and sequence-reserved delivery ids")
+def test_on_postgresql_delivery_ids_are_reserved_a_block_ahead_and_rows_nothing_new_came_of_are_dropped(sessions):
+    connect(sessions, TENANT)
+    a, b_ = parse(body(event())), parse(body(event(), event()))
+    ids = inbox.DeliveryIds(at_once=5)
+    engine = sessions.kw["bind"]
+    with engine.begin() as conn:
+        first = inbox.store_many(conn, [inbox.Delivery(NOW, a), inbox.Delivery(NOW, a + b_)], None, ids)
+        sequence_at = conn.exec_driver_sql(
+            "SELECT last_value FROM webhook_deliveries_id_seq").scalar()
+    assert [(s.inserted, s.delivery_id) for s in first] == [(1, 1), (2, 2)]
+    assert sequence_at == 5  # one block reserved, two of it used
+    with engine.begin() as conn:  # a redelivery: its row is dropped in the same flight
+        again = inbox.store_many(conn, [inbox.Delivery(NOW, a + b_), inbox.Delivery(NOW, parse(body(event())))],
+                                 None, ids)
+    assert [(s.inserted, s.delivery_id) for s in again] == [(0, None), (1, 4)]  # 3 was reserved, then dropped
+    with sessions() as s:
+        assert sorted(s.scalars(select(WebhookDelivery.id))) == [1, 2, 4]
+        assert {e.delivery_id for e in s.scalars(select(InboxEvent))} == {1, 2, 4}
+    with pytest.raises(DBAPIError):  # a driver error comes out as SQLAlchemy's, and the batch is not kept
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SELECT setval('webhook_deliveries_id_seq', 1)")
+            inbox.store_many(conn, [inbox.Delivery(NOW, parse(body(event())))], None, inbox.DeliveryIds(at_once=1))
+    assert count(sessions, InboxEvent) == 4
