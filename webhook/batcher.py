@@ -124,7 +124,8 @@ class Intake:
     def store_now(self, deliveries: Sequence[inbox.Delivery]) -> list[inbox.Stored | BaseException]:
         """Commit `deliveries` in the caller's thread, MAX_BATCH a transaction; for each, what it
         stored or the error that kept it from being committed (driven intakes only)."""
-        assert self._driven, "store_now is for a driven Intake"
+        if not self._driven:
+            raise RuntimeError("store_now is for a driven Intake; a threaded one stores with keep")
         outcomes: list[inbox.Stored | BaseException] = []
         for start in range(0, len(deliveries), self._max_batch):
             batch = [_Waiting(d) for d in deliveries[start:start + self._max_batch]]
