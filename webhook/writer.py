@@ -29,6 +29,7 @@ request at a time.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import selectors
@@ -185,8 +186,11 @@ class Server:
     def serve(self) -> None:
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
-        last_batch = last_watch = time.monotonic()
+        self._runtime.engine  # built now: what it is made of is frozen below
+        gc.collect()
+        gc.freeze()  # as gunicorn.conf.py does for the web workers: no full collection walks the libraries
         sys.setswitchinterval(SWITCH_INTERVAL)  # the waker hands the GIL back soon after a reply can go out
+        last_batch = last_watch = time.monotonic()
         log.info("intake writer serving", extra={"pid": os.getpid(), "dialect": self._runtime.engine.dialect.name})
         try:
             while not self._stopping:

@@ -39,16 +39,28 @@ def get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+def deliver(port: int, raw: bytes) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/xero", data=raw, method="POST",
+                                     headers={"x-xero-signature": sign(raw, KEY)})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return answer.status
+
+
+def start_web(port: int, database_url: str, redis_url: str, log: Path, **extra: str) -> subprocess.Popen:
+    """The Procfile's web line in a session of its own (stopped with os.killpg), output to `log`."""
+    env = {**os.environ, "PORT": str(port), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "XERO_WEBHOOK_KEY": KEY, "WEB_THREADS": "4",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+    with open(log, "wb") as out:
+        return subprocess.Popen(["bash", "-c", web_command()], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, redis_url, sessions, tmp_path):
     connect(sessions, TENANT)
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "XERO_WEBHOOK_KEY": KEY, "WEB_THREADS": "4",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = tmp_path / "web.log"
-    with open(log, "wb") as out:
-        web = subprocess.Popen(["bash", "-c", web_command()], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    web = start_web(port, database_url, redis_url, log)
     try:
         deadline = time.monotonic() + 30
         status = None
@@ -62,15 +74,8 @@ def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, r
         assert json.loads(text) == {"ok": True, "database": "ok", "redis": "ok"}
 
         raw = json.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0, "entropy": "x"}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/xero", data=raw, method="POST",
-                                         headers={"x-xero-signature": sign(raw, KEY)})
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            assert answer.status == 200
-        raw = body(event(), event())  # committed by the intake writer process before the 200
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/xero", data=raw, method="POST",
-                                         headers={"x-xero-signature": sign(raw, KEY)})
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            assert answer.status == 200
+        assert deliver(port, raw) == 200
+        assert deliver(port, body(event(), event())) == 200  # committed by the intake writer process before the 200
         with sessions() as s:
             assert s.scalar(select(func.count()).select_from(InboxEvent)) == 2
     finally:
@@ -90,22 +95,14 @@ def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, r
 def test_intake_writer_in_process_leaves_the_commits_to_the_workers(database_url, redis_url, sessions, tmp_path):
     connect(sessions, TENANT)
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "XERO_WEBHOOK_KEY": KEY, "WEB_THREADS": "4", "INTAKE_WRITER": "in-process",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = tmp_path / "web.log"
-    with open(log, "wb") as out:
-        web = subprocess.Popen(["bash", "-c", web_command()], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    web = start_web(port, database_url, redis_url, log, INTAKE_WRITER="in-process")
     try:
         raw = body(event())
         deadline = time.monotonic() + 30
         while True:
             try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/xero", data=raw, method="POST",
-                                                 headers={"x-xero-signature": sign(raw, KEY)})
-                with urllib.request.urlopen(request, timeout=5) as answer:
-                    assert answer.status == 200
+                assert deliver(port, raw) == 200
                 break
             except urllib.error.URLError:
                 assert time.monotonic() < deadline and web.poll() is None, log.read_text()[-3000:]
