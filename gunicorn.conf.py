@@ -22,11 +22,12 @@ accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None  # empty: no access lo
 SWITCH_INTERVAL = 0.001  # seconds: sys.setswitchinterval in every worker (CPython's default is 0.005)
 WRITER_START_SECONDS = 30  # how long the intake writer may take to listen
 _writer = None
+_writer_dir = None  # the private directory made for its socket, removed on exit
 
 
 def on_starting(server):
     """Start the intake writer and tell the workers (forked after this) where it listens."""
-    global _writer
+    global _writer, _writer_dir
     mode = os.environ.get("INTAKE_WRITER", "process").strip() or "process"
     if mode == "in-process":
         os.environ.pop("INTAKE_SOCKET", None)
@@ -34,7 +35,10 @@ def on_starting(server):
         return
     if mode != "process":
         raise RuntimeError(f"INTAKE_WRITER must be 'process' or 'in-process', not {mode!r}")
-    path = os.environ.get("INTAKE_SOCKET") or os.path.join(tempfile.mkdtemp(prefix="xm-intake-"), "intake.sock")
+    path = os.environ.get("INTAKE_SOCKET")
+    if not path:
+        _writer_dir = tempfile.mkdtemp(prefix="xm-intake-")  # 0700: only this user reaches the socket
+        path = os.path.join(_writer_dir, "intake.sock")
     # a session of its own: a signal to the web server's process group leaves it serving the
     # workers while they finish; on_exit stops it after them
     _writer = subprocess.Popen([sys.executable, "-m", "webhook.writer", "--socket", path], start_new_session=True)
@@ -54,6 +58,11 @@ def on_exit(server):
             _writer.wait(timeout=10)
         except subprocess.TimeoutExpired:
             _writer.kill()
+    if _writer_dir is not None:
+        try:
+            os.rmdir(_writer_dir)  # empty once the writer has removed its socket
+        except OSError:
+            pass
 
 
 def _listening(path):

@@ -367,13 +367,25 @@ def _section(servers: list[Server], pg: Postgres, seconds: float, repeats: int) 
         "µs of CPU), and its CPU a delivery came to 0.96-1.1 times the baseline's in two runs. The writer reads every "
         "delivery sent since its last commit, so under wrk's 16 connections a transaction holds several.")
     section.notes.append(
-        "Latency at 80%: the open-loop sender is Python (asyncio) and shares the 2 cores with gunicorn, the "
-        "writer and PostgreSQL's backend, and 80% of our maximum is now about 1,500-1,750 deliveries a second. "
-        "Both the web workers and the writer switch threads every 1 ms instead of CPython's 5 "
-        "(sys.setswitchinterval, gunicorn.conf.py, the baseline's workers too): a thread whose answer is ready "
-        "otherwise waits up to 5 ms for the one holding the GIL, and the wait compounds as a queue. In one "
-        "run each on this machine at this code, the PostgreSQL p99 at 80% was 105 ms with 5 ms and 58 ms with "
-        "1 ms; the SQLite p99 46 and 17 ms.")
+        "On PostgreSQL a batch's INSERTs and the DELETE of delivery rows nothing new came of go out as one "
+        "psycopg pipeline, the delivery ids reserved ahead from their sequence, so a batch costs two round "
+        "trips (the pipeline, the COMMIT) instead of four; alone, on one thread, a transaction of 8 deliveries "
+        "took 1.24-1.45 ms against 1.85-2.06 ms.")
+    section.notes.append(
+        "Latency at 80%: 80% of our maximum is now 1,200-1,750 deliveries a second, where the 2 cores run "
+        "gunicorn's worker, the writer, PostgreSQL's backend and the sender at once; the sender is one Python "
+        "thread on non-blocking sockets, every request built before the clock starts and no garbage "
+        "collection while it runs. The web workers and the writer switch threads every 1 ms instead of "
+        "CPython's 5 (sys.setswitchinterval, gunicorn.conf.py, the baseline's workers too): a thread whose "
+        "answer is ready otherwise waits up to 5 ms for the one holding the GIL, and the wait compounds as a "
+        "queue. A p99 over 10 s at about 1,400/s is the 140 slowest requests, so one stall of some 50 ms "
+        "decides it. In the seven runs of this benchmark with the writer process on this machine (the session "
+        "that introduced it), the SQLite p99 at 80% was 46.0, 16.8, 51.9, 25.7, 15.0, 72.3 and 51.6 ms (under "
+        "50 ms in four; the writer's gc.freeze came before the last two, the sender's fix after the third), "
+        "PostgreSQL's 105.1, 58.4 and 87.4 ms before its pipeline, 22.2, 84.8, 20.9 and 24.5 ms after it. "
+        "The writer's own "
+        "commits stayed under 20 ms throughout a 20 s paced run at 1,200/s (SQLite); where the longer stalls "
+        "come from (the web worker, or the virtual machine's scheduling) is not yet known.")
     section.notes.append(
         "Under wrk a run ends with requests in flight: those events are stored but not counted as answered, "
         f"so the max-rate check allows up to {CONNECTIONS} more stored than answered; the open-loop run "

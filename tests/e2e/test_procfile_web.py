@@ -88,7 +88,7 @@ def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, r
     assert '"POST /webhooks/xero HTTP/1.1" 200' in output  # the access log, on standard output
     writer = re.search(r"intake writer \(pid (\d+)\) listening at (\S+)", output)
     assert writer, output[-3000:]  # on_starting started it before the workers
-    assert not Path(writer.group(2)).exists()  # stopped with the master, its socket removed
+    assert not Path(writer.group(2)).parent.exists()  # stopped with the master, its socket and directory removed
     assert not psutil.pid_exists(int(writer.group(1))) or psutil.Process(int(writer.group(1))).status() == "zombie"
 
 
