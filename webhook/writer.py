@@ -10,8 +10,8 @@ The waker thread wakes the tenants' syncs after the commit, as in a web process.
 Why a process: one CPython process runs one thread at a time. In the web process the commit's
 Python work (the driver, SQLAlchemy, the hand-off to a writer thread and back) took turns with
 the request threads, and a delivery cost twice a bare endpoint's CPU there. Here it runs on a
-core of its own, the web process pays one socket round trip, and on SQLite a host has exactly
-one writer however many web processes it runs.
+core of its own, the web process pays one socket round trip, and on SQLite one process per host
+takes the write lock for webhooks however many web processes it runs.
 
 `python -m webhook.writer --socket PATH` listens, then serves in a forked child: if that child
 dies it is forked again within a second on the same listening socket, so web threads that
