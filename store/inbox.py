@@ -182,7 +182,7 @@ def store_many(
     touched = _touch_last_webhook(conn, live, heard)
     pipelined = _pipelines(conn)
     if pipelined:
-        ids = (delivery_ids or DeliveryIds()).take(conn, len(keeping))
+        ids = (delivery_ids or DeliveryIds(at_once=1)).take(conn, len(keeping))  # alone: just what it needs
         delivery_ids_of = dict(zip(keeping, ids))
     else:
         delivery_ids_of = dict(zip(keeping, _insert_deliveries(conn, [deliveries[i] for i in keeping])))
