@@ -490,11 +490,7 @@ def _write_pipelined(conn: Connection, deliveries: Sequence[Delivery], ids: list
     """INSERT the delivery rows (their ids given) and the events, and delete the delivery rows
     nothing new came of, in one round trip; the new events' (dedupe_key, id, tenant_id, state).
     psycopg's errors come out as SQLAlchemy's (DBAPIError), as from any statement."""
-    delivery_rows = [
-        (i, d.received_at, "malformed" if d.malformed else "accepted", len(d.events), d.body if d.malformed else None,
-         d.error[:2000] if d.error is not None else None)
-        for i, d in zip(ids, deliveries)
-    ]
+    delivery_rows = [(i, *_delivery_row(d)) for i, d in zip(ids, deliveries)]
     statements = _bound(conn, _DELIVERY_COLUMNS_WITH_ID, delivery_rows, _insert_deliveries_plain)
     returning = _bound(conn, _EVENT_COLUMNS, rows, _insert_events)
     raw = conn.connection.driver_connection
@@ -521,13 +517,15 @@ def _write_pipelined(conn: Connection, deliveries: Sequence[Delivery], ids: list
                                   connection_invalidated=invalidated, dialect=conn.dialect) from error
 
 
+def _delivery_row(d: Delivery) -> tuple:
+    """A webhook_deliveries row's values, in _DELIVERY_COLUMNS order."""
+    return (d.received_at, "malformed" if d.malformed else "accepted", len(d.events), d.body if d.malformed else None,
+            d.error[:2000] if d.error is not None else None)
+
+
 def _insert_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[int]:
     """One webhook_deliveries row each; their ids, in the same order."""
-    rows = [
-        (d.received_at, "malformed" if d.malformed else "accepted", len(d.events), d.body if d.malformed else None,
-         d.error[:2000] if d.error is not None else None)
-        for d in deliveries
-    ]
+    rows = [_delivery_row(d) for d in deliveries]
     if conn.dialect.name == "sqlite":
         # One multi-row INSERT. Holding the write lock (BEGIN IMMEDIATE), SQLite gives each new
         # row max(rowid) + 1 as it inserts the VALUES in order, so the ids in ascending order

@@ -131,10 +131,7 @@ class Intake:
             batch = [_Waiting(d) for d in deliveries[start:start + self._max_batch]]
             with self._lock:
                 marks, self._marks = self._marks, []
-            ride_along = bool(marks) and self._on_sqlite()
-            self._commit(batch, marks if ride_along else None)
-            if marks and not ride_along:
-                self._mark(marks)
+            self._store_batch(batch, marks)
             outcomes.extend(w.error if w.error is not None else w.result for w in batch)
         return outcomes
 
@@ -202,16 +199,7 @@ class Intake:
                         self._lock.wait(min(self._idle, HOLD_SECONDS) if self._conn is not None else self._idle)
                     batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
                     marks, self._marks = self._marks, []
-                # SQLite: the commit is most of a batch's cost and there are no row locks to wait
-                # on, so marks ride along in the batch's transaction (on their own when no batch
-                # comes). PostgreSQL's marks never reach the writer: the waker writes them
-                # (_mark), since waiting for a row a sync job is settling must not hold
-                # deliveries back, nor must a second transaction in this one serial thread.
-                ride_along = bool(batch) and self._on_sqlite()
-                if batch:
-                    self._commit(batch, marks if ride_along else None)
-                if marks and not ride_along:
-                    self._mark(marks)
+                self._store_batch(batch, marks)
         except BaseException:
             log.exception("intake writer stopped")
             self._release()
@@ -220,6 +208,20 @@ class Intake:
                 if self._waiting or self._marks:
                     self._start_writer()
             raise
+
+    def _store_batch(self, batch: list[_Waiting], marks: list[tuple[list[int], datetime, int]]) -> None:
+        """Commit `batch` (if any) and write `marks` (if any), in the caller's thread.
+
+        SQLite: the commit is most of a batch's cost and there are no row locks to wait on, so
+        marks ride along in the batch's transaction (on their own when no batch comes).
+        PostgreSQL's marks never reach the writer: the waker writes them (_mark), since waiting
+        for a row a sync job is settling must not hold deliveries back, nor must a second
+        transaction in this one serial stage."""
+        ride_along = bool(batch) and self._on_sqlite()
+        if batch:
+            self._commit(batch, marks if ride_along else None)
+        if marks and not ride_along:
+            self._mark(marks)
 
     def _connection(self) -> Connection:
         """The writer's connection: checked out once for a run of batches, not for each."""

@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -46,24 +48,20 @@ def deliver(port: int, raw: bytes) -> int:
         return answer.status
 
 
-def start_web(port: int, database_url: str, redis_url: str, log: Path, **extra: str) -> subprocess.Popen:
-    """The Procfile's web line in a session of its own (stopped with os.killpg), output to `log`."""
+@contextmanager
+def running_web(database_url: str, redis_url: str, log: Path, **extra: str) -> Iterator[tuple[int, bytes]]:
+    """The Procfile's web line, in a session of its own, output to `log`: its port and the body
+    of its first 200 from /healthz; stopped with SIGTERM to its process group on the way out."""
+    port = free_port()
     env = {**os.environ, "PORT": str(port), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
            "XERO_WEBHOOK_KEY": KEY, "WEB_THREADS": "4",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
     with open(log, "wb") as out:
-        return subprocess.Popen(["bash", "-c", web_command()], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, redis_url, sessions, tmp_path):
-    connect(sessions, TENANT)
-    port = free_port()
-    log = tmp_path / "web.log"
-    web = start_web(port, database_url, redis_url, log)
+        web = subprocess.Popen(["bash", "-c", web_command()], cwd=ROOT, env=env, stdout=out,
+                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
-        status = None
+        status, text = None, b""
         while time.monotonic() < deadline and web.poll() is None:
             try:
                 status, text = get(f"http://127.0.0.1:{port}/healthz")
@@ -71,16 +69,22 @@ def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, r
             except OSError:
                 time.sleep(0.2)
         assert status == 200, log.read_text()[-3000:]
-        assert json.loads(text) == {"ok": True, "database": "ok", "redis": "ok"}
+        yield port, text
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=30)
 
+
+def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, redis_url, sessions, tmp_path):
+    connect(sessions, TENANT)
+    log = tmp_path / "web.log"
+    with running_web(database_url, redis_url, log) as (port, health):
+        assert json.loads(health) == {"ok": True, "database": "ok", "redis": "ok"}
         raw = json.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0, "entropy": "x"}).encode()
         assert deliver(port, raw) == 200
         assert deliver(port, body(event(), event())) == 200  # committed by the intake writer process before the 200
         with sessions() as s:
             assert s.scalar(select(func.count()).select_from(InboxEvent)) == 2
-    finally:
-        os.killpg(web.pid, signal.SIGTERM)
-        web.wait(timeout=30)
     output = log.read_text()
     assert "Using worker: gthread" in output, output[-3000:]  # the worker class of gunicorn.conf.py
     frozen = re.search(r"(\d+) objects frozen out of the garbage collector's sight", output)
@@ -94,24 +98,11 @@ def test_the_procfile_web_line_serves_with_its_gunicorn_settings(database_url, r
 
 def test_intake_writer_in_process_leaves_the_commits_to_the_workers(database_url, redis_url, sessions, tmp_path):
     connect(sessions, TENANT)
-    port = free_port()
     log = tmp_path / "web.log"
-    web = start_web(port, database_url, redis_url, log, INTAKE_WRITER="in-process")
-    try:
-        raw = body(event())
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert deliver(port, raw) == 200
-                break
-            except urllib.error.URLError:
-                assert time.monotonic() < deadline and web.poll() is None, log.read_text()[-3000:]
-                time.sleep(0.2)
+    with running_web(database_url, redis_url, log, INTAKE_WRITER="in-process") as (port, _health):
+        assert deliver(port, body(event())) == 200
         with sessions() as s:
             assert s.scalar(select(func.count()).select_from(InboxEvent)) == 1
-    finally:
-        os.killpg(web.pid, signal.SIGTERM)
-        web.wait(timeout=30)
     output = log.read_text()
     assert "each worker commits its own deliveries" in output
     assert "intake writer (pid" not in output
