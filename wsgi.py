@@ -20,6 +20,7 @@ from views.admin import bp as admin_bp
 from views.api import bp as api_bp
 from views.health import bp as health_bp
 from views.widget import embed_bp
+from webhook import batcher
 from webhook.routes import bp as webhook_bp
 
 
@@ -43,6 +44,16 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def runtime(app: Flask) -> Runtime:
     return app.extensions["xm"]
+
+
+def close_app(app: Flask, timeout: float = 5.0) -> bool:
+    """Dispose of the app's engines and Redis client, once its in-process intake (if one ran
+    here) has finished its wakes and given its connection back; False if that took longer than
+    `timeout` seconds (the engines are disposed anyway). An engine disposed while the intake
+    still holds a connection would leave that connection open in a pool nothing closes."""
+    settled = batcher.settle_app(app.extensions, timeout)
+    runtime(app).close()
+    return settled
 
 
 @click.group("db", help="Database schema.")

@@ -21,7 +21,7 @@ from store.db import transaction
 from store.models import InboxEvent, XeroConnection
 from webhook import batcher
 from webhook.signature import sign
-from wsgi import create_app, runtime as app_runtime
+from wsgi import close_app, create_app
 
 Sample = tuple[str, frozenset]
 
@@ -30,7 +30,7 @@ Sample = tuple[str, frozenset]
 def app(settings: Settings) -> Iterator:
     app = create_app(settings)
     yield app
-    app_runtime(app).close()
+    close_app(app)
 
 
 def ops(app, *args: str, expect: int = 0):

@@ -426,6 +426,12 @@ def for_app(extensions: dict[str, Any], runtime: Runtime) -> Intake:
     return found[1]
 
 
+def settle_app(extensions: dict[str, Any], timeout: float = EXIT_GRACE) -> bool:
+    """`settle` the app's Intake in this process, if it has one (True when there is none)."""
+    found = extensions.get("xm.intake")
+    return found is None or found[0] != os.getpid() or found[1].settle(timeout)
+
+
 def settle_all(timeout: float = EXIT_GRACE) -> bool:
     """`settle` every Intake of this process, within `timeout` seconds in all."""
     deadline = time.monotonic() + timeout

@@ -18,7 +18,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from store.config import Settings
-from wsgi import create_app
+from wsgi import close_app, create_app
 
 CHROMIUM = next(
     (p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None
@@ -72,7 +72,7 @@ def live_server(database_url, monkeypatch) -> Iterator[LiveServer]:
         server.shutdown()
         thread.join(5)
         server.server_close()
-        app.extensions["xm"].close()
+        close_app(app)
 
 
 @pytest.fixture

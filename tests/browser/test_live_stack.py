@@ -26,7 +26,7 @@ from store.secrets import new_key
 from tests.browser.conftest import SECRET
 from tests.e2e.worker_process import WorkerProcess
 from tests.worker_support import FAST, NOW, connect_client_credentials, wait_until
-from wsgi import create_app
+from wsgi import close_app, create_app
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -56,7 +56,7 @@ def stack(database_url, redis_url, tmp_path, monkeypatch):
             server.shutdown()
             thread.join(5)
             server.server_close()
-            app.extensions["xm"].close()
+            close_app(app)
 
 
 def backfilled(sessions, tenant_id: str) -> bool:

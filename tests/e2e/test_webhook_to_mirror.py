@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 from store.models import InboxEvent, SyncState
 from tests.e2e.worker_process import WorkerProcess
 from tests.worker_support import assert_mirror_equals_emulator, mirror_rows, wait_until
-from wsgi import create_app
+from wsgi import close_app, create_app
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def web(settings, emulator):
     yield f"http://127.0.0.1:{server.server_port}"
     emulator.state.set_webhook_url(None)
     server.shutdown()
-    app.extensions["xm"].close()
+    close_app(app)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 from store.config import Settings
 from store.db import transaction
 from tests.integration.mirror_rows import contact, invoice, payment, workspace
-from wsgi import create_app, runtime
+from wsgi import close_app, create_app
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 REAL = {"id": ["ann", "acme"], "invoice_id": ["i-open", "i-paid", "i-part"]}
@@ -52,7 +52,7 @@ def seeded(database_url, sessions):
         assert client.put(f"/api/v1/{kind}/{record}", json=body,
                           headers={"Authorization": f"Bearer {ws.admin_key}"}).status_code == 200
     yield app, ws.admin_key
-    runtime(app).close()
+    close_app(app)
 
 
 def test_every_operation_answers_as_documented_and_never_5xx(seeded):

@@ -18,9 +18,8 @@ from sqlalchemy import func, select
 from store.config import Settings
 from store.db import transaction
 from store.models import InboxEvent, WebhookDelivery, Workspace, XeroConnection
-from webhook import batcher
 from webhook.signature import sign
-from wsgi import create_app, runtime
+from wsgi import close_app, create_app
 
 KEY = "fuzz-webhook-key"
 MAX_BYTES = 4096
@@ -41,8 +40,7 @@ def app(database_url, redis_url, sessions):
         s.add(XeroConnection(workspace_id=ws.id, tenant_id=TENANT, grant_type="client_credentials",
                              status="active", created_at=now, updated_at=now))
     yield app
-    assert batcher.settle_all(5.0)  # nothing still writing while the engine is disposed
-    runtime(app).close()
+    assert close_app(app)  # nothing still writing while the engine is disposed
 
 
 def stored(sessions) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from store.db import transaction
 from store.secrets import TokenBox, new_key
 from webhook import batcher
 from webhook.signature import sign
-from wsgi import create_app, runtime
+from wsgi import close_app, create_app, runtime
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 WORKER_KNOBS = {"RETRY_BASE_SECONDS": "0.2", "RETRY_MAX_SECONDS": "1", "BUSY_RETRY_SECONDS": "0.2",
@@ -62,7 +62,7 @@ def settings(emulator, database_url, redis_url, token_key, monkeypatch) -> Setti
 def app(settings):
     app = create_app(settings)
     yield app
-    runtime(app).close()
+    close_app(app)
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def bare_app(database_url, redis_url, token_key):
     app = create_app(Settings(database_url=database_url, redis_url=redis_url, token_keys=(token_key,),
                               secret_key="test-secret-key", xero_client_id="cid", xero_client_secret="cs"))
     yield app
-    runtime(app).close()
+    close_app(app)
 
 
 @pytest.fixture

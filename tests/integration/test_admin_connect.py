@@ -18,6 +18,7 @@ from store import queue
 from store.models import Invoice, XeroConnection
 from store.secrets import SecretsError, TokenBox
 from worker.identity import IdentityClient
+from wsgi import close_app
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     app, bearer, calls, connect_and_save, consent, count, csrf, dance, emulator, new_workspace, open_session, parse,
     redis, run_worker, settings, shown, start_connect, stored_token, token_key,
@@ -109,7 +110,7 @@ def test_tokens_rotate_reencrypts_under_the_newest_key_and_the_old_key_can_then_
     app, emulator, settings, token_key, database_url, redis_url
 ):
     from store.secrets import new_key
-    from wsgi import create_app, runtime
+    from wsgi import create_app
 
     tenant = emulator.state.tenant_ids[0]
     ws = new_workspace(app)
@@ -121,7 +122,7 @@ def test_tokens_rotate_reencrypts_under_the_newest_key_and_the_old_key_can_then_
     result = both.test_cli_runner().invoke(args=["tokens", "rotate"])
     assert result.exit_code == 0, result.output
     assert "re-encrypted 1 tokens" in result.output
-    runtime(both).close()
+    close_app(both)
 
     with app.extensions["xm"].sessions() as s:
         sealed = s.scalars(select(XeroConnection.token_ciphertext)).one()
@@ -133,7 +134,7 @@ def test_tokens_rotate_reencrypts_under_the_newest_key_and_the_old_key_can_then_
     answer = only_new.test_client().post("/admin/xero/remove", headers=bearer(ws.admin_key))
     assert answer.status_code == 200 and answer.get_json()["problems"] == []
     assert calls(emulator, "POST /connect/revocation", 200) == 1, "the token was readable with the newest key alone"
-    runtime(only_new).close()
+    close_app(only_new)
 
 
 def test_several_organisations_granted_the_admin_picks_one_and_the_others_are_disconnected_at_xero(

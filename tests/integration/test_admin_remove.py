@@ -13,7 +13,7 @@ from store.models import (
 )
 from worker import queueing
 from worker.identity import IdentityClient
-from wsgi import create_app, runtime
+from wsgi import close_app, create_app, runtime
 from tests.worker_support import connect_client_credentials
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     NOW, app, bearer, calls, connect_and_save, count, csrf, dance, deliver_webhooks, emulator, last_sequence,
@@ -151,7 +151,7 @@ def test_remove_when_xero_is_unreachable_still_disconnects_and_purges_and_says_s
     offline = create_app(settings.__class__(**{**settings.__dict__, "xero_identity_url": "http://127.0.0.1:9",
                                                "xero_connections_url": "http://127.0.0.1:9/connections"}))
     answer = offline.test_client().post("/admin/xero/remove", headers=bearer(ws.admin_key))
-    runtime(offline).close()
+    close_app(offline)
 
     body = answer.get_json()
     assert answer.status_code == 200 and body["connection"] is None

@@ -10,7 +10,7 @@ from store import queue, workspaces
 from store.db import transaction
 from store.models import SyncState, XeroConnection
 from store.secrets import TokenBox
-from wsgi import create_app, runtime
+from wsgi import close_app, create_app
 from tests.worker_support import NOW
 
 
@@ -23,7 +23,7 @@ def test_connect_client_credentials_stores_the_connection_and_queues_its_backfil
     try:
         check_connect(app, runner, emulator, settings, sessions, redis_url, workspace_id)
     finally:
-        runtime(app).close()
+        close_app(app)
 
 
 def check_connect(app, runner, emulator, settings, sessions, redis_url, workspace_id):

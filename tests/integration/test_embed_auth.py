@@ -13,7 +13,7 @@ from store.config import Settings
 from store.db import transaction
 from store.models import ApiKey, Pin
 from views import widget
-from wsgi import create_app
+from wsgi import close_app, create_app
 
 from .mirror_rows import contact, invoice, payment, workspace
 from .test_read_api import Api
@@ -28,7 +28,7 @@ def app(database_url, monkeypatch):
     settings = Settings(database_url=database_url, xero_api_url="http://127.0.0.1:9", secret_key=SECRET)
     app = create_app(settings)
     yield app
-    app.extensions["xm"].close()
+    close_app(app)
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_without_a_secret_key_tokens_are_refused_with_a_clear_error(database_url
         forged = "xme_" + URLSafeSerializer("", salt=widget.TOKEN_SALT).dumps({"w": 1})
         assert api.get("/api/v1/contacts/c1/invoices", key=forged).status_code == 401
     finally:
-        app.extensions["xm"].close()
+        close_app(app)
 
 
 # --- what a token reaches ----------------------------------------------------------------------
@@ -272,7 +272,7 @@ def test_frame_ancestors_come_from_the_environment(database_url, ws, monkeypatch
         policy = response.headers["Content-Security-Policy"]
         assert policy.endswith("frame-ancestors https://crm.example.com https://*.example.org")
     finally:
-        app.extensions["xm"].close()
+        close_app(app)
 
 
 @pytest.mark.parametrize(
@@ -296,4 +296,4 @@ def test_widget_knobs_reach_the_page(database_url, ws):
     try:
         assert (app.config["EMBED_POLL_SECONDS"], app.config["EMBED_PER_PAGE"]) == (7.5, 25)
     finally:
-        app.extensions["xm"].close()
+        close_app(app)

@@ -25,7 +25,7 @@ from tests.integration.test_webhook_intake import (
 from webhook import batcher
 from webhook.payload import parse
 from webhook.signature import sign
-from wsgi import runtime
+from wsgi import close_app, runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,8 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def app(database_url, redis_url):
     app = make_app(database_url, redis_url)
     yield app
-    assert intake_of(app).settle(5.0)  # nothing still writing while the engine is disposed
-    runtime(app).close()
+    assert close_app(app)  # nothing still writing while the engine is disposed
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from store.models import InboxEvent, WebhookDelivery
 from tests.integration.test_webhook_intake import KEY, MAX_BYTES, TENANT, body, connect, event, jobs
 from webhook import writer
 from webhook.signature import sign
-from wsgi import create_app, runtime
+from wsgi import close_app, create_app, runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,7 +98,7 @@ def app(database_url, redis_url, writer_process):
 
 def close(app) -> None:
     writer.client(runtime(app)).close()
-    runtime(app).close()
+    close_app(app)
 
 
 def post(app, raw: bytes, key: str = KEY):

@@ -5,7 +5,7 @@ import pytest
 
 from store.redis_server import free_port
 from worker import jobs
-from wsgi import create_app, runtime as app_runtime
+from wsgi import close_app, create_app
 from tests.ops_support import admin_key, customer_of, post_webhook, run_worker, scrape, value, xero_body
 from tests.worker_support import announced, last_sequence
 
@@ -110,4 +110,4 @@ def test_healthz_is_503_with_the_reason_when_one_is_unreachable(settings, tmp_pa
         assert metrics.status_code == 200
         assert f'xero_mirror_up{{component="{broken}"}} 0.0' in metrics.get_data(as_text=True)
     finally:
-        app_runtime(app).close()
+        close_app(app)

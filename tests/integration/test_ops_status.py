@@ -7,6 +7,7 @@ from rq import Queue
 from store import dispatch, queue
 from worker import governor, jobs
 from worker.governor import Governor
+from wsgi import close_app
 from tests.ops_support import admin_key, customer_of, ops, run_worker, scrape, status_of, value
 from tests.worker_support import announced, last_sequence, store_events
 
@@ -102,14 +103,14 @@ def test_status_without_redis_still_shows_the_database_side(emulator, runtime, c
     from dataclasses import replace
 
     from store.redis_server import free_port
-    from wsgi import create_app, runtime as app_runtime
+    from wsgi import create_app
 
     down = create_app(replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     try:
         report = ops(down, "status", "--json").stdout
         table = ops(down, "status").stdout
     finally:
-        app_runtime(down).close()
+        close_app(down)
     assert '"redis": "unreachable: ConnectionError"' in report and '"jobs": null' in report
     assert connected in table and "WARNING Redis is unreachable" in table
     assert Queue(queue.WEBHOOK, connection=runtime.redis).count == 0

@@ -14,7 +14,7 @@ from freezegun import freeze_time
 from store.config import Settings
 from store.db import transaction
 from store.models import Pin, SyncState
-from wsgi import create_app
+from wsgi import close_app, create_app
 
 from .mirror_rows import contact, invoice, payment, workspace
 
@@ -92,7 +92,7 @@ def _template(path: str) -> str:
 def app(database_url):
     app = create_app(Settings(database_url=database_url, xero_api_url="http://127.0.0.1:9"))
     yield app
-    app.extensions["xm"].close()
+    close_app(app)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from store.secrets import TokenBox
 from webhook.signature import sign
 from worker import jobs
 from worker.tokens import normalise
-from wsgi import create_app, runtime
+from wsgi import close_app, create_app
 from tests.worker_support import announced, last_sequence, store_events
 from .mirror_rows import workspace
 
@@ -49,7 +49,7 @@ def app(database_url, redis_url):
     app = create_app(Settings(database_url=database_url, redis_url=redis_url, xero_webhook_key=KEY,
                               secret_key="embed-secret-for-tests"))
     yield app
-    runtime(app).close()
+    close_app(app)
 
 
 @pytest.mark.parametrize("good", [True, False])

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from store.config import Settings
 from store.db import transaction
 from store.models import CrmRecord, Pin, RecordLink
-from wsgi import create_app
+from wsgi import close_app, create_app
 
 from .mirror_rows import contact, invoice, payment, workspace
 
@@ -19,7 +19,7 @@ from .mirror_rows import contact, invoice, payment, workspace
 def client(database_url):
     app = create_app(Settings(database_url=database_url))
     yield app.test_client()
-    app.extensions["xm"].close()
+    close_app(app)
 
 
 @pytest.fixture
