@@ -374,7 +374,8 @@ def markdown(out: Outcome, seconds: float, database: str) -> str:
     rows = [
         ("changes made", f"{sum(out.made.values())} ({', '.join(f'{k}: {v}' for k, v in sorted(out.made.items()))}); "
                          f"{out.refused} draws refused by the ledger and drawn again"),
-        ("tenants, workers", f"{p.tenants} tenants, {p.workers} worker process(es), gunicorn web, {database}"),
+        ("tenants, workers", f"{p.tenants} tenants, {p.workers} worker process(es), gunicorn web (2 workers, "
+                             f"the intake writer process), {database}"),
         ("webhook faults", f"dropped {p.webhook_drop:.0%}, duplicated {p.webhook_duplicate:.0%}, "
                            f"reordered {p.webhook_reorder:.0%}"),
         ("API faults", f"5xx {p.error_rate:.0%}, 429 {p.rate_limit_rate:.0%}, time-outs {p.timeout_rate:.0%} "
