@@ -54,8 +54,8 @@ ANSWER = struct.Struct("!HH")  # HTTP status, message length
 MAGIC = b"XMI1"
 BACKLOG = 512  # connections a restart may keep waiting
 RESTART_AFTER = 1.0  # seconds between a serving child's death and the next one
-WATCH_EVERY = 0.5
-SWITCH_INTERVAL = 0.001  # seconds (gunicorn.conf.py sets the same in the web workers)  # seconds between looks at whether the parent is still there
+WATCH_EVERY = 0.5  # seconds between looks at whether the parent is still there
+SWITCH_INTERVAL = 0.001  # seconds (gunicorn.conf.py sets the same in the web workers)
 
 
 class WriterUnavailable(batcher.NotStored):
