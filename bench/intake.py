@@ -390,6 +390,19 @@ def _section(servers: list[Server], pg: Postgres, seconds: float, repeats: int) 
         "GIL, its one poller thread), which the open-loop sender's share of the 2 cores brings to saturation "
         "sooner than wrk's closed loop does.")
     section.notes.append(
+        "What a paced run at 80% looks like (SQLite, 1,474-1,524/s, a later session on the same machine, "
+        "every process's CPU read from /proc around the run): the web worker used 0.83-0.87 of the one core "
+        "its GIL allows, the writer 0.51-0.53 cores, the sender 0.10. The slow requests come in episodes of "
+        "0.3-1 s in which all 16 connections are busy (about 10 ms in the server each, 16 over the rate) and "
+        "requests due meanwhile queue for one: for that long the worker serves no faster than they arrive. "
+        "The writer keeps up: it committed 1.1-1.4 deliveries a transaction at 80% and under wrk alike. "
+        "Letting it linger 1 ms for more made its transactions 3-3.9 deliveries and halved its CPU (0.30 "
+        "cores) but cut the maximum by a fifth (1,840 to 1,470/s), since every request waits that long; "
+        "not kept. The bare baseline paced at 80% of its own maximum (1,938/s) had the same kind of "
+        "episode with no database at all: a p99 of 50.5 ms in one of five runs, 3.4-11 ms in the others. "
+        "That session's other SQLite runs at 80%: p99 20.2, 25.4, 93.0, 64.6, 59.5, 22.1, 10.2 and 23.7 ms; "
+        "PostgreSQL 58.8 and 34.7 ms.")
+    section.notes.append(
         "Under wrk a run ends with requests in flight: those events are stored but not counted as answered, "
         f"so the max-rate check allows up to {CONNECTIONS} more stored than answered; the open-loop run "
         "waits for every answer and must match exactly.")
