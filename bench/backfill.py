@@ -146,7 +146,10 @@ def run(pg: Postgres, quick: bool = False) -> Section:
         token = normalise(XeroClient(settings).client_credentials_token(), time.time())["access_token"]
         serving = [serve_rate(em, tenant_id, token, invoices) for _ in range(3)]
         adapter = [adapter_rate(settings, tenant_id, token) for _ in range(3)]
-        ours = {"SQLite": our_backfill(em, tenant_id, stack.sqlite_database("backfill"), redis.url)}
+        # the goal's run three times, a new database each, like the baseline: one run is one noisy draw
+        sqlite_runs = [our_backfill(em, tenant_id, stack.sqlite_database("backfill"), redis.url)
+                       for _ in range(1 if quick else 3)]
+        ours = {"SQLite": sorted(sqlite_runs, key=lambda r: r["invoice_seconds"])[len(sqlite_runs) // 2]}
         if pg.url:
             ours["PostgreSQL"] = our_backfill(em, tenant_id, pg.fresh(), redis.url)
     finally:
@@ -167,7 +170,11 @@ def run(pg: Postgres, quick: bool = False) -> Section:
     )
     for name, r in ours.items():
         rate = invoices / r["invoice_seconds"]
-        section.rows.append([f"ours into {name} (invoices phase)", f"{rate:,.0f}", f"{rate / base:.2f}",
+        runs = ""
+        if name == "SQLite" and len(sqlite_runs) > 1:
+            each = ", ".join(f"{invoices / x['invoice_seconds']:,.0f}" for x in sqlite_runs)
+            runs = f"; median of {len(sqlite_runs)}: {each}"
+        section.rows.append([f"ours into {name} (invoices phase{runs})", f"{rate:,.0f}", f"{rate / base:.2f}",
                              f"{r['fetched']:,} objects in {r['seconds']:.1f} s ({r['fetched'] / r['seconds']:,.0f}/s)"])
         if name == "SQLite":
             section.goals.append(Goal("≥ 5,000 invoices/s on SQLite", f"{rate:,.0f}/s", rate >= 5000))
