@@ -401,7 +401,9 @@ def _section(servers: list[Server], pg: Postgres, seconds: float, repeats: int) 
         "not kept. The bare baseline paced at 80% of its own maximum (1,938/s) had the same kind of "
         "episode with no database at all: a p99 of 50.5 ms in one of five runs, 3.4-11 ms in the others. "
         "That session's other SQLite runs at 80%: p99 20.2, 25.4, 93.0, 64.6, 59.5, 22.1, 10.2 and 23.7 ms; "
-        "PostgreSQL 58.8 and 34.7 ms.")
+        "PostgreSQL 58.8 and 34.7 ms. In two more at 1,521/s (p99 87.5 and 69.3 ms), timed inside the "
+        "writer, one batch in all took over 10 ms to store and answer (21.5 ms): the SQLite commit and its "
+        "WAL checkpoints are not the episodes.")
     section.notes.append(
         "Under wrk a run ends with requests in flight: those events are stored but not counted as answered, "
         f"so the max-rate check allows up to {CONNECTIONS} more stored than answered; the open-loop run "
