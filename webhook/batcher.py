@@ -413,23 +413,29 @@ _everyone: "weakref.WeakSet[Intake]" = weakref.WeakSet()
 _create = threading.Lock()
 
 
+def _of_this_process(extensions: dict[str, Any]) -> Intake | None:
+    """The app's Intake if this process made it (one inherited through a fork is not)."""
+    found = extensions.get("xm.intake")
+    return found[1] if found is not None and found[0] == os.getpid() else None
+
+
 def for_app(extensions: dict[str, Any], runtime: Runtime) -> Intake:
     """The app's Intake in this process (a forked child gets its own, with its own threads)."""
-    found = extensions.get("xm.intake")
-    if found is not None and found[0] == os.getpid():
-        return found[1]
+    intake = _of_this_process(extensions)
+    if intake is not None:
+        return intake
     with _create:
-        found = extensions.get("xm.intake")
-        if found is None or found[0] != os.getpid():
-            found = (os.getpid(), Intake(runtime))
-            extensions["xm.intake"] = found
-    return found[1]
+        intake = _of_this_process(extensions)
+        if intake is None:
+            intake = Intake(runtime)
+            extensions["xm.intake"] = (os.getpid(), intake)
+    return intake
 
 
 def settle_app(extensions: dict[str, Any], timeout: float = EXIT_GRACE) -> bool:
     """`settle` the app's Intake in this process, if it has one (True when there is none)."""
-    found = extensions.get("xm.intake")
-    return found is None or found[0] != os.getpid() or found[1].settle(timeout)
+    intake = _of_this_process(extensions)
+    return intake is None or intake.settle(timeout)
 
 
 def settle_all(timeout: float = EXIT_GRACE) -> bool:
