@@ -202,6 +202,9 @@ class InboxEvent(Base):
     __table_args__ = (
         Index("ix_inbox_tenant_state", "tenant_id", "state"),
         Index("ix_inbox_state_received", "state", "received_at"),
+        # the child side of delivery_id's foreign key: deleting a delivery row (the intake drops
+        # those nothing new came of, every duplicate delivery) looks up its events by it
+        Index("ix_inbox_delivery", "delivery_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
