@@ -66,7 +66,34 @@ class Server:
     max_rates: list[float] = field(default_factory=list)
     wrk_p99: list[float] = field(default_factory=list)
     stored_ok: list[str] = field(default_factory=list)
-    paced: dict | None = None
+    paced: list[dict] = field(default_factory=list)  # one per open-loop run at 80%
+
+    def at_80(self, what: str) -> float:
+        """The median over the paced runs of `what` (p50, p99)."""
+        return median([run[what] for run in self.paced])
+
+    def exact_at_80(self) -> bool:
+        return bool(self.paced) and all(run["stored"] == run["ok"] == run["sent"] for run in self.paced)
+
+
+def paced_run(server: Server, items: list[tuple[str, bytes]], rate: float) -> dict:
+    """One open-loop run at `rate`: latencies, statuses, and (ours) the events it stored."""
+    sessions = stack.sessions_for(server.database_url) if server.database_url else None
+    before = inbox_count(sessions) if sessions else 0
+    started = time.monotonic()
+    results = paced(server.gunicorn.url, items, rate)
+    elapsed = time.monotonic() - started
+    latencies = [lat for _, lat in results]
+    statuses: dict[int, int] = {}
+    for status, _ in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    stored = None
+    if sessions:
+        time.sleep(0.5)
+        stored = inbox_count(sessions) - before
+        sessions.kw["bind"].dispose()
+    return {"rate": rate, "sent": len(items), "ok": statuses.get(200, 0), "statuses": statuses,
+            "p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "stored": stored, "seconds": elapsed}
 
 
 def bodies(count: int, stamp: datetime) -> list[tuple[str, bytes]]:
@@ -278,34 +305,19 @@ def run(pg: Postgres, quick: bool = False) -> Section:
                         server.stored_ok.append(f"{stored}/{answered}{'' if ok else ' MISMATCH'}")
                         sessions.kw["bind"].dispose()
                     time.sleep(1.0)
-            for server in servers:
-                rate = 0.8 * median(server.max_rates)
-                if server.database_url is None and len(servers) > 1:
-                    # the baseline's own 80% is beyond what one Python load generator can send on
-                    # time: pace it like our SQLite server, for a latency floor at the same load
-                    rate = 0.8 * median(servers[1].max_rates)
-                items = bodies(int(rate * seconds), stamp)
-                stamp += timedelta(days=1)
-                sessions = stack.sessions_for(server.database_url) if server.database_url else None
-                before = inbox_count(sessions) if sessions else 0
-                started = time.monotonic()
-                results = paced(server.gunicorn.url, items, rate)
-                elapsed = time.monotonic() - started
-                latencies = [lat for _, lat in results]
-                statuses = {}
-                for status, _ in results:
-                    statuses[status] = statuses.get(status, 0) + 1
-                stored = None
-                if sessions:
-                    time.sleep(0.5)
-                    stored = inbox_count(sessions) - before
-                    sessions.kw["bind"].dispose()
-                server.paced = {
-                    "rate": rate, "sent": len(items), "ok": statuses.get(200, 0), "statuses": statuses,
-                    "p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "stored": stored,
-                    "seconds": elapsed,
-                }
-                time.sleep(1.0)
+            # the latency at 80% is a run's 1% slowest, which one stall on this 2-core machine decides:
+            # each server gets `repeats` interleaved paced runs, as the maximum does, and the median counts
+            for rep in range(repeats):
+                for server in servers:
+                    rate = 0.8 * median(server.max_rates)
+                    if server.database_url is None and len(servers) > 1:
+                        # the baseline's own 80% is beyond what one Python load generator can send on
+                        # time: pace it like our SQLite server, for a latency floor at the same load
+                        rate = 0.8 * median(servers[1].max_rates)
+                    items = bodies(int(rate * seconds), stamp)
+                    stamp += timedelta(days=1)
+                    server.paced.append(paced_run(server, items, rate))
+                    time.sleep(1.0)
     finally:
         for server in servers:
             server.gunicorn.stop()
@@ -315,38 +327,43 @@ def run(pg: Postgres, quick: bool = False) -> Section:
 
 def _section(servers: list[Server], pg: Postgres, seconds: float, repeats: int) -> Section:
     base = median(servers[0].max_rates)
+    runs = len(servers[0].paced)
     section = Section(
         "Intake",
         summary=(f"Signed webhook deliveries (one event each) through gunicorn as the Procfile runs it: {WORKERS} "
                  f"gthread worker{'s' if WORKERS > 1 else ''} × {THREADS} threads, for the baseline and ours alike. "
                  f"Maximum: wrk, {CONNECTIONS} connections, {seconds:.0f} s, median of {repeats} interleaved runs. "
                  f"Latency: open-loop at 80% of each server's own maximum over the same {CONNECTIONS} "
-                 "keep-alive connections (wrk2's method), measured from the moment each request fell due."),
-        header=["server", "max deliveries/s (runs)", "ratio to baseline", "p50 at 80%", "p99 at 80%",
+                 "keep-alive connections (wrk2's method), measured from the moment each request fell due; "
+                 f"{seconds:.0f} s a run, median of {runs} interleaved runs (each run's p99 in brackets)."),
+        header=["server", "max deliveries/s (runs)", "ratio to baseline", "p50 at 80%", "p99 at 80% (runs)",
                 "answered 200 at 80%", "events stored / answered"],
     )
     for s in servers:
-        p = s.paced or {}
+        rate = s.paced[0]["rate"] if s.paced else 0
+        answered = f"{sum(r['ok'] for r in s.paced)}/{sum(r['sent'] for r in s.paced)} at {rate:.0f}/s"
         stored = "n/a (stores nothing)" if s.database_url is None else (
-            f"max runs: {', '.join(s.stored_ok)}; at 80%: {p.get('stored')}/{p.get('ok')}")
+            f"max runs: {', '.join(s.stored_ok)}; at 80%: "
+            + ", ".join(f"{r['stored']}/{r['ok']}" for r in s.paced))
+        each_p99 = ", ".join(f"{r['p99'] * 1000:.1f}" for r in s.paced)
         section.rows.append([
             s.name,
             f"{median(s.max_rates):.0f} ({', '.join(f'{r:.0f}' for r in s.max_rates)})",
             f"{median(s.max_rates) / base:.2f}",
-            f"{p.get('p50', 0) * 1000:.1f} ms", f"{p.get('p99', 0) * 1000:.1f} ms",
-            f"{p.get('ok')}/{p.get('sent')} at {p.get('rate', 0):.0f}/s"
-            + (" (ours' 80%)" if s.database_url is None else ""),
+            f"{s.at_80('p50') * 1000:.1f} ms",
+            f"{s.at_80('p99') * 1000:.1f} ms ({each_p99})",
+            answered + (" (ours' 80%)" if s.database_url is None else ""),
             stored,
         ])
     for s in servers[1:]:
-        p = s.paced or {}
         ratio = median(s.max_rates) / base
         section.goals.append(Goal(f"{s.name}: throughput ≥ 0.6 × baseline", f"{ratio:.2f}", ratio >= 0.6))
-        section.goals.append(Goal(f"{s.name}: p99 < 50 ms at 80% of max", f"{p.get('p99', 0) * 1000:.1f} ms",
-                                  p.get("p99", 1) < 0.05))
-        exact = p.get("stored") == p.get("ok") == p.get("sent") and not any("MISMATCH" in x for x in s.stored_ok)
+        section.goals.append(Goal(f"{s.name}: p99 < 50 ms at 80% of max (median of {runs} runs)",
+                                  f"{s.at_80('p99') * 1000:.1f} ms", s.at_80("p99") < 0.05))
+        exact = s.exact_at_80() and not any("MISMATCH" in x for x in s.stored_ok)
+        sent = sum(r["sent"] for r in s.paced)
         section.goals.append(Goal(f"{s.name}: events stored = events sent",
-                                  f"{p.get('stored')} stored of {p.get('sent')} sent", exact))
+                                  f"{sum(r['stored'] or 0 for r in s.paced)} stored of {sent} sent", exact))
     if not pg.url:
         section.goals.append(Goal("ours, PostgreSQL", "skipped", None))
         section.notes.append(f"PostgreSQL skipped: {pg.skip}")
@@ -372,38 +389,20 @@ def _section(servers: list[Server], pg: Postgres, seconds: float, repeats: int) 
         "trips (the pipeline, the COMMIT) instead of four; alone, on one thread, a transaction of 8 deliveries "
         "took 1.24-1.45 ms against 1.85-2.06 ms.")
     section.notes.append(
-        "Latency at 80%: 80% of our maximum is now 1,200-1,750 deliveries a second, where the 2 cores run "
-        "gunicorn's worker, the writer, PostgreSQL's backend and the sender at once; the sender is one Python "
-        "thread on non-blocking sockets, every request built before the clock starts and no garbage "
-        "collection while it runs. The web workers and the writer switch threads every 1 ms instead of "
-        "CPython's 5 (sys.setswitchinterval, gunicorn.conf.py, the baseline's workers too): a thread whose "
-        "answer is ready otherwise waits up to 5 ms for the one holding the GIL, and the wait compounds as a "
-        "queue. A p99 over 10 s at about 1,400/s is the 140 slowest requests, so one stall of some 50 ms "
-        "decides it. In the seven runs of this benchmark with the writer process on this machine (the session "
-        "that introduced it), the SQLite p99 at 80% was 46.0, 16.8, 51.9, 25.7, 15.0, 72.3 and 51.6 ms (under "
-        "50 ms in four; the writer's gc.freeze came before the last two, the sender's fix after the third), "
-        "PostgreSQL's 105.1, 58.4 and 87.4 ms before its pipeline, 22.2, 84.8, 20.9 and 24.5 ms after it. "
-        "The writer's own "
-        "commits stayed under 20 ms throughout a 20 s paced run at 1,200/s (SQLite), and in one at 1,400/s "
-        "only 65 of 28,000 requests spent over 20 ms between gunicorn's pre_request and post_request (25 ms "
-        "at most) while the p99 was 428 ms: the wait is before the handler, for the web worker itself (its "
-        "GIL, its one poller thread), which the open-loop sender's share of the 2 cores brings to saturation "
-        "sooner than wrk's closed loop does.")
-    section.notes.append(
-        "What a paced run at 80% looks like (SQLite, 1,474-1,524/s, a later session on the same machine, "
-        "every process's CPU read from /proc around the run): the web worker used 0.83-0.87 of the one core "
-        "its GIL allows, the writer 0.51-0.53 cores, the sender 0.10. The slow requests come in episodes of "
-        "0.3-1 s in which all 16 connections are busy (about 10 ms in the server each, 16 over the rate) and "
-        "requests due meanwhile queue for one: for that long the worker serves no faster than they arrive. "
-        "The writer keeps up: it committed 1.1-1.4 deliveries a transaction at 80% and under wrk alike. "
-        "Letting it linger 1 ms for more made its transactions 3-3.9 deliveries and halved its CPU (0.30 "
-        "cores) but cut the maximum by a fifth (1,840 to 1,470/s), since every request waits that long; "
-        "not kept. The bare baseline paced at 80% of its own maximum (1,938/s) had the same kind of "
-        "episode with no database at all: a p99 of 50.5 ms in one of five runs, 3.4-11 ms in the others. "
-        "That session's other SQLite runs at 80%: p99 20.2, 25.4, 93.0, 64.6, 59.5, 22.1, 10.2 and 23.7 ms; "
-        "PostgreSQL 58.8 and 34.7 ms. In two more at 1,521/s (p99 87.5 and 69.3 ms), timed inside the "
-        "writer, one batch in all took over 10 ms to store and answer (21.5 ms): the SQLite commit and its "
-        "WAL checkpoints are not the episodes.")
+        "Latency at 80%: the 2 cores run gunicorn's worker (about 0.85 of the one core its GIL allows), the "
+        "intake writer (about 0.5 of a core), the sender (0.1; one Python thread on non-blocking sockets, every "
+        "request built before the clock starts, no garbage collection) and, for PostgreSQL, its backend. The "
+        "web workers and the writer switch threads every 1 ms instead of CPython's 5 (gunicorn.conf.py, the "
+        "baseline's workers too). A run's slow requests come in episodes of 0.3-1.5 s: a stall of some tens of "
+        "milliseconds anywhere leaves a queue that the 20% of headroom drains slowly, so one episode decides a "
+        "run's p99 (the 1% slowest of about 17,000 requests). Timed inside the writer (an earlier session), "
+        "its commits and WAL checkpoints stayed under 20 ms, and the bare baseline paced at 80% of its own "
+        "maximum had the same kind of episode, with no database at all, in one run of five. So the same code "
+        "on the same machine gives p99s from about 15 to over 100 ms (earlier sessions' runs: SQLite 10-111 ms, "
+        "PostgreSQL 17-265 ms), and the goal is judged on the median of interleaved runs, as the maximum is. "
+        "Tried and not kept: a writer that lingers 1 ms for larger batches (half the writer's CPU, a fifth "
+        "off the maximum); the writer at nice 10, so the web worker wins a contended core (p99 32, 75 and 56 "
+        "ms against 20, 44 and 21 ms at the same rate, back to back).")
     section.notes.append(
         "Under wrk a run ends with requests in flight: those events are stored but not counted as answered, "
         f"so the max-rate check allows up to {CONNECTIONS} more stored than answered; the open-loop run "
