@@ -175,11 +175,19 @@ def _poll(probe: Probe, done: threading.Event, timeout: float) -> None:
         print(f"freshness poller: {exc}", flush=True)
 
 
-# (tenants, worker processes, extra `python -m worker` options). At 20 changes a second, 20
-# tenants means one change a second per tenant: every change fetched at once would spend 60
-# calls a minute, Xero's whole per-tenant limit; 40 tenants (one change every 2 s each) is
-# the same load inside the limit. --fork: RQ's work horse per job, as the worker ran before.
+# (tenants, worker processes, extra `python -m worker` options). At 20 changes a second, 40
+# tenants (one change every 2 s each) is the load inside Xero's limits. 20 tenants is
+# one change a second per tenant: every change fetched at once would spend 60 calls a minute,
+# Xero's whole per-tenant limit, above the 55 the governor plans on; that row shows behaviour at
+# the limit (see AT_LIMIT). --fork: RQ's work horse per job, as the worker ran before.
 CONFIGS = ((40, 4, ()), (20, 4, ()), (20, 4, ("--fork",)))
+BUDGET = 55  # calls a minute the governor lets webhook syncs make (Xero's 60 less 5 kept in hand)
+AT_LIMIT = (
+    "Why no p95 goal at one change a second per tenant: that is 60 changes a minute against a budget of "
+    f"{BUDGET} calls a minute, so in any minute at least {60 - BUDGET} changes must share a call with a later "
+    "change of the same tenant, which comes a second later. That is at least 8.3% of changes waiting a second "
+    "or more (plus the call's 100 ms), whatever the schedule: the p95 cannot be under 1 s at this rate. What "
+    "must hold there is that every change arrives and that Xero never answers 429.")
 
 
 def run(pg: Postgres, quick: bool = False) -> Section:
@@ -207,7 +215,15 @@ def run(pg: Postgres, quick: bool = False) -> Section:
         section.rows.append([label, f"{p50 * 1000:.0f} ms", f"{p95 * 1000:.0f} ms",
                              f"{max(values) * 1000:.0f} ms" if values else "n/a", f"{len(values)} of {len(probe.changes)}",
                              ", ".join(f"{k}: {v}" for k, v in sorted(calls.items()))])
-        if not args:  # the --fork row is the comparison: how the worker ran before
+        at_limit = rate / tenants * 60 > BUDGET
+        if args:  # the --fork row is the comparison: how the worker ran before
+            pass
+        elif at_limit:  # no schedule meets a p95 of 1 s here (AT_LIMIT): it must lose nothing and never 429
+            section.goals.append(Goal(f"{label} (at Xero's limit): every change seen",
+                                      f"{len(values)} of {len(probe.changes)}", not missing))
+            section.goals.append(Goal(f"{label} (at Xero's limit): no 429", f"{calls.get(429, 0)}",
+                                      calls.get(429, 0) == 0))
+        else:
             section.goals.append(Goal(f"{label}: p50 < 300 ms", f"{p50 * 1000:.0f} ms", p50 < 0.3))
             section.goals.append(Goal(f"{label}: p95 < 1 s", f"{p95 * 1000:.0f} ms", p95 < 1.0))
         if missing:
@@ -221,7 +237,8 @@ def run(pg: Postgres, quick: bool = False) -> Section:
         "One change a second per tenant is Xero's limit itself (60 calls a minute; the governor plans on 55 for "
         "webhook work): once a tenant's minute is spent its next call waits for the oldest to leave the window. "
         "A wait of a second or less is sat out inside the job (RQ's scheduler works in whole seconds, so "
-        "rescheduling would cost 1-2 s); longer ones reschedule. Demand (60 a minute) above the budget (55) "
-        "piles up as the minute goes on, so the 20-tenant p95 is Xero's limit showing, not our path: the "
-        "40-tenant row is the same 20 changes a second within it.")
+        "rescheduling would cost 1-2 s), and the job then reads the tenant's inbox again, so one call takes "
+        "every change that came meanwhile; longer waits reschedule. The 40-tenant row is the same 20 changes a "
+        "second within the limit.")
+    section.notes.append(AT_LIMIT)
     return section
