@@ -191,8 +191,8 @@ AT_LIMIT = (
     "that bound than it could be: the governor's window lets a tenant's calls go as the changes come until "
     "the minute's 55 are spent, then the next waits for the oldest to leave it (up to about 5 s) and takes "
     "every change that came meanwhile. Spacing the calls evenly once the window is half full would bring "
-    "the p95 near the bound, but would make most changes of such a tenant wait (reckoned, not measured: the p50 would rise from "
-    "under 200 ms to about half a second); not done.")
+    "the p95 near the bound, but would make most changes of such a tenant wait (reckoned, not measured: "
+    "the p50 would rise from under 200 ms to about half a second); not done.")
 
 
 def run(pg: Postgres, quick: bool = False) -> Section:
