@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 
+from webhook import cpus
+
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 threads = int(os.environ.get("WEB_THREADS", "16"))
@@ -23,11 +25,14 @@ SWITCH_INTERVAL = 0.001  # seconds: sys.setswitchinterval in every worker (CPyth
 WRITER_START_SECONDS = 30  # how long the intake writer may take to listen
 _writer = None
 _writer_dir = None  # the private directory made for its socket, removed on exit
+_cpus: list[int] = []  # the CPUs processes are pinned to (WEB_CPU_AFFINITY, webhook/cpus.py); [] for none
+_writer_cpu = None  # the intake writer's
 
 
 def on_starting(server):
     """Start the intake writer and tell the workers (forked after this) where it listens."""
-    global _writer, _writer_dir
+    global _writer, _writer_dir, _cpus, _writer_cpu
+    _cpus = cpus.allowed() if cpus.mode() == "auto" else []
     mode = os.environ.get("INTAKE_WRITER", "process").strip() or "process"
     if mode == "in-process":
         os.environ.pop("INTAKE_SOCKET", None)
@@ -41,14 +46,32 @@ def on_starting(server):
         path = os.path.join(_writer_dir, "intake.sock")
     # a session of its own: a signal to the web server's process group leaves it serving the
     # workers while they finish; on_exit stops it after them
-    _writer = subprocess.Popen([sys.executable, "-m", "webhook.writer", "--socket", path], start_new_session=True)
+    _writer_cpu = cpus.writer_cpu(_cpus)
+    argv = [sys.executable, "-m", "webhook.writer", "--socket", path]
+    if _writer_cpu is not None:
+        argv += ["--cpu", str(_writer_cpu)]
+    _writer = subprocess.Popen(argv, start_new_session=True)
     deadline = time.monotonic() + WRITER_START_SECONDS
     while not _listening(path):
         if _writer.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the intake writer did not start (exit status {_writer.poll()}); see its log above")
         time.sleep(0.05)
     os.environ["INTAKE_SOCKET"] = path
-    server.log.info("intake writer (pid %d) listening at %s", _writer.pid, path)
+    server.log.info("intake writer (pid %d) listening at %s%s", _writer.pid, path,
+                    "" if _writer_cpu is None else f", on CPU {_writer_cpu}")
+
+
+def pre_fork(server, worker):
+    """Choose the new worker's CPU (in the master, which knows where the others run)."""
+    worker.xm_cpu = cpus.worker_cpu(_cpus, [getattr(w, "xm_cpu", None) for w in server.WORKERS.values()],
+                                    _writer_cpu)
+
+
+def post_fork(server, worker):
+    """Pin the worker to its CPU before it starts a thread: every thread it starts stays there."""
+    cpu = getattr(worker, "xm_cpu", None)
+    if cpus.pin(cpu):
+        worker.log.info("worker pinned to CPU %d (WEB_CPU_AFFINITY=auto)", cpu)
 
 
 def on_exit(server):

@@ -45,7 +45,7 @@ from datetime import datetime, timezone
 from store import logs
 from store.config import Settings
 from store.runtime import Runtime
-from webhook import batcher
+from webhook import batcher, cpus
 
 log = logging.getLogger(__name__)
 
@@ -325,11 +325,18 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--socket", default=os.environ.get("INTAKE_SOCKET", ""),
                         help="the Unix socket to listen on (default: INTAKE_SOCKET)")
+    parser.add_argument("--cpu", type=int, default=None,
+                        help="run on this CPU only (gunicorn.conf.py gives it one: webhook/cpus.py)")
     args = parser.parse_args(argv)
     if not args.socket:
         parser.error("--socket or INTAKE_SOCKET is required")
     logs.configure()
     Settings.from_env()  # a bad setting stops us here, before anything listens
+    if args.cpu is not None:  # before the serving child is forked: it and its threads inherit it
+        if cpus.pin(args.cpu):
+            log.info("intake writer pinned", extra={"cpu": args.cpu})
+        else:
+            log.warning("intake writer could not be pinned; it runs where the system puts it", extra={"cpu": args.cpu})
     listener = listen(args.socket)
     parent = os.getppid()
     stopping = False

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+import pytest
 from sqlalchemy import func, select
 
 from store.models import InboxEvent
@@ -106,3 +107,45 @@ def test_intake_writer_in_process_leaves_the_commits_to_the_workers(database_url
     output = log.read_text()
     assert "each worker commits its own deliveries" in output
     assert "intake writer (pid" not in output
+
+
+def _pinned_processes(output: str) -> dict[int, int]:
+    """pid -> the CPU gunicorn.conf.py says it pinned it to, for the workers and the writer."""
+    found = {}
+    for match in re.finditer(r"\[(\d+)\] \[INFO\] worker pinned to CPU (\d+)", output):
+        found[int(match.group(1))] = int(match.group(2))
+    writer = re.search(r"intake writer \(pid (\d+)\) listening at \S+, on CPU (\d+)", output)
+    if writer:
+        found[int(writer.group(1))] = int(writer.group(2))
+    return found
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="pinning needs Linux and two CPUs")
+def test_each_worker_and_the_intake_writer_run_on_a_cpu_of_their_own(database_url, redis_url, tmp_path):
+    allowed = sorted(os.sched_getaffinity(0))
+    log = tmp_path / "web.log"
+    with running_web(database_url, redis_url, log, WEB_CONCURRENCY="2"):
+        deadline = time.monotonic() + 15
+        while len(pinned := _pinned_processes(log.read_text())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(pinned) == 3, log.read_text()[-3000:]  # two workers and the writer
+        for pid, cpu in pinned.items():  # the kernel agrees, for every thread and the writer's serving child
+            process = psutil.Process(pid)
+            for member in [process, *process.children(recursive=True)]:
+                for thread in member.threads():
+                    assert psutil.Process(thread.id).cpu_affinity() == [cpu], (member.cmdline(), thread.id)
+        # the writer on the last CPU, the workers on the first two (with 2 CPUs: one beside the writer)
+        assert sorted(pinned.values()) == sorted([allowed[0], allowed[1], allowed[-1]])
+
+
+def test_web_cpu_affinity_off_leaves_placement_to_the_system(database_url, redis_url, tmp_path):
+    log = tmp_path / "web.log"
+    with running_web(database_url, redis_url, log, WEB_CPU_AFFINITY="off"):
+        output = log.read_text()
+        worker = re.search(r"Booting worker with pid: (\d+)", output)
+        writer = re.search(r"intake writer \(pid (\d+)\) listening at \S+\n", output)
+        assert worker and writer, output[-3000:]
+        for pid in (int(worker.group(1)), int(writer.group(1))):
+            assert psutil.Process(pid).cpu_affinity() == sorted(os.sched_getaffinity(0))
+    assert "pinned" not in log.read_text()

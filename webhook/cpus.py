@@ -1,0 +1,70 @@
+"""Which CPU each process of the Procfile's `web` runs on (WEB_CPU_AFFINITY).
+
+A gthread worker is one CPython process: its threads take turns holding the GIL. Left to the
+scheduler, the threads run on every core, and a thread woken on one core (a request whose
+answer came in) must win the GIL from a thread running on another: the hand-off crosses cores,
+the waiting thread keeps losing it, and requests queue behind those waits while the CPU is far
+from busy. Kept on one core, the same threads hand the GIL over where they run.
+
+Measured on this project's 2-core machine (bench/intake.py; bench/RESULTS.md has the latest):
+the bare Flask baseline's maximum went from about 2,200 to about 4,000 deliveries a second, ours
+from about 2,050 to about 2,600, and ours' p99 at 80% of its own maximum from 40-120 ms to
+about 7-10 ms in most runs.
+
+`auto` (the default) pins each worker to one CPU, and the intake writer process (a GIL of its
+own: a serving thread and a waker) to another: the writer gets the last CPU the web server may
+use, each worker the CPU with the fewest of our processes on it (the fewest workers, then the
+lowest, on a tie). With a single CPU allowed nothing is pinned. `off` leaves placement to the operating system (where
+something else already pins, say). Only Linux has sched_setaffinity; elsewhere nothing is pinned.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+MODES = ("auto", "off")
+
+
+def mode(environ: dict[str, str] | None = None) -> str:
+    """WEB_CPU_AFFINITY, checked: `auto` (default) or `off`."""
+    value = ((environ if environ is not None else os.environ).get("WEB_CPU_AFFINITY") or "auto").strip().lower()
+    if value not in MODES:
+        raise RuntimeError(f"WEB_CPU_AFFINITY must be one of {', '.join(MODES)}, not {value!r}")
+    return value
+
+
+def allowed() -> list[int]:
+    """The CPUs this process may run on, lowest first; [] where that cannot be set (not Linux)."""
+    if not hasattr(os, "sched_getaffinity") or not hasattr(os, "sched_setaffinity"):
+        return []
+    return sorted(os.sched_getaffinity(0))
+
+
+def writer_cpu(cpus: Sequence[int]) -> int | None:
+    """The intake writer's CPU: the last allowed one, or None when there is no choice to make."""
+    return cpus[-1] if len(cpus) >= 2 else None
+
+
+def worker_cpu(cpus: Sequence[int], taken: Iterable[int | None], writer: int | None) -> int | None:
+    """A new worker's CPU: the allowed one with the fewest of our processes on it (the running
+    workers, `taken`, and the writer), then the fewest workers, then the lowest; None when there
+    is no choice to make."""
+    if len(cpus) < 2:
+        return None
+    workers = {cpu: 0 for cpu in cpus}
+    for cpu in taken:
+        if cpu in workers:
+            workers[cpu] += 1
+    return min(cpus, key=lambda cpu: (workers[cpu] + (cpu == writer), workers[cpu], cpu))
+
+
+def pin(cpu: int | None) -> bool:
+    """Keep the calling thread, and every thread and process it starts from now on, on `cpu`.
+    False if that could not be done (None, not Linux, or the CPU is not ours any more)."""
+    if cpu is None or not hasattr(os, "sched_setaffinity"):
+        return False
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        return False
+    return True
