@@ -503,8 +503,11 @@ def _write_pipelined(conn: Connection, deliveries: Sequence[Delivery], ids: list
             for cursor, (sql, params) in zip(cursors, returning):
                 cursor.execute(sql, params)
             if accepted_ids:
+                # never prepared: psycopg prepares a statement run five times, and PostgreSQL may then
+                # keep one plan for all values, made while the inbox was nearly empty (read it all);
+                # planned for its own values, it looks its few keys up (test_inbox_duplicates.py)
                 with raw.cursor() as cursor:
-                    cursor.execute(_DROP_UNUSED, {"ids": accepted_ids, "keys": [row[0] for row in rows]})
+                    cursor.execute(_DROP_UNUSED, {"ids": accepted_ids, "keys": [row[0] for row in rows]}, prepare=False)
         found = [tuple(row) for cursor in cursors for row in cursor.fetchall()]
         for cursor in cursors:
             cursor.close()
