@@ -7,9 +7,9 @@ the waiting thread keeps losing it, and requests queue behind those waits while 
 from busy. Kept on one core, the same threads hand the GIL over where they run.
 
 Measured on this project's 2-core machine (bench/intake.py; bench/RESULTS.md has the latest):
-the bare Flask baseline's maximum went from about 2,200 to about 4,000 deliveries a second, ours
-from about 2,050 to about 2,600, and ours' p99 at 80% of its own maximum from 40-120 ms to
-about 7-10 ms in most runs.
+the bare Flask baseline's maximum went from about 2,200 to about 4,500 deliveries a second, ours
+on SQLite from about 2,100 to about 3,200, and ours' p99 at 80% of its own (now higher) maximum
+from medians of 40-120 ms to 7-31 ms.
 
 `auto` (the default) pins each worker to one CPU, and the intake writer process (a GIL of its
 own: a serving thread and a waker) to another: the writer gets the last CPU the web server may
