@@ -32,7 +32,7 @@ _writer_cpu = None  # the intake writer's
 def on_starting(server):
     """Start the intake writer and tell the workers (forked after this) where it listens."""
     global _writer, _writer_dir, _cpus, _writer_cpu
-    _cpus = cpus.allowed() if cpus.mode() == "auto" else []
+    _cpus = cpus.placeable(cpus.allowed(), cpus.cpu_quota()) if cpus.mode() == "auto" else []
     mode = os.environ.get("INTAKE_WRITER", "process").strip() or "process"
     if mode == "in-process":
         os.environ.pop("INTAKE_SOCKET", None)

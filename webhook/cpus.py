@@ -14,8 +14,12 @@ from medians of 40-120 ms to 7-31 ms.
 `auto` (the default) pins each worker to one CPU, and the intake writer process (a GIL of its
 own: a serving thread and a waker) to another: the writer gets the last CPU the web server may
 use, each worker the CPU with the fewest of our processes on it (the fewest workers, then the
-lowest, on a tie). With a single CPU allowed nothing is pinned. `off` leaves placement to the operating system (where
-something else already pins, say). Only Linux has sched_setaffinity; elsewhere nothing is pinned.
+lowest, on a tie). With a single CPU allowed nothing is pinned, nor under a CPU quota smaller
+than the CPUs the server sees (`placeable`): that is a container sharing the host's CPUs with
+others by time, and every one of them pinning to the same lowest CPUs would pile up there.
+`off` leaves placement to the operating system: set it where several web servers share a host
+without quotas, or where something else already pins. Only Linux has sched_setaffinity;
+elsewhere nothing is pinned.
 """
 from __future__ import annotations
 
@@ -38,6 +42,44 @@ def allowed() -> list[int]:
     if not hasattr(os, "sched_getaffinity") or not hasattr(os, "sched_setaffinity"):
         return []
     return sorted(os.sched_getaffinity(0))
+
+
+def cpu_quota(root: str = "/sys/fs/cgroup", own: str = "/proc/self/cgroup") -> float | None:
+    """The CPUs' worth of time this process's cgroup may use (cgroup v2 cpu.max, or v1's CFS
+    quota and period); None without a quota, or where there are no cgroups to read."""
+    try:
+        with open(own) as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
+    except OSError:
+        return None
+    for _, controllers, path in lines:
+        try:
+            if controllers == "":  # cgroup v2: "0::/path"
+                with open(os.path.join(root, path.lstrip("/"), "cpu.max")) as f:
+                    quota, period = f.read().split()[:2]
+                if quota != "max":
+                    return int(quota) / int(period)
+            elif "cpu" in controllers.split(","):  # cgroup v1: "N:cpu,cpuacct:/path"
+                base = os.path.join(root, controllers, path.lstrip("/"))
+                if not os.path.isdir(base):
+                    base = os.path.join(root, "cpu", path.lstrip("/"))
+                with open(os.path.join(base, "cpu.cfs_quota_us")) as f:
+                    quota_us = int(f.read())
+                with open(os.path.join(base, "cpu.cfs_period_us")) as f:
+                    period_us = int(f.read())
+                if quota_us > 0 and period_us > 0:
+                    return quota_us / period_us
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def placeable(cpus: Sequence[int], quota: float | None) -> list[int]:
+    """The CPUs to pin to: `cpus`, unless a quota smaller than them says the host's CPUs are
+    shared by time with other containers (then none)."""
+    if quota is not None and quota < len(cpus):
+        return []
+    return list(cpus)
 
 
 def writer_cpu(cpus: Sequence[int]) -> int | None:

@@ -80,3 +80,39 @@ def test_a_cpu_we_may_not_use_is_not_pinned():
         assert cpus.pin(0) is False
         return
     assert cpus.pin(max(cpus.allowed()) + 4096) is False
+
+
+def _cgroup(tmp_path, own: str, files: dict[str, str]) -> tuple[str, str]:
+    for name, text in files.items():
+        path = tmp_path / "fs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (tmp_path / "self-cgroup").write_text(own)
+    return str(tmp_path / "fs"), str(tmp_path / "self-cgroup")
+
+
+def test_a_cgroup_v2_quota_is_read_in_cpus(tmp_path):
+    root, own = _cgroup(tmp_path, "0::/web.slice/app\n", {"web.slice/app/cpu.max": "150000 100000\n"})
+    assert cpus.cpu_quota(root, own) == 1.5
+    root, own = _cgroup(tmp_path, "0::/web.slice/app\n", {"web.slice/app/cpu.max": "max 100000\n"})
+    assert cpus.cpu_quota(root, own) is None
+
+
+def test_a_cgroup_v1_quota_is_read_in_cpus(tmp_path):
+    own_lines = "4:memory:/x\n3:cpu,cpuacct:/docker/abc\n0::/\n"
+    root, own = _cgroup(tmp_path, own_lines, {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "50000\n",
+                                              "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"})
+    assert cpus.cpu_quota(root, own) == 0.5
+    root, own = _cgroup(tmp_path, own_lines, {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "-1\n",
+                                              "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"})
+    assert cpus.cpu_quota(root, own) is None
+
+
+def test_no_cgroups_no_quota(tmp_path):
+    assert cpus.cpu_quota(str(tmp_path / "none"), str(tmp_path / "none" / "cgroup")) is None
+
+
+def test_under_a_quota_smaller_than_the_cpus_seen_nothing_is_pinned():
+    assert cpus.placeable([0, 1, 2, 3], 2.0) == []  # a container sharing a 4-CPU host by time
+    assert cpus.placeable([0, 1, 2, 3], 4.0) == [0, 1, 2, 3]
+    assert cpus.placeable([0, 1], None) == [0, 1]
