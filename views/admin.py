@@ -103,15 +103,16 @@ class CookieSessions(SecureCookieSessionInterface):
     when its cookie is set or cleared are Flask's, unchanged."""
 
     def __init__(self) -> None:
-        self._serializers: dict[tuple, object] = {}
+        self._built: tuple[tuple, object] | None = None  # (the keys, their serializer): one pair, swapped whole
 
     def get_signing_serializer(self, app: Flask):
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
-        found = self._serializers.get(keys)
-        if found is None:
-            found = super().get_signing_serializer(app)
-            if found is not None:
-                self._serializers = {keys: found}  # a new key replaces the old: keep one
+        built = self._built
+        if built is not None and built[0] == keys:
+            return built[1]
+        found = super().get_signing_serializer(app)
+        if found is not None:
+            self._built = (keys, found)  # a new key replaces the old
         return found
 
     def open_session(self, app: Flask, request) -> SecureCookieSession | None:
