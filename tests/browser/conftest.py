@@ -54,6 +54,40 @@ def browser():
         browser.close()
 
 
+class _Gate:
+    """WSGI middleware: lets requests into the app until closed, then answers 503 without it.
+
+    A test's page is torn down after its server (it was set up first) and keeps polling, and
+    werkzeug's request threads outlive `shutdown()` on kept-alive connections: a poll still in
+    the app, or one let in after `close_app` disposed the engine, took a pooled connection that
+    nobody closed, and its garbage collection failed some later test with a ResourceWarning."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self._inside = 0
+        self._closed = False
+        self._changed = threading.Condition()
+
+    def __call__(self, environ, start_response):
+        with self._changed:
+            if self._closed:
+                start_response("503 Service Unavailable", [("Content-Length", "0"), ("Connection", "close")])
+                return [b""]
+            self._inside += 1
+        try:
+            return self.app(environ, start_response)  # Flask has released the request's connection on return
+        finally:
+            with self._changed:
+                self._inside -= 1
+                self._changed.notify_all()
+
+    def close(self, timeout: float) -> None:
+        """Let no request in from now on, and wait (up to `timeout` s) for those inside."""
+        with self._changed:
+            self._closed = True
+            assert self._changed.wait_for(lambda: self._inside == 0, timeout), "requests still in the app"
+
+
 @pytest.fixture
 def live_server(database_url, monkeypatch) -> Iterator[LiveServer]:
     """The real app (wsgi.create_app) on 127.0.0.1 at a free port, for this test alone."""
@@ -61,7 +95,8 @@ def live_server(database_url, monkeypatch) -> Iterator[LiveServer]:
         monkeypatch.delenv(name, raising=False)
     settings = Settings(database_url=database_url, xero_api_url="http://127.0.0.1:9", secret_key=SECRET)
     app = create_app(settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    gate = _Gate(app)
+    server = make_server("127.0.0.1", 0, gate, threaded=True)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="live-server", daemon=True
     )  # shutdown() waits up to one poll interval
@@ -69,6 +104,7 @@ def live_server(database_url, monkeypatch) -> Iterator[LiveServer]:
     try:
         yield LiveServer(app, f"http://127.0.0.1:{server.server_port}")
     finally:
+        gate.close(5)
         server.shutdown()
         thread.join(5)
         server.server_close()
