@@ -30,6 +30,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--webhook-retry-window", type=float, default=60.0, help="seconds to keep retrying")
     parser.add_argument("--fault-seed", type=int, default=None)
     parser.add_argument("--quiet", action="store_true", help="no access log lines")
+    parser.add_argument(
+        "--timezone",
+        default=None,
+        metavar="ID",
+        help="every organisation's Timezone, a Xero TimeZone enum value (default: per seeded profile)",
+    )
+    parser.add_argument(
+        "--merge-keeps-invoice-dates",
+        action="store_true",
+        help="a contact merge leaves the moved invoices' UpdatedDateUTC alone and sends no INVOICE UPDATE",
+    )
     for limit in fields(Limits):
         parser.add_argument(f"--limit-{limit.name.replace('_', '-')}", type=int, default=limit.default)
     for fault in fields(FaultSettings):
@@ -51,6 +62,8 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         webhook_batch_seconds=args.webhook_batch_ms / 1000,
         webhook_retry_window=args.webhook_retry_window,
         fault_seed=args.fault_seed,
+        timezone=args.timezone,
+        merge_moves_invoices_updated=not args.merge_keeps_invoice_dates,
         limits=Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in fields(Limits)}),
         faults=FaultSettings(**{f.name: getattr(args, f.name) for f in fields(FaultSettings)}),
     )

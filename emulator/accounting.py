@@ -1,4 +1,5 @@
-"""The Accounting API under /api.xro/2.0: Invoices, Payments, Contacts, Organisation (read side)."""
+"""The Accounting API under /api.xro/2.0: Invoices, Payments, Contacts, CreditNotes, Prepayments,
+Overpayments, Organisation (read side)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,23 @@ CONTACT_FIELDS = {
     "ContactID", "ContactNumber", "AccountNumber", "ContactStatus", "Name", "FirstName", "LastName",
     "EmailAddress", "BankAccountDetails", "UpdatedDateUTC", "IsSupplier", "IsCustomer", "HasAttachments",
     "HasValidationErrors", "Addresses", "Phones", "ContactGroups", "ContactPersons", "CompanyNumber",
-    "TaxNumber", "DefaultCurrency"
+    "TaxNumber", "DefaultCurrency", "MergedToContactID"
+}
+_CREDIT_FIELDS = {
+    "Type", "Contact", "Date", "Status", "LineAmountTypes", "LineItems", "SubTotal", "TotalTax", "Total",
+    "UpdatedDateUTC", "CurrencyCode", "CurrencyRate", "RemainingCredit", "Allocations", "AppliedAmount",
+    "Payments", "HasAttachments", "Reference"
+}
+CREDIT_NOTE_FIELDS = _CREDIT_FIELDS | {
+    "CreditNoteID", "CreditNoteNumber", "FullyPaidOnDate", "SentToContact", "HasErrors", "DueDate",
+    "BrandingThemeID"
+}
+PREPAYMENT_FIELDS = _CREDIT_FIELDS | {"PrepaymentID", "InvoiceNumber"}
+OVERPAYMENT_FIELDS = _CREDIT_FIELDS | {"OverpaymentID"}
+CREDIT_RESOURCES = {  # kind: (collection, id field, fields for where/order)
+    "CreditNote": ("CreditNotes", "CreditNoteID", CREDIT_NOTE_FIELDS),
+    "Prepayment": ("Prepayments", "PrepaymentID", PREPAYMENT_FIELDS),
+    "Overpayment": ("Overpayments", "OverpaymentID", OVERPAYMENT_FIELDS),
 }
 # fmt: on
 
@@ -167,6 +184,7 @@ class _SortKeys:
 INVOICE_KEYS = _SortKeys("InvoiceID", "invoice_id")
 PAYMENT_KEYS = _SortKeys("PaymentID", "payment_id")
 CONTACT_KEYS = _SortKeys("ContactID", "contact_id")
+CREDIT_KEYS = {kind: _SortKeys(id_field, "credit_id") for kind, (_, id_field, _) in CREDIT_RESOURCES.items()}
 
 
 def _modified_since():
@@ -269,7 +287,7 @@ def list_contacts(books: TenantBooks):
             CONTACT_FIELDS,
             "Contacts",
             xero_json.contact_json,
-            lambda c, paged: xero_json.contact_json(c, summary_only=summary_only),
+            lambda c, paged: xero_json.contact_json(c, summary_only=summary_only, paged=paged),
             CONTACT_KEYS,
         )
 
@@ -278,7 +296,73 @@ def list_contacts(books: TenantBooks):
 @xero_call("GET /Contacts/{id}")
 def get_contact(books: TenantBooks, contact_id: str):
     with emulator().lock:
-        return _envelope("Contacts", [xero_json.contact_json(books.contact(contact_id))])
+        return _envelope("Contacts", [xero_json.contact_json(books.contact(contact_id), detail=True)])
+
+
+def _list_credits(books: TenantBooks, kind: str):
+    """GET /CreditNotes, /Prepayments, /Overpayments: IDs, If-Modified-Since, where, order, paging
+    (line items on pages only, as for invoices)."""
+    collection, _, fields = CREDIT_RESOURCES[kind]
+    args = Args(request.args)
+    since = _modified_since()
+    ids = {i.lower() for i in args.csv("IDs") or []}
+    with emulator().lock:
+        chosen = [
+            c
+            for c in books.credits(kind).values()
+            if (since is None or c.updated_utc > since) and (not ids or c.credit_id in ids)
+        ]
+        return _listed(
+            chosen,
+            args,
+            fields,
+            collection,
+            lambda c: xero_json.credit_json(c, books),
+            lambda c, paged: xero_json.credit_json(c, books, line_items=paged),
+            CREDIT_KEYS[kind],
+        )
+
+
+def _get_credit(books: TenantBooks, kind: str, key: str):
+    with emulator().lock:
+        credit = books.credit(kind, key)
+        return _envelope(CREDIT_RESOURCES[kind][0], [xero_json.credit_json(credit, books, detail=True)])
+
+
+@bp.get("/creditnotes")
+@xero_call("GET /CreditNotes")
+def list_credit_notes(books: TenantBooks):
+    return _list_credits(books, "CreditNote")
+
+
+@bp.get("/creditnotes/<key>")
+@xero_call("GET /CreditNotes/{id}")
+def get_credit_note(books: TenantBooks, key: str):
+    return _get_credit(books, "CreditNote", key)
+
+
+@bp.get("/prepayments")
+@xero_call("GET /Prepayments")
+def list_prepayments(books: TenantBooks):
+    return _list_credits(books, "Prepayment")
+
+
+@bp.get("/prepayments/<key>")
+@xero_call("GET /Prepayments/{id}")
+def get_prepayment(books: TenantBooks, key: str):
+    return _get_credit(books, "Prepayment", key)
+
+
+@bp.get("/overpayments")
+@xero_call("GET /Overpayments")
+def list_overpayments(books: TenantBooks):
+    return _list_credits(books, "Overpayment")
+
+
+@bp.get("/overpayments/<key>")
+@xero_call("GET /Overpayments/{id}")
+def get_overpayment(books: TenantBooks, key: str):
+    return _get_credit(books, "Overpayment", key)
 
 
 @bp.get("/organisation")

@@ -73,6 +73,8 @@ class EmulatorConfig:
     webhook_max_batch: int = 100
     webhook_retry_window: float = 60.0
     webhook_timeout: float = 5.0
+    timezone: str | None = None  # every organisation's Timezone (a TimeZone enum value); None: per profile
+    merge_moves_invoices_updated: bool = True  # a contact merge gives each moved invoice a new UpdatedDateUTC
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> EmulatorConfig:

@@ -69,6 +69,109 @@ def update_contact(tenant_id, contact_id):
     return emulator().update_contact(tenant_id, contact_id, **_body())
 
 
+@bp.post("/tenants/<tenant_id>/contacts/<contact_id>/merge")
+@controlled
+def merge_contacts(tenant_id, contact_id):
+    """{"into": survivor ContactID}."""
+    body = _body()
+    if not body.get("into"):
+        raise ValueError('merge takes {"into": ContactID}')
+    return emulator().merge_contacts(tenant_id, contact_id, body["into"])
+
+
+@bp.put("/tenants/<tenant_id>/organisation")
+@bp.patch("/tenants/<tenant_id>/organisation")
+@controlled
+def set_organisation(tenant_id):
+    """{"timezone": TimeZone enum value[, "allow_unknown": true]}."""
+    body = _body()
+    unknown = set(body) - {"timezone", "allow_unknown"}
+    if unknown or "timezone" not in body:
+        raise ValueError(f"organisation takes timezone and allow_unknown (got {sorted(body)})")
+    return emulator().set_timezone(tenant_id, body["timezone"], allow_unknown=bool(body.get("allow_unknown")))
+
+
+@bp.get("/tenants/<tenant_id>/credit-notes/<credit_note_id>")
+@controlled
+def get_credit_note(tenant_id, credit_note_id):
+    return emulator().credit_note(tenant_id, credit_note_id)
+
+
+@bp.post("/tenants/<tenant_id>/credit-notes")
+@controlled
+def create_credit_note(tenant_id):
+    return emulator().create_credit_note(tenant_id, **_body())
+
+
+@bp.patch("/tenants/<tenant_id>/credit-notes/<credit_note_id>")
+@controlled
+def update_credit_note(tenant_id, credit_note_id):
+    """{"status": SUBMITTED|AUTHORISED|VOIDED|DELETED}."""
+    body = _body()
+    if set(body) != {"status"}:
+        raise ValueError(f"PATCH takes status (got {sorted(body)})")
+    return emulator().set_credit_note_status(tenant_id, credit_note_id, body["status"])
+
+
+@bp.post("/tenants/<tenant_id>/credit-notes/<credit_id>/allocations")
+@controlled
+def allocate_credit_note(tenant_id, credit_id):
+    return _allocate(emulator().allocate_credit_note, tenant_id, credit_id)
+
+
+@bp.post("/tenants/<tenant_id>/prepayments")
+@controlled
+def create_prepayment(tenant_id):
+    return emulator().create_prepayment(tenant_id, **_body())
+
+
+@bp.post("/tenants/<tenant_id>/prepayments/<credit_id>/allocations")
+@controlled
+def allocate_prepayment(tenant_id, credit_id):
+    return _allocate(emulator().allocate_prepayment, tenant_id, credit_id)
+
+
+@bp.post("/tenants/<tenant_id>/overpayments")
+@controlled
+def create_overpayment(tenant_id):
+    return emulator().create_overpayment(tenant_id, **_body())
+
+
+@bp.post("/tenants/<tenant_id>/overpayments/<credit_id>/allocations")
+@controlled
+def allocate_overpayment(tenant_id, credit_id):
+    return _allocate(emulator().allocate_overpayment, tenant_id, credit_id)
+
+
+def _allocate(method, tenant_id, credit_id):
+    """{"invoice_id": ..., "amount": optional, "date": optional YYYY-MM-DD}."""
+    body = _body()
+    unknown = set(body) - {"invoice_id", "amount", "date"}
+    if unknown or not body.get("invoice_id"):
+        raise ValueError(f"allocations take invoice_id, amount, date (got {sorted(body)})")
+    return method(tenant_id, credit_id, body["invoice_id"], body.get("amount"), date=body.get("date"))
+
+
+@bp.delete("/tenants/<tenant_id>/allocations/<allocation_id>")
+@controlled
+def remove_allocation(tenant_id, allocation_id):
+    return emulator().remove_allocation(tenant_id, allocation_id)
+
+
+@bp.get("/behaviour")
+@controlled
+def get_behaviour():
+    return emulator().behaviour()
+
+
+@bp.put("/behaviour")
+@bp.patch("/behaviour")
+@controlled
+def set_behaviour():
+    """{"merge_moves_invoices_updated": bool}; answers the current switches."""
+    return emulator().set_behaviour(**_body())
+
+
 @bp.post("/tenants/<tenant_id>/invoices")
 @controlled
 def create_invoice(tenant_id):

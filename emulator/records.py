@@ -37,6 +37,16 @@ class Contact:
     status: str = "ACTIVE"
     contact_number: str = ""
     account_number: str = ""
+    contact_persons: list[ContactPerson] = field(default_factory=list)
+    merged_to: str | None = None  # MergedToContactID once merged into another contact
+
+
+@dataclass
+class ContactPerson:
+    first_name: str
+    last_name: str
+    email: str
+    include_in_emails: bool = False
 
 
 @dataclass
@@ -91,3 +101,53 @@ class Invoice:
     amount_due: Decimal = ZERO
     fully_paid_on: date | None = None
     sent_to_contact: bool = False
+    allocations: list[Allocation] = field(default_factory=list)
+
+
+# The three documents whose money can be allocated to an invoice (their JSON key and id field).
+CREDIT_KINDS = ("CreditNote", "Prepayment", "Overpayment")
+
+
+@dataclass
+class Allocation:
+    """Part of a credit note, prepayment or overpayment applied to one invoice."""
+
+    allocation_id: str
+    kind: str  # one of CREDIT_KINDS
+    credit_id: str
+    invoice_id: str
+    amount: Decimal
+    date: date
+
+
+@dataclass
+class Credit:
+    """A credit note (ACCRECCREDIT/ACCPAYCREDIT), prepayment or overpayment (RECEIVE-/SPEND-*)."""
+
+    credit_id: str
+    kind: str  # one of CREDIT_KINDS
+    type: str
+    number: str
+    contact_id: str
+    date: date
+    status: str
+    currency_code: str
+    currency_rate: Decimal
+    reference: str
+    line_amount_types: str
+    line_items: list[LineItem]
+    sub_total: Decimal
+    total_tax: Decimal
+    total: Decimal
+    updated_utc: datetime
+    allocations: list[Allocation] = field(default_factory=list)
+    fully_paid_on: date | None = None
+    sent_to_contact: bool = False
+
+    @property
+    def applied(self) -> Decimal:
+        return sum((a.amount for a in self.allocations), ZERO)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.total - self.applied

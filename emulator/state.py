@@ -22,9 +22,10 @@ from .config import EmulatorConfig
 from .faults import Faults
 from .oauth import AuthServer
 from .ratelimit import RateLimiter
-from .records import Contact, Invoice, LineItem, Payment
+from .records import Allocation, Contact, ContactPerson, Credit, Invoice, LineItem, Payment
 from .seed import seed_books
 from .signing import Signer
+from .timezones import TIMEZONES
 from .webhooks import WebhookSender
 
 DEFAULT_USER_SCOPE = (
@@ -47,6 +48,10 @@ class EmulatorState:
             seed, self.config.tenants, self.config.contacts, self.config.invoices, self.clock.now()
         )
         self.books: dict[str, TenantBooks] = {b.tenant_id: b for b in seeded}
+        if self.config.timezone is not None:
+            for books in self.books.values():
+                books.org.timezone = _known_timezone(self.config.timezone)
+        self.merge_moves_invoices_updated = bool(self.config.merge_moves_invoices_updated)
         self._ids = random.Random(f"{seed}:new-records")
         self.base_url: str | None = None
         self.signer = Signer()
@@ -94,6 +99,10 @@ class EmulatorState:
                     "contacts": len(b.contacts),
                     "invoices": len(b.invoices),
                     "payments": len(b.payments),
+                    "credit_notes": len(b.credit_notes),
+                    "prepayments": len(b.prepayments),
+                    "overpayments": len(b.overpayments),
+                    "timezone": b.org.timezone,
                 }
                 for b in self.books.values()
             ]
@@ -110,7 +119,21 @@ class EmulatorState:
 
     def contact(self, tenant_id: str, contact_id: str) -> dict:
         with self.lock:
-            return xero_json.contact_json(self.tenant(tenant_id).contact(contact_id))
+            return xero_json.contact_json(self.tenant(tenant_id).contact(contact_id), detail=True)
+
+    def credit_note(self, tenant_id: str, credit_note_id: str) -> dict:
+        return self._credit_read(tenant_id, "CreditNote", credit_note_id)
+
+    def prepayment(self, tenant_id: str, prepayment_id: str) -> dict:
+        return self._credit_read(tenant_id, "Prepayment", prepayment_id)
+
+    def overpayment(self, tenant_id: str, overpayment_id: str) -> dict:
+        return self._credit_read(tenant_id, "Overpayment", overpayment_id)
+
+    def _credit_read(self, tenant_id: str, kind: str, key: str) -> dict:
+        with self.lock:
+            books = self.tenant(tenant_id)
+            return xero_json.credit_json(books.credit(kind, key), books, detail=True)
 
     def payment(self, tenant_id: str, payment_id: str) -> dict:
         with self.lock:
@@ -123,10 +146,40 @@ class EmulatorState:
             books = self.tenant(tenant_id)
             return {
                 "Organisation": xero_json.organisation_json(books.org),
-                "Contacts": [xero_json.contact_json(c) for c in books.contacts.values()],
+                "Contacts": [xero_json.contact_json(c, detail=True) for c in books.contacts.values()],
                 "Invoices": [xero_json.invoice_json(i, books, detail=True) for i in books.invoices.values()],
                 "Payments": [xero_json.payment_json(p, books) for p in books.payments.values()],
+                "CreditNotes": [
+                    xero_json.credit_json(c, books, detail=True) for c in books.credit_notes.values()
+                ],
+                "Prepayments": [
+                    xero_json.credit_json(c, books, detail=True) for c in books.prepayments.values()
+                ],
+                "Overpayments": [
+                    xero_json.credit_json(c, books, detail=True) for c in books.overpayments.values()
+                ],
             }
+
+    # -- organisation and behaviour switches ----------------------------------------------
+    def set_timezone(self, tenant_id: str, timezone: str, *, allow_unknown: bool = False) -> dict:
+        """The organisation's Timezone: a value of Xero's TimeZone enum (NEWZEALANDSTANDARDTIME,
+        PACIFICSTANDARDTIME, ...); any other text only with allow_unknown=True (to test fallbacks)."""
+        with self.lock:
+            books = self.tenant(tenant_id)
+            books.org.timezone = _known_timezone(timezone, allow_unknown=bool(allow_unknown))
+            return xero_json.organisation_json(books.org)
+
+    def behaviour(self) -> dict:
+        """Switches for what Xero does in ways nobody has verified (see the README)."""
+        return {"merge_moves_invoices_updated": self.merge_moves_invoices_updated}
+
+    def set_behaviour(self, *, merge_moves_invoices_updated: bool | None = None) -> dict:
+        with self.lock:
+            if merge_moves_invoices_updated is not None:
+                if not isinstance(merge_moves_invoices_updated, bool):
+                    raise ValueError("merge_moves_invoices_updated must be true or false")
+                self.merge_moves_invoices_updated = merge_moves_invoices_updated
+            return self.behaviour()
 
     # -- contacts -------------------------------------------------------------------------
     def create_contact(
@@ -139,9 +192,13 @@ class EmulatorState:
         is_supplier: bool = False,
         first_name: str = "",
         last_name: str = "",
+        contact_persons: list[dict] | None = None,
     ) -> dict:
+        """`contact_persons`: up to 5 of {first_name, last_name, email, include_in_emails} (or
+        Xero's FirstName/LastName/EmailAddress/IncludeInEmails)."""
         with self.lock:
             books = self.tenant(tenant_id)
+            persons = _contact_persons(contact_persons or [])
             contact = Contact(
                 contact_id=self._uuid(),
                 name=name,
@@ -151,10 +208,11 @@ class EmulatorState:
                 is_customer=bool(is_customer),
                 is_supplier=bool(is_supplier),
                 updated_utc=books.stamp(self.clock.now()),
+                contact_persons=persons,
             )
             books.contacts[contact.contact_id] = contact
             self._publish(books, "CONTACT", "CREATE", contact.contact_id, contact.updated_utc, "Contacts")
-            return xero_json.contact_json(contact)
+            return xero_json.contact_json(contact, detail=True)
 
     def update_contact(
         self,
@@ -168,10 +226,14 @@ class EmulatorState:
         status: str | None = None,
         first_name: str | None = None,
         last_name: str | None = None,
+        contact_persons: list[dict] | None = None,
     ) -> dict:
+        """Change what is given; `contact_persons` replaces the whole list (up to 5)."""
         with self.lock:
             books = self.tenant(tenant_id)
             contact = books.contact(contact_id)
+            if contact_persons is not None:
+                contact.contact_persons = _contact_persons(contact_persons)
             if status is not None and status not in ("ACTIVE", "ARCHIVED"):
                 raise LedgerError(f"Unsupported ContactStatus {status!r}")
             changes = {
@@ -187,7 +249,44 @@ class EmulatorState:
                 if value is not None:
                     setattr(contact, field_name, bool(value) if field_name.startswith("is_") else value)
             self._touch_contact(books, contact)
-            return xero_json.contact_json(contact)
+            return xero_json.contact_json(contact, detail=True)
+
+    def merge_contacts(self, tenant_id: str, merged_id: str, into_id: str) -> dict:
+        """Merge `merged_id` into `into_id` as a Xero user does: the merged contact becomes ARCHIVED
+        with MergedToContactID, its invoices and credit documents move to the survivor, and both
+        contacts get a CONTACT UPDATE. With the `merge_moves_invoices_updated` switch on (default),
+        each moved invoice also gets a new UpdatedDateUTC and an INVOICE UPDATE (each moved credit
+        note a CREDITNOTE UPDATE); off, they keep their dates and nothing is sent for them."""
+        with self.lock:
+            books = self.tenant(tenant_id)
+            merged, survivor = books.contact(merged_id), books.contact(into_id)
+            if merged is survivor:
+                raise LedgerError("A contact cannot be merged into itself")
+            if merged.merged_to:
+                raise LedgerError("This contact has already been merged")
+            if survivor.merged_to or survivor.status != "ACTIVE":
+                raise LedgerError("Contacts can only be merged into an ACTIVE contact")
+            invoices, credits = books.move_records(merged, survivor)
+            merged.status, merged.merged_to = "ARCHIVED", survivor.contact_id
+            self._touch_contact(books, merged)
+            self._touch_contact(books, survivor)
+            if self.merge_moves_invoices_updated:
+                for invoice in invoices:
+                    invoice.updated_utc = books.stamp(self.clock.now())
+                    self._publish(books, "INVOICE", "UPDATE", invoice.invoice_id, invoice.updated_utc, "Invoices")
+                for credit in credits:
+                    credit.updated_utc = books.stamp(self.clock.now())
+                    self._credit_event(books, credit, "UPDATE")
+            return {
+                "Contacts": [
+                    xero_json.contact_json(merged, detail=True),
+                    xero_json.contact_json(survivor, detail=True),
+                ],
+                "InvoiceIDs": [i.invoice_id for i in invoices],
+                "CreditNoteIDs": [c.credit_id for c in credits if c.kind == "CreditNote"],
+                "PrepaymentIDs": [c.credit_id for c in credits if c.kind == "Prepayment"],
+                "OverpaymentIDs": [c.credit_id for c in credits if c.kind == "Overpayment"],
+            }
 
     def _touch_contact(self, books: TenantBooks, contact: Contact) -> None:
         contact.updated_utc = books.stamp(self.clock.now())
@@ -394,15 +493,222 @@ class EmulatorState:
         invoice.updated_utc = stamp
         self._publish(books, "INVOICE", "UPDATE", invoice.invoice_id, stamp, "Invoices")
 
+    # -- credit notes, prepayments, overpayments ------------------------------------------
+    def create_credit_note(
+        self,
+        tenant_id: str,
+        contact_id: str,
+        total,
+        *,
+        type: str = "ACCRECCREDIT",
+        status: str = "AUTHORISED",
+        date=None,
+        number: str | None = None,
+        reference: str = "",
+        currency: str | None = None,
+        currency_rate=None,
+        line_amount_types: str = "Exclusive",
+    ) -> dict:
+        """A credit note (CN-0001... for ACCRECCREDIT when no number is given); `total` is tax
+        inclusive. VOIDED/DELETED are reached as a user would (authorise then void; draft then
+        delete); PAID only by allocating it in full. Sends CREDITNOTE CREATE (and UPDATE)."""
+        with self.lock:
+            books = self.tenant(tenant_id)
+            if type not in ledger.CREDIT_TYPES["CreditNote"]:
+                raise LedgerError(f"Unsupported credit note type {type!r}")
+            if status not in ledger.STATUSES or status == "PAID":
+                raise LedgerError(
+                    f"Cannot create a credit note as {status!r} (PAID comes from allocating it in full)"
+                )
+            if number is None:
+                number = books.next_credit_note_number() if type == "ACCRECCREDIT" else ""
+            elif type == "ACCRECCREDIT" and any(
+                c.number == number and c.type == type for c in books.credit_notes.values()
+            ):
+                raise LedgerError(f"Credit Note # must be unique ({number} exists)")
+            initial = {"VOIDED": "AUTHORISED", "DELETED": "DRAFT"}.get(status, status)
+            credit = self._new_credit(
+                books, "CreditNote", type, contact_id, total, initial, date, currency, currency_rate,
+                reference, line_amount_types, number,
+            )
+            self._credit_event(books, credit, "CREATE")
+            if status != initial:
+                self.set_credit_note_status(tenant_id, credit.credit_id, status)
+            return xero_json.credit_json(credit, books, detail=True)
+
+    def set_credit_note_status(self, tenant_id: str, credit_note_id: str, status: str) -> dict:
+        """SUBMITTED/AUTHORISED (approve a draft), DELETED (draft/submitted), VOIDED (unallocated)."""
+        with self.lock:
+            books = self.tenant(tenant_id)
+            credit = books.credit("CreditNote", credit_note_id)
+            ledger.check_credit_status(credit, status)
+            credit.status = status
+            credit.updated_utc = books.stamp(self.clock.now())
+            self._credit_event(books, credit, "UPDATE")
+            return xero_json.credit_json(credit, books, detail=True)
+
+    def create_prepayment(
+        self,
+        tenant_id: str,
+        contact_id: str,
+        total,
+        *,
+        type: str = "RECEIVE-PREPAYMENT",
+        date=None,
+        currency: str | None = None,
+        currency_rate=None,
+        reference: str = "",
+    ) -> dict:
+        """Money received (RECEIVE-PREPAYMENT) or paid (SPEND-PREPAYMENT) before an invoice exists."""
+        return self._create_payment_credit(
+            "Prepayment", tenant_id, contact_id, total, type, date, currency, currency_rate, reference
+        )
+
+    def create_overpayment(
+        self,
+        tenant_id: str,
+        contact_id: str,
+        total,
+        *,
+        type: str = "RECEIVE-OVERPAYMENT",
+        date=None,
+        currency: str | None = None,
+        currency_rate=None,
+        reference: str = "",
+    ) -> dict:
+        """Money received (RECEIVE-OVERPAYMENT) or paid (SPEND-OVERPAYMENT) beyond what was owed."""
+        return self._create_payment_credit(
+            "Overpayment", tenant_id, contact_id, total, type, date, currency, currency_rate, reference
+        )
+
+    def _create_payment_credit(
+        self, kind, tenant_id, contact_id, total, type, date, currency, currency_rate, reference
+    ) -> dict:
+        with self.lock:
+            books = self.tenant(tenant_id)
+            if type not in ledger.CREDIT_TYPES[kind]:
+                raise LedgerError(f"Unsupported {kind} type {type!r}")
+            credit = self._new_credit(
+                books, kind, type, contact_id, total, "AUTHORISED", date, currency, currency_rate,
+                reference, "NoTax", "",
+            )
+            return xero_json.credit_json(credit, books, detail=True)
+
+    def _new_credit(
+        self, books, kind, type, contact_id, total, status, date, currency, currency_rate, reference,
+        line_amount_types, number,
+    ) -> Credit:
+        contact = books.contact(contact_id)
+        if line_amount_types not in ("Exclusive", "Inclusive", "NoTax"):
+            raise LedgerError(f"Unsupported LineAmountTypes {line_amount_types!r}")
+        side = ledger.CREDIT_TARGETS[type]
+        if total is None or ledger.money(total) <= 0:
+            raise LedgerError("A credit's total must be greater than zero")
+        lines = self._lines(books, side, line_amount_types, total, None)
+        sub_total, total_tax, credit_total = ledger.totals(lines, line_amount_types)
+        currency = currency or books.org.base_currency
+        credit = Credit(
+            credit_id=self._uuid(),
+            kind=kind,
+            type=type,
+            number=number,
+            contact_id=contact.contact_id,
+            date=_as_date(date) or self.clock.today(),
+            status=status,
+            currency_code=currency,
+            currency_rate=ledger.rate(currency_rate if currency_rate is not None else 1),
+            reference=reference or "",
+            line_amount_types=line_amount_types,
+            line_items=lines,
+            sub_total=sub_total,
+            total_tax=total_tax,
+            total=credit_total,
+            updated_utc=books.stamp(self.clock.now()),
+            sent_to_contact=kind == "CreditNote" and status == "AUTHORISED",
+        )
+        books.credits(kind)[credit.credit_id] = credit
+        self._mark_contact_role(books, contact, side)
+        return credit
+
+    def allocate_credit_note(self, tenant_id: str, credit_note_id: str, invoice_id: str, amount=None, *, date=None) -> dict:
+        """Apply an AUTHORISED credit note to an AUTHORISED invoice of the same contact, type side
+        and currency (default amount: the smaller of its remaining credit and the amount due).
+        Returns the allocation with its CreditNote; sends INVOICE UPDATE and CREDITNOTE UPDATE."""
+        return self._allocate("CreditNote", tenant_id, credit_note_id, invoice_id, amount, date)
+
+    def allocate_prepayment(self, tenant_id: str, prepayment_id: str, invoice_id: str, amount=None, *, date=None) -> dict:
+        return self._allocate("Prepayment", tenant_id, prepayment_id, invoice_id, amount, date)
+
+    def allocate_overpayment(self, tenant_id: str, overpayment_id: str, invoice_id: str, amount=None, *, date=None) -> dict:
+        return self._allocate("Overpayment", tenant_id, overpayment_id, invoice_id, amount, date)
+
+    def _allocate(self, kind, tenant_id, credit_id, invoice_id, amount, date) -> dict:
+        with self.lock:
+            books = self.tenant(tenant_id)
+            credit = books.credit(kind, credit_id)
+            invoice = books.invoice(invoice_id)
+            value = ledger.money(amount) if amount is not None else min(credit.remaining, invoice.amount_due)
+            ledger.check_allocation(credit, invoice, value)
+            allocation = Allocation(
+                allocation_id=self._uuid(),
+                kind=kind,
+                credit_id=credit.credit_id,
+                invoice_id=invoice.invoice_id,
+                amount=value,
+                date=_as_date(date) or self.clock.today(),
+            )
+            credit.allocations.append(allocation)
+            invoice.allocations.append(allocation)
+            books.allocations[allocation.allocation_id] = allocation
+            self._allocation_changed(books, credit, invoice)
+            return {**xero_json.allocation_json(allocation, books), kind: xero_json.credit_json(credit, books)}
+
+    def remove_allocation(self, tenant_id: str, allocation_id: str) -> dict:
+        """Undo an allocation: the invoice reopens (AUTHORISED) and the credit returns to its document."""
+        with self.lock:
+            books = self.tenant(tenant_id)
+            allocation = books.allocation(allocation_id)
+            credit = books.credit(allocation.kind, allocation.credit_id)
+            invoice = books.invoices[allocation.invoice_id]
+            credit.allocations.remove(allocation)
+            invoice.allocations.remove(allocation)
+            del books.allocations[allocation.allocation_id]
+            self._allocation_changed(books, credit, invoice)
+            return {
+                **xero_json.allocation_json(allocation, books, deleted=True),
+                allocation.kind: xero_json.credit_json(credit, books),
+            }
+
+    def _allocation_changed(self, books: TenantBooks, credit: Credit, invoice: Invoice) -> None:
+        ledger.settle_credit(credit)
+        stamp = books.stamp(self.clock.now())
+        credit.updated_utc = stamp
+        self._invoice_changed(books, invoice, stamp)
+        self._credit_event(books, credit, "UPDATE")
+
     # -- helpers --------------------------------------------------------------------------
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
     def _publish(
-        self, books: TenantBooks, category: str, kind: str, resource_id: str, when, collection: str
+        self,
+        books: TenantBooks,
+        category: str,
+        kind: str,
+        resource_id: str,
+        when,
+        collection: str,
+        data: dict | None = None,
     ) -> None:
         url = f"{self.api_url}/{collection}/{resource_id}"
-        self.webhooks.publish(books.tenant_id, category, kind, resource_id, url, when)
+        self.webhooks.publish(books.tenant_id, category, kind, resource_id, url, when, data)
+
+    def _credit_event(self, books: TenantBooks, credit: Credit, kind: str) -> None:
+        """CREDITNOTE CREATE/UPDATE with Xero's data {Type, Status}; prepayments and overpayments
+        have no webhook category of their own."""
+        if credit.kind == "CreditNote":
+            data = {"Type": credit.type, "Status": credit.status}
+            self._publish(books, "CREDITNOTE", kind, credit.credit_id, credit.updated_utc, "CreditNotes", data)
 
     # -- calls, limits, faults, webhooks, clock, tokens -----------------------------------
     def call_count(
@@ -475,6 +781,44 @@ def _as_date(value) -> date | None:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
+
+
+def _known_timezone(value, *, allow_unknown: bool = False) -> str:
+    text = str(value or "").strip()
+    if not text:
+        raise LedgerError("Give a timezone")
+    if text.upper() in TIMEZONES:
+        return text.upper()
+    if not allow_unknown:
+        raise LedgerError(f"{text!r} is not in Xero's TimeZone enum (allow_unknown=true forces it)")
+    return text
+
+
+def _contact_persons(items) -> list[ContactPerson]:
+    """Up to 5 people, from {first_name, last_name, email, include_in_emails} or Xero's names."""
+    items = list(items)
+    if len(items) > 5:
+        raise LedgerError("A contact can have at most 5 contact persons")
+    people = []
+    for item in items:
+        if isinstance(item, ContactPerson):
+            people.append(item)
+            continue
+        if not isinstance(item, dict):
+            raise LedgerError("Each contact person is an object")
+
+        def get(*names, default=""):
+            return next((item[n] for n in names if item.get(n) is not None), default)
+
+        people.append(
+            ContactPerson(
+                first_name=str(get("first_name", "FirstName")),
+                last_name=str(get("last_name", "LastName")),
+                email=str(get("email", "email_address", "EmailAddress")),
+                include_in_emails=bool(get("include_in_emails", "IncludeInEmails", default=False)),
+            )
+        )
+    return people
 
 
 def _bank_account(books: TenantBooks) -> str:

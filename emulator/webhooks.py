@@ -117,8 +117,10 @@ class WebhookSender:
         resource_id: str,
         resource_url: str,
         when: datetime,
+        data: dict | None = None,
     ) -> dict:
-        """Record one event; it is delivered (when a URL is set) in the next batch."""
+        """Record one event; it is delivered (when a URL is set) in the next batch. `data` is the
+        extra object Xero adds to CREDITNOTE events: {"Type": ..., "Status": ...}."""
         with self._cond:
             self._sequence += 1
             event = {
@@ -130,6 +132,8 @@ class WebhookSender:
                 "eventType": event_type,
                 "eventDateUtc": event_time(when),
             }
+            if data is not None:
+                event["data"] = dict(data)
             self._events.append({"sequence": self._sequence, **event})
             if self.url:
                 self._pending.append({"sequence": self._sequence, "event": event})

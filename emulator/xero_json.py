@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from .books import TenantBooks
-from .records import Contact, Invoice, LineItem, Organisation, Payment
+from .records import ZERO, Allocation, Contact, ContactPerson, Credit, Invoice, LineItem, Organisation, Payment
 
 MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{2,4})?\)/$")
 _BANK_ACCOUNT_ID = "c1d3f5a7-0b2c-4e6d-8f1a-3b5c7d9e1f20"
@@ -92,7 +92,18 @@ def organisation_json(org: Organisation) -> dict:
     }
 
 
-def contact_json(contact: Contact, summary_only: bool = False) -> dict:
+def contact_person_json(person: ContactPerson) -> dict:
+    return {
+        "FirstName": person.first_name,
+        "LastName": person.last_name,
+        "EmailAddress": person.email,
+        "IncludeInEmails": person.include_in_emails,
+    }
+
+
+def contact_json(contact: Contact, summary_only: bool = False, *, paged: bool = False, detail: bool = False) -> dict:
+    """A contact. MergedToContactID, on a merged-away contact, only in paged lists and single GETs
+    (the spec: "Only returned when using paging or when fetching a contact by ContactId")."""
     body = {
         "ContactID": contact.contact_id,
         "ContactNumber": contact.contact_number,
@@ -113,7 +124,9 @@ def contact_json(contact: Contact, summary_only: bool = False) -> dict:
         body["Addresses"] = [{"AddressType": "STREET"}, {"AddressType": "POBOX"}]
         body["Phones"] = [{"PhoneType": t} for t in ("DEFAULT", "DDI", "FAX", "MOBILE")]
         body["ContactGroups"] = []
-        body["ContactPersons"] = []
+        body["ContactPersons"] = [contact_person_json(p) for p in contact.contact_persons]
+    if contact.merged_to and (paged or detail):
+        body["MergedToContactID"] = contact.merged_to
     return body
 
 
@@ -177,7 +190,10 @@ def invoice_json(
     if not summary_only:
         live = [p for p in invoice.payments if p.status == "AUTHORISED"]
         body.update(
-            Payments=[payment_ref_json(p) for p in live], CreditNotes=[], Prepayments=[], Overpayments=[]
+            Payments=[payment_ref_json(p) for p in live],
+            CreditNotes=[credit_ref_json(a, books) for a in invoice.allocations if a.kind == "CreditNote"],
+            Prepayments=[credit_ref_json(a, books) for a in invoice.allocations if a.kind == "Prepayment"],
+            Overpayments=[credit_ref_json(a, books) for a in invoice.allocations if a.kind == "Overpayment"],
         )
     body.update(
         AmountDue=invoice.amount_due,
@@ -208,6 +224,102 @@ def invoice_json(
     )
     if invoice.fully_paid_on is not None:
         body["FullyPaidOnDate"] = ms_date(invoice.fully_paid_on)
+    return body
+
+
+def credit_ref_json(allocation: Allocation, books: TenantBooks) -> dict:
+    """One allocation as the invoice lists it under CreditNotes/Prepayments/Overpayments: the
+    document's summary (its own Date and Total) with the AppliedAmount of this allocation."""
+    credit = books.credit(allocation.kind, allocation.credit_id)
+    body = {f"{allocation.kind}ID": credit.credit_id}
+    if allocation.kind == "CreditNote":
+        body["CreditNoteNumber"] = credit.number
+    body.update(
+        ID=credit.credit_id,
+        AppliedAmount=allocation.amount,
+        DateString=date_string(credit.date),
+        Date=ms_date(credit.date),
+        LineItems=[],
+        Total=credit.total,
+    )
+    return body
+
+
+def allocation_invoice_json(invoice: Invoice) -> dict:
+    """The Invoice summary nested in an allocation."""
+    return {
+        "InvoiceID": invoice.invoice_id,
+        "InvoiceNumber": invoice.number,
+        "Payments": [],
+        "CreditNotes": [],
+        "Prepayments": [],
+        "Overpayments": [],
+        "HasErrors": False,
+        "IsDiscounted": False,
+        "LineItems": [],
+    }
+
+
+def allocation_json(allocation: Allocation, books: TenantBooks, *, deleted: bool = False) -> dict:
+    body = {
+        "AllocationID": allocation.allocation_id,
+        "Amount": allocation.amount,
+        "Date": ms_date(allocation.date),
+        "Invoice": allocation_invoice_json(books.invoices[allocation.invoice_id]),
+    }
+    if deleted:
+        body["IsDeleted"] = True
+    return body
+
+
+def credit_json(credit: Credit, books: TenantBooks, *, line_items: bool = True, detail: bool = False) -> dict:
+    """A credit note, prepayment or overpayment as GET /CreditNotes|Prepayments|Overpayments give it."""
+    contact = books.contact(credit.contact_id)
+    live = credit.status in ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID")
+    body: dict = {}
+    if credit.kind == "CreditNote":
+        body.update(
+            CreditNoteID=credit.credit_id,
+            CreditNoteNumber=credit.number,
+            Payments=[],
+            Type=credit.type,
+            Reference=credit.reference,
+            RemainingCredit=credit.remaining if live else ZERO,
+            Allocations=[allocation_json(a, books) for a in credit.allocations],
+            AppliedAmount=credit.applied,
+            HasAttachments=False,
+            HasErrors=False,
+            SentToContact=credit.sent_to_contact,
+        )
+    else:
+        body.update(
+            Type=credit.type,
+            Reference=credit.reference,
+            RemainingCredit=credit.remaining if live else ZERO,
+            Allocations=[allocation_json(a, books) for a in credit.allocations],
+            AppliedAmount=credit.applied,
+            Payments=[],
+            HasAttachments=False,
+        )
+    body.update(
+        CurrencyRate=credit.currency_rate,
+        Contact=contact_ref_json(contact, detail),
+        DateString=date_string(credit.date),
+        Date=ms_date(credit.date),
+        Status=credit.status,
+        LineAmountTypes=credit.line_amount_types,
+        LineItems=[line_item_json(li, 2) for li in credit.line_items] if line_items else [],
+        SubTotal=credit.sub_total,
+        TotalTax=credit.total_tax,
+        Total=credit.total,
+        UpdatedDateUTC=ms_datetime(credit.updated_utc),
+        UpdatedDateUTCString=utc_string(credit.updated_utc),
+        CurrencyCode=credit.currency_code,
+    )
+    if credit.kind != "CreditNote":
+        body[f"{credit.kind}ID"] = credit.credit_id
+    if credit.fully_paid_on is not None and credit.kind == "CreditNote":
+        body["FullyPaidOnDate"] = ms_date(credit.fully_paid_on)
     return body
 
 
