@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from . import ledger
 from .books import TenantBooks
-from .records import Contact, Invoice, LineItem, Organisation, Payment
+from .records import Allocation, Contact, ContactPerson, Credit, Invoice, LineItem, Organisation, Payment
 
 # (Version, BaseCurrency, CountryCode, Timezone, tax rate, sales tax type, purchases tax type)
 PROFILES = [
@@ -17,6 +17,7 @@ PROFILES = [
     ("AU", "AUD", "AU", "AUSEASTERNSTANDARDTIME", "0.10", "OUTPUT", "INPUT"),
     ("UK", "GBP", "GB", "GMTSTANDARDTIME", "0.20", "OUTPUT2", "INPUT2"),
     ("US", "USD", "US", "EASTERNSTANDARDTIME", "0.08", "TAX001", "INPUT"),
+    ("US", "USD", "US", "PACIFICSTANDARDTIME", "0.0725", "TAX001", "INPUT"),  # far west of UTC
 ]
 UNITS_PER_USD = {"USD": 1.0, "NZD": 1.65, "AUD": 1.52, "GBP": 0.79, "EUR": 0.92}
 ORG_WORDS = ["Harbourside", "Kowhai", "Summit", "Bluegum", "Riverbend", "Tasman", "Northwind", "Ironbark"]
@@ -136,9 +137,27 @@ class Seeder:
         return min(stamp, self.now - timedelta(minutes=1, milliseconds=self.pick(60_000)))
 
 
-def seed_books(seed: int, tenants: int, contacts: int, invoices: int, now: datetime) -> list[TenantBooks]:
+def seed_books(
+    seed: int,
+    tenants: int,
+    contacts: int,
+    invoices: int,
+    now: datetime,
+    merge_moves_invoices_updated: bool = True,
+) -> list[TenantBooks]:
     seeder = Seeder(seed, now.date(), now)
-    return [_seed_tenant(seeder, index, contacts, invoices) for index in range(tenants)]
+    made = [_seed_tenant(seeder, index, contacts, invoices) for index in range(tenants)]
+    # Everything added since the first release draws from streams of its own, after the original
+    # seeding, so every id, number and amount drawn above stays exactly what it was.
+    credits = Seeder(f"{seed}:credits", now.date(), now)
+    people = Seeder(f"{seed}:people", now.date(), now)
+    merges = Seeder(f"{seed}:merges", now.date(), now)
+    for books in made:
+        _seed_credits(credits, books)
+        _seed_contact_persons(people, books)
+        _seed_merges(merges, books, merge_moves_invoices_updated)
+        _restamp(books)
+    return made
 
 
 def _seed_tenant(s: Seeder, index: int, contact_count: int, invoice_count: int) -> TenantBooks:
@@ -342,3 +361,204 @@ def _finish(s: Seeder, invoice: Invoice) -> None:
         raise AssertionError("seeded installments must settle a PAID invoice")
     stamps = [invoice.updated_utc] + [p.updated_utc for p in invoice.payments]
     invoice.updated_utc = max(stamps)
+
+
+# -- credit notes, prepayments, overpayments (stream "{seed}:credits") ------------------------
+CREDIT_SHARE = 0.08  # of AUTHORISED/PAID sales invoices: a credit note allocated
+PREPAID_SHARE = 0.03  # of AUTHORISED/PAID sales invoices: a prepayment or overpayment allocated
+BILL_CREDIT_SHARE = 0.05  # of AUTHORISED/PAID bills: a supplier credit note (or a spend prepayment)
+
+
+def _seed_credits(s: Seeder, books: TenantBooks) -> None:
+    invoices = list(books.invoices.values())
+    sales = [i for i in invoices if i.type == "ACCREC" and i.status in ("AUTHORISED", "PAID")]
+    bills = [i for i in invoices if i.type == "ACCPAY" and i.status in ("AUTHORISED", "PAID")]
+    open_sales = [i for i in sales if i.status == "AUTHORISED" and i.amount_due > 0]
+    share = min(0.6, len(sales) * CREDIT_SHARE / len(open_sales)) if open_sales else 0
+    for invoice in open_sales:
+        if not s.chance(share):
+            continue
+        due, roll = invoice.amount_due, s.rng.random()
+        if invoice.amount_paid > 0 and roll < 0.5:
+            amount = due  # part paid, settled by a credit note: PAID by a mix
+        elif invoice.amount_paid == 0 and roll < 0.3 and invoice.due_date != s.today:
+            amount = due  # settled by credit alone: PAID with AmountPaid 0
+        else:
+            amount = ledger.money(due * Decimal(10 + s.pick(60)) / 100)
+        _credit_for(s, books, invoice, "CreditNote", "ACCRECCREDIT", amount)
+    rest = [i for i in open_sales if not i.allocations and i.amount_due > 0]
+    share = min(0.5, len(sales) * PREPAID_SHARE / len(rest)) if rest else 0
+    for invoice in rest:
+        if not s.chance(share):
+            continue
+        kind = "Prepayment" if s.chance(0.5) else "Overpayment"
+        due = invoice.amount_due
+        amount = due if s.chance(0.4) else ledger.money(due * Decimal(20 + s.pick(60)) / 100)
+        _credit_for(s, books, invoice, kind, f"RECEIVE-{kind.upper()}", amount)
+    open_bills = [i for i in bills if i.status == "AUTHORISED" and i.amount_due > 0]
+    share = min(0.5, len(bills) * BILL_CREDIT_SHARE / len(open_bills)) if open_bills else 0
+    for invoice in open_bills:
+        if not s.chance(share):
+            continue
+        due = invoice.amount_due
+        amount = due if s.chance(0.3) else ledger.money(due * Decimal(10 + s.pick(60)) / 100)
+        if s.chance(0.8):
+            _credit_for(s, books, invoice, "CreditNote", "ACCPAYCREDIT", amount)
+        else:
+            _credit_for(s, books, invoice, "Prepayment", "SPEND-PREPAYMENT", amount)
+    _unallocated_credit_notes(s, books, len(sales))
+    _number_credit_notes(books)
+
+
+def _credit_for(s: Seeder, books: TenantBooks, invoice: Invoice, kind: str, kind_type: str, amount) -> None:
+    """A credit document of the invoice's contact and currency, allocated (`amount`) to it."""
+    if amount <= 0:
+        return
+    total = amount if s.chance(0.75) else ledger.money(amount * Decimal(110 + s.pick(60)) / 100)
+    span = max((s.today - invoice.date).days, 0)
+    if kind == "CreditNote":
+        issued = invoice.date + timedelta(days=s.pick(min(span, 60) + 1))
+        allocated_on = min(s.today, issued + timedelta(days=s.pick(4)))
+    else:  # money received before the invoice (prepayment) or left over from an earlier one
+        issued = invoice.date - timedelta(days=1 + s.pick(20 if kind == "Prepayment" else 90))
+        allocated_on = invoice.date + timedelta(days=s.pick(min(span, 30) + 1))
+    credit = _credit(s, books, kind, kind_type, invoice.contact_id, total, issued, "AUTHORISED", invoice)
+    allocation = Allocation(s.uuid(), kind, credit.credit_id, invoice.invoice_id, amount, allocated_on)
+    credit.allocations.append(allocation)
+    invoice.allocations.append(allocation)
+    books.allocations[allocation.allocation_id] = allocation
+    ledger.settle(invoice)
+    ledger.settle_credit(credit)
+    stamp = s.moment_after(allocated_on)
+    credit.updated_utc = max(credit.updated_utc, stamp)
+    invoice.updated_utc = max(invoice.updated_utc, stamp)
+
+
+def _credit(
+    s: Seeder,
+    books: TenantBooks,
+    kind: str,
+    kind_type: str,
+    contact_id: str,
+    total: Decimal,
+    issued: date,
+    status: str,
+    invoice: Invoice | None = None,
+) -> Credit:
+    org = books.org
+    side = ledger.CREDIT_TARGETS[kind_type]
+    amount_types = "Exclusive" if kind == "CreditNote" else "NoTax"
+    net = ledger.net_of_tax(total, org.tax_rate, amount_types)
+    tax_type = "NONE" if amount_types == "NoTax" else (org.sales_tax_type if side == "ACCREC" else org.purchases_tax_type)
+    label = {"CreditNote": "Credit", "Prepayment": "Prepayment", "Overpayment": "Overpayment"}[kind]
+    line = LineItem(
+        line_item_id=s.uuid(),
+        description=f"{label}: {s.rng.choice(PRODUCTS).lower()}",
+        quantity=Decimal("1.0000"),
+        unit_amount=net,
+        line_amount=net,
+        tax_amount=total - net,
+        account_code="200" if side == "ACCREC" else "400",
+        tax_type=tax_type,
+    )
+    number = ""
+    if kind_type == "ACCPAYCREDIT":
+        number = f"{s.rng.choice(['CR', 'SCN', 'ADJ'])}-{10000 + s.pick(90000)}"
+    credit = Credit(
+        credit_id=s.uuid(),
+        kind=kind,
+        type=kind_type,
+        number=number,
+        contact_id=contact_id,
+        date=issued,
+        status=status,
+        currency_code=invoice.currency_code if invoice else org.base_currency,
+        currency_rate=invoice.currency_rate if invoice else ledger.rate(1),
+        reference=s.rng.choice(["", "", "Returned goods", "Pricing error", "Goodwill"]) if kind == "CreditNote" else "",
+        line_amount_types=amount_types,
+        line_items=[line],
+        sub_total=net,
+        total_tax=total - net,
+        total=total,
+        updated_utc=s.moment_after(issued),
+        sent_to_contact=kind == "CreditNote" and status in ("AUTHORISED", "PAID"),
+    )
+    books.credits(kind)[credit.credit_id] = credit
+    return credit
+
+
+def _unallocated_credit_notes(s: Seeder, books: TenantBooks, sales: int) -> None:
+    """A few DRAFT, SUBMITTED, VOIDED, DELETED and open AUTHORISED credit notes, none allocated."""
+    customers = [c for c in books.contacts.values() if c.is_customer and c.status == "ACTIVE"]
+    suppliers = [c for c in books.contacts.values() if c.is_supplier and c.status == "ACTIVE"]
+    if not customers:
+        return
+    some = max(1, round(sales * 0.01))
+    plan = ["DRAFT"] * some + ["VOIDED"] * some + ["AUTHORISED"] * some
+    plan += ["SUBMITTED", "DELETED"] if sales >= 50 else []
+    for status in plan:
+        supplier = bool(suppliers) and s.chance(0.2)
+        contact = s.rng.choice(suppliers if supplier else customers)
+        total = ledger.money(Decimal(500 + s.pick(150_000)) / 100)
+        issued = s.today - timedelta(days=s.pick(300))
+        kind_type = "ACCPAYCREDIT" if supplier else "ACCRECCREDIT"
+        _credit(s, books, "CreditNote", kind_type, contact.contact_id, total, issued, status)
+
+
+def _number_credit_notes(books: TenantBooks) -> None:
+    """CN-0001... in date order, and the table in that order too (as Xero would have made them)."""
+    ordered = sorted(books.credit_notes.values(), key=lambda c: (c.date, c.updated_utc))
+    books.credit_notes = {c.credit_id: c for c in ordered}
+    for credit in ordered:
+        if credit.type == "ACCRECCREDIT":
+            credit.number = books.next_credit_note_number()
+
+
+# -- contact persons (stream "{seed}:people") ---------------------------------------------------
+def _seed_contact_persons(s: Seeder, books: TenantBooks) -> None:
+    """About 30% of company contacts name 1-3 people with their own addresses."""
+    for contact in books.contacts.values():
+        company = not contact.name.startswith(f"{contact.first_name} {contact.last_name} ")
+        if not company or not s.chance(0.3):
+            continue
+        domain = (
+            contact.email.split("@", 1)[1].lower()
+            if "@" in contact.email
+            else contact.name.lower().replace(" ", "") + ".example.com"
+        )
+        for n in range(1 + s.pick(3)):
+            first, last = s.rng.choice(FIRST), s.rng.choice(LAST)
+            contact.contact_persons.append(
+                ContactPerson(first, last, f"{first}.{last}@{domain}".lower(), n == 0 or s.chance(0.3))
+            )
+
+
+# -- merges (stream "{seed}:merges") --------------------------------------------------------------
+def _seed_merges(s: Seeder, books: TenantBooks, moves_invoices_updated: bool) -> None:
+    """About 1% of contacts were merged into another: ARCHIVED, MergedToContactID, records moved."""
+    contacts = list(books.contacts.values())
+    count = max(1, round(len(contacts) * 0.01)) if len(contacts) >= 20 else 0
+    for _ in range(count):
+        active = [c for c in contacts if c.status == "ACTIVE" and not c.merged_to]
+        survivors = {c.merged_to for c in contacts if c.merged_to}
+        candidates = [c for c in active if c.contact_id not in survivors]
+        if len(candidates) < 2:
+            return
+        merged = s.rng.choice(candidates)
+        same_side = [c for c in active if c is not merged and c.is_customer == merged.is_customer]
+        survivor = s.rng.choice(same_side or [c for c in active if c is not merged])
+        invoices, credits = books.move_records(merged, survivor)
+        moment = s.moment_after(s.today - timedelta(days=1 + s.pick(60)))
+        merged.status, merged.merged_to = "ARCHIVED", survivor.contact_id
+        merged.updated_utc = max(merged.updated_utc, moment)
+        survivor.updated_utc = max(survivor.updated_utc, moment)
+        if moves_invoices_updated:
+            for record in [*invoices, *credits]:
+                record.updated_utc = max(record.updated_utc, moment)
+
+
+def _restamp(books: TenantBooks) -> None:
+    stamps = [books.last_stamp]
+    for table in (books.contacts, books.invoices, books.payments, books.credit_notes, books.prepayments, books.overpayments):
+        stamps += [record.updated_utc for record in table.values()]
+    books.last_stamp = max(stamps)

@@ -45,7 +45,12 @@ class EmulatorState:
         self.clock = Clock()
         self.lock = threading.RLock()
         seeded = seed_books(
-            seed, self.config.tenants, self.config.contacts, self.config.invoices, self.clock.now()
+            seed,
+            self.config.tenants,
+            self.config.contacts,
+            self.config.invoices,
+            self.clock.now(),
+            self.config.merge_moves_invoices_updated,
         )
         self.books: dict[str, TenantBooks] = {b.tenant_id: b for b in seeded}
         if self.config.timezone is not None:
