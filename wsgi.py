@@ -188,8 +188,10 @@ def _moment(value: str | None, name: str) -> datetime | None:
     "status",
     help="Per workspace and tenant: connection state, last webhook, last successful sync, sync lag (age "
     "of the oldest outstanding inbox event), changed ids waiting, queued/running/failed jobs, the Xero "
-    "rate budget left this minute and today, backfill progress, and a WARNING when the tenant's webhooks "
-    "look broken (reconciliation found changes no webhook announced, and none arrived since).",
+    "rate budget left this minute and today, backfill progress, the organisation's time zone (IANA; "
+    "--json: timezone, timezone_xero, today), and a WARNING when the tenant's webhooks look broken "
+    "(reconciliation found changes no webhook announced, and none arrived since) or when Xero's time "
+    "zone id is unknown (dates then use UTC).",
 )
 @click.option("--tenant", "tenant_id", default=None, help="Only this tenant.")
 @click.option("--all", "include_disconnected", is_flag=True, help="Include disconnected connections.")

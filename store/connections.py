@@ -34,6 +34,8 @@ class ConnectionRecord:
     status: str
     token_expires_at: datetime | None
     last_error: str | None
+    timezone: str | None = None  # Organisation.Timezone as Xero sent it (store.timezones maps it)
+    organisation_checked_at: datetime | None = None  # when GET /Organisation last answered
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ def _record(row: XeroConnection) -> ConnectionRecord:
         status=row.status,
         token_expires_at=row.token_expires_at,
         last_error=row.last_error,
+        timezone=row.timezone,
+        organisation_checked_at=row.organisation_checked_at,
     )
 
 
@@ -83,10 +87,13 @@ def connect(
     connected_email: str | None = None,
     short_code: str | None = None,
     base_currency: str | None = None,
+    organisation: dict | None = None,
 ) -> ConnectionRecord:
     """Connect a workspace to a tenant, or re-connect it (fresh token, active again).
 
     A tenant is read by one workspace at a time: connecting it elsewhere is refused.
+    `organisation`, Xero's Organisation record when it answered, gives the time zone (and the
+    short code and base currency where those are not given).
     """
     row = _live(session, tenant_id)
     if row is not None and row.workspace_id != workspace_id:
@@ -99,6 +106,8 @@ def connect(
         xero_connection_id=xero_connection_id, auth_event_id=auth_event_id, connected_email=connected_email,
         short_code=short_code, base_currency=base_currency,
     )
+    if organisation:
+        record_organisation(row, organisation, now, rename=False)
     session.flush()
     return _record(row)
 
@@ -125,6 +134,40 @@ def record_grant(
     row.token_expires_at = _expires_at(token) if track_expiry else None
     row.last_error = None
     row.updated_at = now
+
+
+def record_organisation(
+    row: XeroConnection, organisation: dict, now: datetime, *, rename: bool = True
+) -> None:
+    """Keep what Xero's Organisation record says of the connection: its Timezone (exactly as
+    Xero sent it), ShortCode, BaseCurrency and, with `rename`, Name; and when it was read.
+
+    An empty record (Xero did not answer) changes nothing, so the next check asks again.
+    A field Xero leaves out keeps what the row had.
+    """
+    if not organisation:
+        return
+    if organisation.get("Timezone"):
+        row.timezone = str(organisation["Timezone"])[:64]
+    if organisation.get("ShortCode"):
+        row.short_code = organisation["ShortCode"]
+    if organisation.get("BaseCurrency"):
+        row.base_currency = organisation["BaseCurrency"]
+    if rename and organisation.get("Name"):
+        row.tenant_name = organisation["Name"]
+    row.organisation_checked_at = now
+    row.updated_at = now
+
+
+def note_organisation(
+    session: Session, connection_id: int, organisation: dict, now: datetime, *, rename: bool = False
+) -> None:
+    """`record_organisation` on the connection with this id (e.g. a pending one just held)."""
+    row = session.get(XeroConnection, connection_id)
+    if row is None:
+        raise NoConnection(f"connection {connection_id} is gone")
+    record_organisation(row, organisation, now, rename=rename)
+    session.flush()
 
 
 def find(session: Session, tenant_id: str) -> ConnectionRecord | None:

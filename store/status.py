@@ -2,9 +2,10 @@
 
 Connection state, the last webhook and the last successful sync, the sync lag, the changed
 ids waiting in the inbox, queued and failed jobs, the Xero rate budget left, the backfill's
-progress, and whether the tenant's webhooks look broken. Read-only; `ops status`, `GET
-/metrics` and the admin page all read it here. `sync_lag`, `webhook_suspicion` and
-`budget_left` are pure.
+progress, whether the tenant's webhooks look broken, and the organisation's time zone (and
+so its today), with a warning when Xero's id for it is unknown and dates fall back to UTC.
+Read-only; `ops status`, `GET /metrics` and the admin page all read it here. `sync_lag`,
+`webhook_suspicion`, `timezone_warning` and `budget_left` are pure.
 
 Definitions:
 - sync lag: the age of the oldest outstanding (pending or enqueued) inbox event; 0 when none.
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from redis import Redis, RedisError
@@ -28,7 +29,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store import metrics, queue
+from store import metrics, queue, timezones
 from store.models import InboxEvent, SyncState, Workspace, XeroConnection
 
 OUTSTANDING = ("pending", "enqueued")
@@ -73,6 +74,12 @@ class TenantStatus:
     changed_waiting: int  # distinct resources with an outstanding event
     backfill: dict[str, Any]  # status, phase, page, fetched
     unannounced_changes: int
+    timezone: str = timezones.FALLBACK  # IANA, what "today" is read in
+    timezone_xero: str | None = None  # Organisation.Timezone as Xero sent it; None: not read yet
+    timezone_mapped: bool = False
+    timezone_warning: str | None = None  # set when Xero's id is unknown and dates use UTC
+    today: date | None = None  # the organisation's date now
+    organisation_checked_at: datetime | None = None
     jobs: dict[str, int] | None = None  # queued, scheduled, running, failed; None: Redis unread
     rate_budget: dict[str, Any] | None = None
     webhook_warning: str | None = None
@@ -132,6 +139,15 @@ def webhook_suspicion(
     )
 
 
+def timezone_warning(zone: timezones.OrgZone) -> str | None:
+    """What to say when Xero named a time zone we cannot map (dates then use UTC). A zone not
+    read yet (a connection made while Xero did not answer, or before the column existed) is
+    not warned about: reconciliation reads it soon, and the JSON says `timezone_xero: null`."""
+    if zone.mapped or not zone.xero:
+        return None
+    return zone.warning()
+
+
 def budget_left(
     limits: Limits, minute_used: int, day_used: int, paused_until: float, now: float
 ) -> dict[str, Any]:
@@ -177,6 +193,7 @@ def tenants(
     result = []
     for connection, workspace_name, state in rows:
         facts = inbox.get(connection.tenant_id, {})
+        zone = timezones.zone_for(connection.timezone)
         result.append(TenantStatus(
             workspace_id=connection.workspace_id,
             workspace_name=workspace_name,
@@ -199,6 +216,12 @@ def tenants(
                 "fetched": state.backfill_fetched if state else 0,
             },
             unannounced_changes=(state.unannounced_changes or 0) if state else 0,
+            timezone=zone.iana,
+            timezone_xero=connection.timezone,
+            timezone_mapped=zone.mapped,
+            timezone_warning=timezone_warning(zone),
+            today=timezones.org_today(zone, now),
+            organisation_checked_at=connection.organisation_checked_at,
         ))
     return result
 
@@ -362,6 +385,6 @@ def webhook_warning(session: Session, redis: Redis, tenant_id: str, now: datetim
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, (datetime, date)):
         return value.isoformat()
     return value

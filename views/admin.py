@@ -38,11 +38,12 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from redis import RedisError
 from werkzeug.exceptions import Forbidden
 
-from store import dispatch, lifecycle
+from store import connections, dispatch, lifecycle, timezones
 from store.db import transaction
 from store.lifecycle import Detached, LifecycleError
 from store.runtime import Runtime
 from store.secrets import SecretsError, TokenBox
+from store.status import timezone_warning
 from store.workspaces import authenticate
 from views import health, oauth
 from worker import queueing
@@ -234,11 +235,12 @@ def new_session():
 def page():
     with _runtime().sessions() as s:
         shown = lifecycle.shown(s, g.admin.workspace_id)
+        zone = _zone_facts(s, shown)
     live = shown is not None and shown.status == "active"
     warning = health.webhook_warning(_runtime(), shown.tenant_id) if live else None
     if g.admin.via == "key" or request.accept_mimetypes.best == "application/json":
-        return jsonify(connection=asdict(shown) if shown else None, webhook_warning=warning)
-    return render_template("admin/xero.html", shown=shown, csrf=session.get("csrf", ""),
+        return jsonify(connection=_connection_json(shown, zone), webhook_warning=warning)
+    return render_template("admin/xero.html", shown=shown, zone=zone, csrf=session.get("csrf", ""),
                            webhook_warning=warning)
 
 
@@ -377,12 +379,13 @@ def _hold(token: dict, email: str | None, chosen: TenantConnection, granted: lis
     organisation = _organisation(chosen.tenant_id, token["access_token"])
     try:
         with transaction(_runtime().sessions) as s:
-            lifecycle.hold_pending(
+            held = lifecycle.hold_pending(
                 s, _box(), workspace_id=g.admin.workspace_id, tenant_id=chosen.tenant_id, token=token, now=_now(),
                 tenant_name=chosen.tenant_name or organisation.get("Name"), xero_connection_id=chosen.id,
                 auth_event_id=chosen.auth_event_id or None, connected_email=email,
                 short_code=organisation.get("ShortCode"), base_currency=organisation.get("BaseCurrency"),
             )
+            connections.note_organisation(s, held, organisation, _now())  # its Timezone, and when it was read
     except LifecycleError as exc:
         _discard(token, email, granted, revoke=True)
         log.info("xero connection refused", extra={"workspace_id": g.admin.workspace_id, "tenant_id": chosen.tenant_id,
@@ -393,7 +396,8 @@ def _hold(token: dict, email: str | None, chosen: TenantConnection, granted: lis
 
 
 def _organisation(tenant_id: str, access_token: str) -> dict:
-    """Xero's Organisation record (ShortCode, BaseCurrency), if it answers: nice to have."""
+    """Xero's Organisation record (ShortCode, BaseCurrency, Timezone), if it answers: nice to have
+    (reconciliation reads it again while the time zone is unknown)."""
     try:
         return XeroClient(_runtime().settings).organisation(tenant_id, access_token)
     except XeroError as exc:
@@ -455,12 +459,34 @@ def _problem(exc: IdentityError) -> str:
     return "Xero could not be reached to disconnect it there; remove the app in Xero's Connected Apps."
 
 
+def _zone_facts(s, shown: lifecycle.Shown | None) -> dict | None:
+    """The organisation's time zone as the connection keeps it: IANA (`timezone`), Xero's own id
+    (`timezone_xero`, None until read), whether it mapped, the warning when Xero's id is unknown
+    and dates use UTC, and the organisation's date today."""
+    if shown is None:
+        return None
+    record = connections.find(s, shown.tenant_id)
+    zone = timezones.zone_for(record.timezone if record else None)
+    return {
+        "timezone": zone.iana,
+        "timezone_xero": zone.xero,
+        "timezone_mapped": zone.mapped,
+        "timezone_warning": timezone_warning(zone),
+        "today": timezones.org_today(zone, _now()).isoformat(),
+    }
+
+
+def _connection_json(shown: lifecycle.Shown | None, zone: dict | None) -> dict | None:
+    return {**asdict(shown), **(zone or {})} if shown else None
+
+
 def _reply(message: str, status: int = 200, problems: list[str] | tuple = ()) -> Response | tuple[Response, int]:
     """The outcome of an action: flashed on the page for a browser, JSON for a key."""
     if g.admin.via == "key":
         with _runtime().sessions() as s:
             shown = lifecycle.shown(s, g.admin.workspace_id)
-        body = {"message": message, "problems": list(problems), "connection": asdict(shown) if shown else None}
+            zone = _zone_facts(s, shown)
+        body = {"message": message, "problems": list(problems), "connection": _connection_json(shown, zone)}
         return jsonify(body), status
     flash(message, "error" if status >= 400 or problems else "ok")
     return redirect(url_for("admin.page"), 303)

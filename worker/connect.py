@@ -56,7 +56,7 @@ def connect_client_credentials(
     try:
         org = client.organisation(chosen["tenantId"], token["access_token"])
     except XeroError:
-        org = {}  # the short code only improves deep links; the connection stands without it
+        org = {}  # short code, currency, time zone: the connection stands without them (read again later)
     now = datetime.now(timezone.utc)
     with transaction(sessions) as session:
         try:
@@ -65,7 +65,7 @@ def connect_client_credentials(
                 token=token, now=now, grant_type=connections.CLIENT_CREDENTIALS,
                 tenant_name=chosen.get("tenantName") or org.get("Name"), xero_connection_id=chosen.get("id"),
                 auth_event_id=chosen.get("authEventId"), short_code=org.get("ShortCode"),
-                base_currency=org.get("BaseCurrency"),
+                base_currency=org.get("BaseCurrency"), organisation=org,
             )
         except ValueError as exc:
             raise ConnectError(str(exc)) from None

@@ -38,6 +38,17 @@ class TenantApi:
     def payments(self, **params) -> XeroPage:
         return self._call(self.xero.payments, params)
 
+    def organisation(self) -> dict:
+        """GET /Organisation: the organisation's record ({} if Xero lists none), budgeted like any call."""
+        page = self._call(self._organisation_page, {})
+        return page.items[0] if page.items else {}
+
+    def _organisation_page(self, tenant_id: str, access_token: str) -> XeroPage:
+        # XeroClient.organisation answers with the record alone; the page keeps Xero's
+        # remaining-counts for the governor, as every other call here does.
+        xero = self.xero
+        return xero._call(access_token, "Organisations", xero._accounting.get_organisations, tenant_id)
+
     def _call(self, method: Callable[..., XeroPage], params: dict) -> XeroPage:
         token = self.tokens.access_token(self.tenant_id)
         try:

@@ -55,8 +55,8 @@ def tenant_status(
 
 def render_status(report: status.Report) -> str:
     """A table, one line per tenant, then one line per warning."""
-    headers = ["WORKSPACE", "TENANT", "ORGANISATION", "CONNECTION", "LAST WEBHOOK", "LAST SUCCESS", "LAG",
-               "WAITING", "JOBS Q/R/F", "BUDGET MIN/DAY", "BACKFILL"]
+    headers = ["WORKSPACE", "TENANT", "ORGANISATION", "TIMEZONE", "CONNECTION", "LAST WEBHOOK",
+               "LAST SUCCESS", "LAG", "WAITING", "JOBS Q/R/F", "BUDGET MIN/DAY", "BACKFILL"]
     rows = []
     for t in report.tenants:
         jobs = "?"
@@ -71,6 +71,7 @@ def render_status(report: status.Report) -> str:
             f"{t.workspace_id} {t.workspace_name}"[:24],
             t.tenant_id,
             (t.tenant_name or "")[:24],
+            _zone(t),
             t.connection + (" !" if t.webhook_suspect else ""),
             _ago(report.now, t.last_webhook_at),
             _ago(report.now, t.last_success_at),
@@ -87,6 +88,8 @@ def render_status(report: status.Report) -> str:
     for t in report.tenants:
         if t.webhook_warning:
             lines.append(f"WARNING {t.tenant_id} ({t.tenant_name or 'unnamed'}): {t.webhook_warning}")
+        if t.timezone_warning:
+            lines.append(f"WARNING {t.tenant_id} ({t.tenant_name or 'unnamed'}): {t.timezone_warning}")
         if t.connection == connections.NEEDS_REAUTH:
             lines.append(f"WARNING {t.tenant_id}: Xero refused the connection's grant; syncing has stopped "
                          "until the workspace admin reconnects it")
@@ -117,6 +120,13 @@ def _seconds(value: float) -> str:
     if value < 172800:
         return f"{value / 3600:.0f}h"
     return f"{value / 86400:.0f}d"
+
+
+def _zone(t: status.TenantStatus) -> str:
+    """The zone the organisation's today is read in; UTC with the reason when it is a fallback."""
+    if t.timezone_mapped:
+        return t.timezone
+    return f"{t.timezone} (unknown)" if t.timezone_xero else f"{t.timezone} (not read)"
 
 
 def _backfill(backfill: dict[str, Any]) -> str:

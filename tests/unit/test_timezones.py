@@ -59,7 +59,8 @@ def test_an_unknown_or_missing_id_falls_back_to_utc_unmapped(xero):
 
 
 def test_the_warning_names_the_unknown_id():
-    assert zone_for("MARSSTANDARDTIME").warning() == "Xero time zone 'MARSSTANDARDTIME' is unknown; dates use UTC"
+    warning = zone_for("MARSSTANDARDTIME").warning()
+    assert warning == "Xero time zone 'MARSSTANDARDTIME' is unknown; dates use UTC"
 
 
 def test_zone_for_is_cached():
