@@ -28,6 +28,7 @@ class Event:
     event_date_utc: datetime
     received_at: datetime
     attempts: int
+    data: dict | None = None  # CREDITNOTE events: {"Type": ..., "Status": ...}
 
 
 def outstanding(session: Session, tenant_id: str, limit: int = 20_000) -> list[Event]:
@@ -40,13 +41,17 @@ def outstanding(session: Session, tenant_id: str, limit: int = 20_000) -> list[E
             InboxEvent.event_date_utc,
             InboxEvent.received_at,
             InboxEvent.attempts,
+            InboxEvent.data,
         )
         .where(InboxEvent.tenant_id == tenant_id, InboxEvent.state.in_(OUTSTANDING))
         .order_by(InboxEvent.id)
         .limit(limit)
     ).all()
     return [
-        Event(r.id, r.category.upper(), r.event_type, r.resource_id.lower(), r.event_date_utc, r.received_at, r.attempts)
+        Event(
+            r.id, r.category.upper(), r.event_type, r.resource_id.lower(), r.event_date_utc, r.received_at,
+            r.attempts, r.data if isinstance(r.data, dict) else None,
+        )
         for r in rows
     ]
 

@@ -12,22 +12,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.db import chunks, upsert_insert
-from store.models import Contact, Invoice, Payment, SyncState
+from store.models import Allocation, Contact, ContactEmail, Invoice, Payment, SyncState
 
+MERGE_HOPS = 5  # a contact merged into one that was merged in turn: follow at most this far
 
 
 @dataclass(frozen=True)
 class Upserted:
-    """What a batch changed: ids that were new or strictly newer than the mirror held."""
+    """What a batch changed: ids that were new or strictly newer than the mirror held, and
+    ids whose incoming version was at least the held one (so the mirror now holds it)."""
 
     received: int
     changed: frozenset[str]
-
-
+    written: frozenset[str] = frozenset()
 
 
 
@@ -70,6 +71,9 @@ def _upsert_versioned(
     changed = frozenset(
         r[key] for r in rows if r[key] not in stored or stored[r[key]] is None or r["updated_utc"] > stored[r[key]]
     )
+    written = frozenset(
+        r[key] for r in rows if r[key] not in stored or stored[r[key]] is None or r["updated_utc"] >= stored[r[key]]
+    )
     insert = upsert_insert(session, model.__table__)
     columns = [c for c in rows[0] if c not in ("tenant_id", key)] + ["synced_at"]
     table = model.__table__
@@ -79,16 +83,126 @@ def _upsert_versioned(
         where=or_(table.c.updated_utc.is_(None), table.c.updated_utc <= insert.excluded.updated_utc),
     )
     _executemany(session, stmt, [{**r, "synced_at": now} for r in rows])
-    return Upserted(len(rows), changed)
+    return Upserted(len(rows), changed, written)
 
 
-def upsert_contacts(session: Session, tenant_id: str, rows: list[dict], now: datetime) -> Upserted:
-    return _upsert_versioned(session, Contact, "contact_id", tenant_id, rows, now)
+def upsert_contacts(
+    session: Session, tenant_id: str, rows: list[dict], now: datetime, emails: list[dict] = ()
+) -> Upserted:
+    """Upsert contacts; for those now held at the incoming version, replace the addresses they
+    answer to (`emails`: store.models.ContactEmail rows) and move the invoices of any that
+    was merged away to its survivor, as Xero does (whether Xero announces those invoices
+    is not known, so the mirror does not wait to be told)."""
+    result = _upsert_versioned(session, Contact, "contact_id", tenant_id, rows, now)
+    written = sorted(result.written)
+    for chunk in chunks(written):
+        session.execute(
+            delete(ContactEmail).where(ContactEmail.tenant_id == tenant_id, ContactEmail.contact_id.in_(chunk))
+        )
+    fresh = [e for e in emails if e["contact_id"] in result.written]
+    if fresh:
+        insert = upsert_insert(session, ContactEmail.__table__).on_conflict_do_nothing()
+        _executemany(session, insert, fresh)
+    merged = {r["contact_id"]: r["merged_to_contact_id"] for r in rows
+              if r.get("merged_to_contact_id") and r["contact_id"] in result.written}
+    for loser, survivor in sorted(merged.items()):
+        _move_invoices(session, tenant_id, loser, survivor)
+    return result
+
+
+def _move_invoices(session: Session, tenant_id: str, loser: str, survivor: str) -> None:
+    moved = session.execute(
+        select(Invoice.type).where(Invoice.tenant_id == tenant_id, Invoice.contact_id == loser).distinct()
+    ).scalars().all()
+    if not moved:
+        return
+    session.execute(
+        update(Invoice).where(Invoice.tenant_id == tenant_id, Invoice.contact_id == loser).values(contact_id=survivor)
+    )
+    if "ACCREC" in moved:
+        mark_customers(session, tenant_id, [survivor])
+
+
+def mark_customers(session: Session, tenant_id: str, contact_ids: Iterable[str]) -> None:
+    """Xero makes a contact a customer once it has a sales invoice: so does the mirror,
+    whichever path (webhook, reconciliation, backfill, a merge) brought the invoice."""
+    for chunk in chunks(sorted(set(contact_ids))):
+        session.execute(
+            update(Contact)
+            .where(Contact.tenant_id == tenant_id, Contact.contact_id.in_(chunk), Contact.is_customer.is_(False))
+            .values(is_customer=True)
+        )
+
+
+def survivors(session: Session, tenant_id: str, contact_ids: Iterable[str]) -> dict[str, str]:
+    """For each of these contacts that was merged away, the contact it lives on as (the
+    end of the chain of MergedToContactID, at most MERGE_HOPS away)."""
+    result: dict[str, str] = {}
+    pending = {c: c for c in set(contact_ids)}  # original -> current hop
+    for _ in range(MERGE_HOPS):
+        if not pending:
+            break
+        hops: dict[str, str] = {}
+        for chunk in chunks(sorted(set(pending.values()))):
+            hops.update(
+                session.execute(
+                    select(Contact.contact_id, Contact.merged_to_contact_id).where(
+                        Contact.tenant_id == tenant_id,
+                        Contact.contact_id.in_(chunk),
+                        Contact.merged_to_contact_id.is_not(None),
+                    )
+                ).tuples().all()
+            )
+        moved = {orig: hops[cur] for orig, cur in pending.items() if cur in hops}
+        result.update(moved)
+        pending = moved
+    return result
 
 
 def upsert_invoices(session: Session, tenant_id: str, rows: list[dict], now: datetime) -> Upserted:
-    """Upsert invoices; `changed` are those now held at a newer version than before."""
-    return _upsert_versioned(session, Invoice, "invoice_id", tenant_id, rows, now)
+    """Upsert invoices; `changed` are those now held at a newer version than before. The
+    contacts of the sales invoices written are customers from now on."""
+    result = _upsert_versioned(session, Invoice, "invoice_id", tenant_id, rows, now)
+    mark_customers(
+        session,
+        tenant_id,
+        [r["contact_id"] for r in rows if r.get("type") == "ACCREC" and r.get("contact_id") and r["invoice_id"] in result.written],
+    )
+    return result
+
+
+def apply_allocations(
+    session: Session, tenant_id: str, invoices: list[dict], allocations: list[dict], now: datetime
+) -> None:
+    """Replace the credit notes, prepayments and overpayments applied to each invoice whose
+    snapshot is the one the mirror now holds (an allocation removed in Xero is gone from the
+    invoice's lists, so it goes here too)."""
+    if not invoices:
+        return
+    held = stored_versions(session, Invoice, "invoice_id", tenant_id, [r["invoice_id"] for r in invoices])
+    current = sorted({r["invoice_id"] for r in invoices if held.get(r["invoice_id"]) == r["updated_utc"]})
+    for chunk in chunks(current):
+        session.execute(delete(Allocation).where(Allocation.tenant_id == tenant_id, Allocation.invoice_id.in_(chunk)))
+    keep = set(current)
+    fresh = {
+        (a["invoice_id"], a["kind"], a["document_id"], a["seq"]): a for a in allocations if a["invoice_id"] in keep
+    }
+    if fresh:
+        session.execute(Allocation.__table__.insert(), [{**fresh[k], "synced_at": now} for k in sorted(fresh)])
+
+
+def invoices_allocated_from(session: Session, tenant_id: str, document_ids: Iterable[str]) -> set[str]:
+    """Invoices the mirror holds as settled (in part) by any of these documents."""
+    found: set[str] = set()
+    for chunk in chunks(sorted(set(document_ids))):
+        found.update(
+            session.scalars(
+                select(Allocation.invoice_id).where(
+                    Allocation.tenant_id == tenant_id, Allocation.document_id.in_(chunk)
+                )
+            )
+        )
+    return found
 
 
 def upsert_payments(session: Session, tenant_id: str, rows: list[dict], now: datetime) -> Upserted:
@@ -167,15 +281,14 @@ def _live_payments_of(session: Session, tenant_id: str, invoice_ids: list[str]) 
 
 
 def contacts_needing_refresh(session: Session, tenant_id: str, contact_ids: Iterable[str]) -> list[str]:
-    """Of these contacts, those the mirror lacks or does not yet hold as customers."""
+    """Of these contacts, those the mirror lacks (one it holds is marked a customer locally
+    once it has a sales invoice: see mark_customers)."""
     wanted = sorted(set(contact_ids))
     known: set[str] = set()
     for chunk in chunks(wanted):
         known.update(
             session.scalars(
-                select(Contact.contact_id).where(
-                    Contact.tenant_id == tenant_id, Contact.contact_id.in_(chunk), Contact.is_customer.is_(True)
-                )
+                select(Contact.contact_id).where(Contact.tenant_id == tenant_id, Contact.contact_id.in_(chunk))
             )
         )
     return [c for c in wanted if c not in known]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from store.types import Money, Rate, UTCDateTime
 
 RawJSON = JSON().with_variant(JSONB(), "postgresql")
+NumberKey = String(400).with_variant(String(400, collation="C"), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -84,6 +85,10 @@ class XeroConnection(Base):
     connected_email: Mapped[str | None] = mapped_column(String(320))
     token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Organisation.Timezone as Xero names it (a Windows zone id, e.g. NEWZEALANDSTANDARDTIME);
+    # store.timezones maps it to IANA. Refreshed by reconciliation at most once a day.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    organisation_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -105,9 +110,23 @@ class Contact(Base):
     is_customer: Mapped[bool] = mapped_column(Boolean, default=False)
     is_supplier: Mapped[bool] = mapped_column(Boolean, default=False)
     contact_status: Mapped[str | None] = mapped_column(String(32))
+    merged_to_contact_id: Mapped[str | None] = mapped_column(String(64))  # Xero's MergedToContactID
     updated_utc: Mapped[datetime] = mapped_column(UTCDateTime())
     raw: Mapped[dict] = mapped_column(RawJSON)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ContactEmail(Base):
+    """Every address a Xero contact answers to: its main EmailAddress and its ContactPersons'."""
+
+    __tablename__ = "contact_emails"
+    __table_args__ = (Index("ix_contact_emails_email", "tenant_id", "email_lower"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email_lower: Mapped[str] = mapped_column(String(320), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # main | person
+    person_name: Mapped[str | None] = mapped_column(String(300))
 
 
 class Invoice(Base):
@@ -119,25 +138,30 @@ class Invoice(Base):
         # A record's saved view and totals (views.queries): status is an equality in every
         # saved view, so a page is read in date order and stops after per_page rows; its
         # count and the summary are read from the index alone (covering, SQLite and PostgreSQL).
+        # Type (sales or bill) is an equality too; the list's order is (date, number_key).
         Index(
             "ix_invoices_contact_status",
             "tenant_id",
             "contact_id",
             "status",
+            "type",
             "date",
-            "invoice_number",
+            "number_key",
             "amount_due",
             "due_date",
-            "type",
             "currency_code",
             "currency_rate",
             "total",
+            "amount_paid",
+            "amount_credited",
         ),
     )
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     invoice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     invoice_number: Mapped[str | None] = mapped_column(String(255))
+    # natural order (store.natural: INV-9999 before INV-10000), compared bytewise everywhere
+    number_key: Mapped[str | None] = mapped_column(NumberKey)
     type: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     contact_id: Mapped[str | None] = mapped_column(String(64))
@@ -176,6 +200,23 @@ class Payment(Base):
     payment_type: Mapped[str | None] = mapped_column(String(32))
     updated_utc: Mapped[datetime | None] = mapped_column(UTCDateTime())
     raw: Mapped[dict] = mapped_column(RawJSON)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Allocation(Base):
+    """A credit note, prepayment or overpayment applied to an invoice, as the invoice lists it."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (Index("ix_allocations_document", "tenant_id", "document_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # credit_note | prepayment | overpayment
+    document_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # nth entry of that document on the invoice
+    number: Mapped[str | None] = mapped_column(String(255))
+    date: Mapped[date | None] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -7,8 +7,10 @@ bookmark: it changes what the widget shows first, never which data a record can 
 PUT of a record needs an admin key, because its links decide whose billing the record
 reveals; a read key gets 403 there. `GET /api/v1/openapi.json` needs no key.
 
-Today: the API's "today" is the UTC date of the request (`datetime.now(UTC).date()`);
-workspaces have no time zone of their own yet, and every answer carries the `today` it used.
+Today: the API's "today" is the organisation's date: the date, at the moment of the request,
+in the connected Xero organisation's own time zone (Organisation.Timezone, mapped to IANA by
+store.timezones; UTC when Xero's id cannot be mapped, and the answer says so). Every answer
+carries the `today` it used.
 
 Embed tokens (views/widget.py): `POST /api/v1/embed-tokens` with a workspace key returns a
 signed, hour-long token for one record, which the widget's iframe sends as its bearer. It
@@ -35,6 +37,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
+from store import timezones
 from store.db import transaction
 from store.workspaces import Caller, authenticate
 from views import deeplinks, installments, queries, records, saved_views, totals, widget
@@ -115,16 +118,20 @@ def put_record(kind: str, external_id: str):
 
 @bp.get(f"/{KIND}/<external_id>/invoices")
 def list_invoices(kind: str, external_id: str):
-    today = _today()
     with _session() as s:
         caller = _caller(s)
         filters = queries.Filters(
-            view=_view(), q=_text_arg("q", Q_MAX), date_from=_date_arg("from"), date_to=_date_arg("to")
+            view=_view(),
+            type=_type(),
+            q=_text_arg("q", Q_MAX),
+            date_from=_date_arg("from"),
+            date_to=_date_arg("to"),
         )
         page = _int_arg("page", 1, MAX_PAGE)
         per_page = _int_arg("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
         record = _record(s, caller, kind, external_id)
         tenant = queries.live_tenant(s, caller.workspace_id)
+        today = _today(tenant)
         if tenant is None:
             result = queries.Page([], 0, page, per_page)
         else:
@@ -134,6 +141,7 @@ def list_invoices(kind: str, external_id: str):
     return jsonify(
         invoices=[_invoice_json(row, today, short_code) for row in result.rows],
         view=filters.view,
+        type=filters.type,
         page=result.page,
         per_page=result.per_page,
         total=result.total,
@@ -143,11 +151,11 @@ def list_invoices(kind: str, external_id: str):
 
 @bp.get(f"/{KIND}/<external_id>/summary")
 def summary(kind: str, external_id: str):
-    today = _today()
     with _session() as s:
         caller = _caller(s)
         record = _record(s, caller, kind, external_id)
         tenant = queries.live_tenant(s, caller.workspace_id)
+        today = _today(tenant)
         lines, links, synced = [], (), None
         if tenant is not None:
             resolved = records.resolve(s, record, tenant.tenant_id)
@@ -156,31 +164,38 @@ def summary(kind: str, external_id: str):
             synced = queries.last_synced(s, tenant.tenant_id)
     result = totals.summarise(lines, tenant.base_currency if tenant else None)
 
-    def block(total: totals.Total, view: str) -> dict:
+    def block(name: str, view: str | None) -> dict:
+        total = result.block(name)
         return {
+            "label": total.label,
             "count": total.count,
             "by_currency": [_amount_json(a) for a in total.by_currency],
             "converted": [_converted_json(c) for c in total.converted],
-            "link": url_for(".list_invoices", kind=kind, external_id=external_id, view=view),
+            "link": url_for(".list_invoices", kind=kind, external_id=external_id, view=view) if view else None,
         }
 
+    zone = _zone(tenant)
     return jsonify(
         record={"kind": kind, "id": external_id, "links": [_link_json(link) for link in links]},
         base_currency=result.base_currency,
-        paid=block(result.paid, "paid"),
-        unpaid=block(result.unpaid, "unpaid"),
-        overdue=block(result.overdue, "overdue"),
+        invoiced=block("invoiced", "all"),
+        paid=block("paid", "paid"),
+        credited=block("credited", None),
+        unpaid=block("unpaid", "unpaid"),
+        overdue=block("overdue", "overdue"),
         last_synced_at=_iso(synced),
         today=today.isoformat(),
+        timezone=zone.iana,
+        timezone_note=None if zone.mapped else _unmapped(zone),
     )
 
 
 @bp.get("/invoices/<invoice_id>/payments")
 def payments(invoice_id: str):
-    today = _today()
     with _session() as s:
         caller = _caller(s)
         tenant = queries.live_tenant(s, caller.workspace_id)
+        today = _today(tenant)
         found = (
             queries.invoice_with_payments(s, tenant.tenant_id, invoice_id)
             if tenant and _clean(invoice_id) and _embed_sees(s, caller, tenant.tenant_id, invoice_id)
@@ -188,8 +203,8 @@ def payments(invoice_id: str):
         )
     if found is None:
         raise ApiError(404, "no such invoice")
-    invoice, rows = found
-    plan = installments.installments(rows)
+    invoice, rows, allocated = found
+    plan = installments.installments(rows, allocated)
     return jsonify(
         invoice_id=invoice.invoice_id,
         number=invoice.invoice_number,
@@ -201,12 +216,18 @@ def payments(invoice_id: str):
         currency=invoice.currency_code,
         total=_money(invoice.total),
         balance=_money(invoice.amount_due),
+        amount_paid=_money(invoice.amount_paid),
+        amount_credited=_money(invoice.amount_credited),
         paid_count=plan.paid_count,
         paid_amount=_money(plan.paid_amount),
+        credited_amount=_money(plan.credited_amount),
         installments=[
             {
                 "number": i.number,
-                "payment_id": i.payment_id,
+                "kind": i.kind,
+                "kind_label": i.kind_label,
+                "payment_id": i.id if i.kind == "payment" else None,
+                "document_id": i.id,
                 "date": _iso(i.date),
                 "amount": _money(i.amount),
                 "reference": i.reference,
@@ -354,8 +375,19 @@ def _record(s: Session, caller: Caller, kind: str, external_id: str) -> records.
     return record
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
+def _zone(tenant: queries.Tenant | None) -> timezones.OrgZone:
+    return timezones.zone_for(tenant.timezone if tenant else None)
+
+
+def _today(tenant: queries.Tenant | None) -> date:
+    """The organisation's date now (UTC's when no organisation is connected)."""
+    return timezones.org_today(_zone(tenant), _now())
+
+
+def _unmapped(zone: timezones.OrgZone) -> str:
+    if zone.xero:
+        return f"Xero's time zone {zone.xero!r} is unknown here: dates are read in UTC"
+    return "the organisation's time zone is not known yet: dates are read in UTC"
 
 
 def _now() -> datetime:
@@ -371,6 +403,13 @@ def _clean(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _type() -> str:
+    try:
+        return saved_views.parse_type(request.args.get("type"))
+    except saved_views.UnknownType as e:
+        raise ApiError(400, str(e)) from None
 
 
 def _view() -> str:
@@ -480,11 +519,14 @@ def _invoice_json(row: queries.InvoiceRow, today: date, short_code: str | None) 
         "type_label": saved_views.type_label(row.type),
         "balance": _money(row.amount_due),
         "total": _money(row.total),
+        "amount_paid": _money(row.amount_paid),
+        "amount_credited": _money(row.amount_credited),
         "currency": row.currency_code,
         "status": row.status,
         "status_label": saved_views.status_word(row, today),
         "pinned": row.pinned,
         "payment_count": row.payment_count,
+        "allocation_count": row.allocation_count,
     }
 
 
@@ -519,6 +561,10 @@ def _link_json(link: records.Link) -> dict:
         "email": link.email,
         "in_mirror": link.is_customer is not None,
         "is_customer": bool(link.is_customer),
+        "matched_email": link.matched_email,
+        "matched_by": link.matched_by,
+        "person_name": link.person_name,
+        "merged_from": link.merged_from,
     }
 
 

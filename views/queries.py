@@ -18,9 +18,9 @@ from decimal import Decimal
 from sqlalchemy import and_, case, false, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
-from store.models import Invoice, Payment, SyncState, XeroConnection
+from store.models import Allocation, Invoice, Payment, SyncState, XeroConnection
 from store.types import Money
-from views import saved_views
+from views import saved_views, totals
 from views.records import Scope
 from views.totals import Line
 
@@ -30,6 +30,7 @@ class Tenant:
     tenant_id: str
     short_code: str | None
     base_currency: str | None
+    timezone: str | None = None  # Organisation.Timezone as Xero names it (store.timezones maps it)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class InvoiceRow:
     reference: str | None
     payment_count: int
     pinned: bool = False
+    allocation_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,18 @@ class PaymentRow:
 
 
 @dataclass(frozen=True)
+class AllocationRow:
+    kind: str
+    document_id: str
+    date: date | None
+    amount: Decimal
+    number: str | None
+
+
+@dataclass(frozen=True)
 class Filters:
     view: str = saved_views.DEFAULT_VIEW
+    type: str = saved_views.DEFAULT_TYPE
     q: str | None = None
     date_from: date | None = None
     date_to: date | None = None
@@ -80,12 +92,14 @@ class Page:
 def live_tenant(session: Session, workspace_id: int) -> Tenant | None:
     """The organisation the workspace reads from: its connection that is not disconnected."""
     row = session.execute(
-        select(XeroConnection.tenant_id, XeroConnection.short_code, XeroConnection.base_currency)
+        select(
+            XeroConnection.tenant_id, XeroConnection.short_code, XeroConnection.base_currency, XeroConnection.timezone
+        )
         .where(XeroConnection.workspace_id == workspace_id, XeroConnection.status != "disconnected")
         .order_by(XeroConnection.updated_at.desc(), XeroConnection.id.desc())
         .limit(1)
     ).first()
-    return Tenant(row.tenant_id, row.short_code, row.base_currency) if row else None
+    return Tenant(row.tenant_id, row.short_code, row.base_currency, row.timezone) if row else None
 
 
 def last_synced(session: Session, tenant_id: str) -> datetime | None:
@@ -118,7 +132,7 @@ def view_clause(view: str, today: date, pinned_ids=frozenset()):
 def list_invoices(
     session: Session, scope: Scope, filters: Filters, today: date, page: int, per_page: int
 ) -> Page:
-    """One page of the record's invoices, newest invoice date first, then number."""
+    """One page of the record's invoices, newest invoice date first, then number (natural order)."""
     if scope.is_empty:
         return Page([], 0, page, per_page)
     where = _where(scope, filters, today)
@@ -132,14 +146,23 @@ def list_invoices(
         .correlate(Invoice)
         .scalar_subquery()
     )
+    allocations = (
+        select(func.count())
+        .where(Allocation.tenant_id == Invoice.tenant_id, Allocation.invoice_id == Invoice.invoice_id)
+        .correlate(Invoice)
+        .scalar_subquery()
+    )
     # correlate(None): its own FROM invoices (the inner name shadows the outer one), run once
     full_count = select(func.count()).select_from(Invoice).where(*where).correlate(None).scalar_subquery()
     stmt = (
-        select(*_COLUMNS, payments.label("payment_count"), full_count.label("full_count"))
-        .where(*where)
-        .order_by(
-            Invoice.date.desc().nulls_last(), Invoice.invoice_number.desc().nulls_last(), Invoice.invoice_id
+        select(
+            *_COLUMNS,
+            payments.label("payment_count"),
+            allocations.label("allocation_count"),
+            full_count.label("full_count"),
         )
+        .where(*where)
+        .order_by(Invoice.date.desc().nulls_last(), Invoice.number_key.desc().nulls_last(), Invoice.invoice_id)
         .limit(per_page)
         .offset((page - 1) * per_page)
     )
@@ -155,6 +178,7 @@ def list_invoices(
             **{k: getattr(r, k) for k in _FIELDS},
             payment_count=r.payment_count,
             pinned=r.invoice_id in scope.pinned_ids,
+            allocation_count=r.allocation_count,
         )
         for r in result
     ]
@@ -162,39 +186,55 @@ def list_invoices(
 
 
 def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
-    """The record's paid, open and overdue invoices added up by type, currency and rate."""
+    """The record's AUTHORISED and PAID sales invoices added up by state, currency and rate."""
     if scope.is_empty:
         return []
-    paid = and_(Invoice.status == "PAID", Invoice.amount_due == 0)
     unpaid = and_(Invoice.status == "AUTHORISED", Invoice.amount_due > 0)
     overdue = and_(unpaid, Invoice.due_date < today)
     per_invoice = (
         select(
-            case((paid, "paid"), (overdue, "overdue"), else_="open").label("bucket"),
-            Invoice.type.label("type"),
+            case((overdue, "overdue"), (unpaid, "open"), else_="settled").label("state"),
             Invoice.currency_code.label("currency"),
             Invoice.currency_rate.label("rate"),
-            case((paid, Invoice.total), else_=Invoice.amount_due).label("amount"),
+            Invoice.total.label("total"),
+            Invoice.amount_paid.label("paid"),
+            Invoice.amount_credited.label("credited"),
+            case((unpaid, Invoice.amount_due), else_=0).label("due"),
+            case((Invoice.amount_paid > 0, 1), else_=0).label("has_paid"),
+            case((Invoice.amount_credited > 0, 1), else_=0).label("has_credit"),
         )
-        .where(*_scope_where(scope), or_(paid, unpaid))
+        .where(
+            *_scope_where(scope),
+            Invoice.type == totals.SALES,
+            Invoice.status.in_(totals.COUNTED_STATUSES),
+        )
         .subquery()
     )
     # Grouping on the subquery's columns, not on the CASE itself: PostgreSQL cannot tell two
     # copies of a CASE with bound parameters apart from different expressions.
     c = per_invoice.c
+
+    def money_sum(column):
+        return type_coerce(func.sum(column), Money)
+
     rows = session.execute(
         select(
-            c.bucket, c.type, c.currency, c.rate, type_coerce(func.sum(c.amount), Money), func.count()
-        ).group_by(c.bucket, c.type, c.currency, c.rate)
+            c.state, c.currency, c.rate, money_sum(c.total), money_sum(c.paid), money_sum(c.credited),
+            money_sum(c.due), func.count(), func.sum(c.has_paid), func.sum(c.has_credit),
+        ).group_by(c.state, c.currency, c.rate)
     ).all()
-    return [Line(b, t, cur, rate, amount, n) for b, t, cur, rate, amount, n in rows]
+    return [
+        Line(state, cur, rate, total, paid, credited, due, n, int(n_paid), int(n_credit))
+        for state, cur, rate, total, paid, credited, due, n, n_paid, n_credit in rows
+    ]
 
 
 def invoice_with_payments(
     session: Session, tenant_id: str, invoice_id: str
-) -> tuple[InvoiceRow, list[PaymentRow]] | None:
-    """An invoice of the tenant and every payment against it (deleted ones too: the
-    installment rules decide), or None when the tenant has no such invoice."""
+) -> tuple[InvoiceRow, list[PaymentRow], list[AllocationRow]] | None:
+    """An invoice of the tenant, every payment against it (deleted ones too: the installment
+    rules decide) and the credit notes, prepayments and overpayments applied to it, or None
+    when the tenant has no such invoice."""
     inv = session.execute(
         select(*_COLUMNS).where(Invoice.tenant_id == tenant_id, Invoice.invoice_id == invoice_id)
     ).first()
@@ -208,8 +248,19 @@ def invoice_with_payments(
             .order_by(Payment.date, Payment.payment_id)
         )
     ]
+    allocations = [
+        AllocationRow(a.kind, a.document_id, a.date, a.amount, a.number)
+        for a in session.execute(
+            select(Allocation.kind, Allocation.document_id, Allocation.date, Allocation.amount, Allocation.number)
+            .where(Allocation.tenant_id == tenant_id, Allocation.invoice_id == invoice_id)
+            .order_by(Allocation.date, Allocation.kind, Allocation.document_id, Allocation.seq)
+        )
+    ]
     live = sum(1 for p in payments if p.status != "DELETED")
-    return InvoiceRow(**{k: getattr(inv, k) for k in _FIELDS}, payment_count=live), payments
+    row = InvoiceRow(
+        **{k: getattr(inv, k) for k in _FIELDS}, payment_count=live, allocation_count=len(allocations)
+    )
+    return row, payments, allocations
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -244,6 +295,8 @@ def _scope_where(scope: Scope) -> list:
 
 def _where(scope: Scope, filters: Filters, today: date) -> list:
     where = _scope_where(scope) + [view_clause(filters.view, today, scope.pinned_ids)]
+    if filters.type != "all":
+        where.append(Invoice.type == saved_views.TYPES[filters.type])
     if filters.q:
         pattern = "%" + _escape_like(filters.q.lower()) + "%"  # a prefix is a match too
         where.append(func.lower(Invoice.invoice_number).like(pattern, escape="\\"))

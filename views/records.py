@@ -5,9 +5,12 @@ the reason it exists, so a wrong match can be explained and overridden:
 
 - reason "email" (xero_contact_id NULL, tenant_id "*"): a standing rule, "this record
   matches Xero contacts by its email". It is resolved at query time by joining
-  contacts.email_lower (index ix_contacts_email) in whichever tenant is live, so a Xero
-  contact that appears later with the same address (in any capitalisation) is seen without
-  re-linking, and nobody (the worker included) has to re-evaluate links when contacts change.
+  contact_emails (index ix_contact_emails_email: every contact's main EmailAddress and its
+  ContactPersons' addresses) in whichever tenant is live, so a Xero contact that appears
+  later with the same address (in any capitalisation) is seen without re-linking, and
+  nobody (the worker included) has to re-evaluate links when contacts change. The link says
+  which address matched and whether it is the main one or a contact person's.
+- A link to a contact that was merged away follows MergedToContactID to the survivor.
 - reason "explicit" with xero_contact_id: linked to that Xero contact of the live tenant.
 - reason "explicit" with invoice_id: linked to that one invoice.
 
@@ -33,7 +36,8 @@ from sqlalchemy import delete, literal, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store.models import Contact, CrmRecord, Invoice, Pin, RecordLink
+from store import mirror
+from store.models import Contact, ContactEmail, CrmRecord, Invoice, Pin, RecordLink
 
 KINDS = {"contacts": "contact", "accounts": "account", "deals": "deal"}
 ANY_TENANT = "*"
@@ -82,6 +86,10 @@ class Link:
     name: str | None
     email: str | None
     is_customer: bool | None  # None: not (yet) in the mirror
+    matched_email: str | None = None  # reason email: the address that matched
+    matched_by: str | None = None  # reason email: "main" (EmailAddress) or "contact_person"
+    person_name: str | None = None  # matched_by contact_person: whose address it is
+    merged_from: str | None = None  # the link named this contact, merged into xero_contact_id
 
 
 @dataclass(frozen=True)
@@ -211,27 +219,55 @@ def stored(session: Session, record: Record) -> Stored:
 def resolve(session: Session, record: Record, tenant_id: str) -> Resolved:
     """What the record sees in the live tenant: the invoices to list (as a Scope) and every
     Xero contact it is linked to, with the reason (customers or not: a link is explained
-    even when it brings no invoices). One UNION query, after the account's contacts."""
+    even when it brings no invoices). One UNION query, after the account's contacts; a link
+    to a contact merged away follows MergedToContactID to the survivor (one more query)."""
     family = _family(session, record)
     rows = session.execute(_links_query(family, tenant_id, pins_of=record.id)).all()
-    contacts = {r.xero_contact_id for r in rows if r.xero_contact_id is not None and r.is_customer}
     invoices = {r.invoice_id for r in rows if r.invoice_id is not None}
     pinned = frozenset(r.invoice_id for r in rows if r.reason == "pin")
-    found = tuple(
-        Link(
-            r.xero_contact_id,
+    linked = [r for r in rows if r.xero_contact_id is not None]
+    moved = mirror.survivors(session, tenant_id, [r.xero_contact_id for r in linked])
+    found: dict[tuple, Link] = {}
+    contacts: set[str] = set()
+    survivors = _contacts(session, tenant_id, set(moved.values()))
+    for r in linked:
+        if r.is_customer:
+            contacts.add(r.xero_contact_id)  # any invoice still filed under it
+        survivor = moved.get(r.xero_contact_id)
+        facts = survivors.get(survivor) if survivor else (r.name, r.email, r.is_customer)
+        name, email, is_customer = facts or (None, None, None)
+        contact_id = survivor or r.xero_contact_id
+        if is_customer:
+            contacts.add(contact_id)
+        key = (r.record_id, contact_id)
+        if key in found:
+            continue
+        found[key] = Link(
+            contact_id,
             r.reason,
             family[r.record_id] if r.record_id != record.id else None,
-            r.name,
-            r.email,
-            r.is_customer,
+            name,
+            email,
+            is_customer,
+            matched_email=r.matched_email,
+            matched_by={"main": "main", "person": "contact_person"}.get(r.source or ""),
+            person_name=r.person_name,
+            merged_from=r.xero_contact_id if survivor else None,
         )
-        for r in rows
-        if r.xero_contact_id is not None
-    )
     return Resolved(
-        Scope(tenant_id, record.id, tuple(sorted(contacts)), tuple(sorted(invoices)), pinned), found
+        Scope(tenant_id, record.id, tuple(sorted(contacts)), tuple(sorted(invoices)), pinned), tuple(found.values())
     )
+
+
+def _contacts(session: Session, tenant_id: str, ids: set[str]) -> dict[str, tuple]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Contact.contact_id, Contact.name, Contact.email, Contact.is_customer).where(
+            Contact.tenant_id == tenant_id, Contact.contact_id.in_(sorted(ids))
+        )
+    ).all()
+    return {r.contact_id: (r.name, r.email, r.is_customer) for r in rows}
 
 
 def pin(session: Session, record: Record, tenant_id: str | None, invoice_id: str, now: datetime) -> bool:
@@ -290,7 +326,8 @@ def _family(session: Session, record: Record) -> dict[int, str]:
 
 
 def _links_query(family: dict[int, str], tenant_id: str, pins_of: int):
-    """One UNION ALL: explicit links, email matches resolved now, and the record's pins."""
+    """One UNION ALL: explicit links, email matches resolved now (the contact's main address
+    or any of its contact persons'), and the record's pins."""
     ids = list(family)
     explicit = (
         select(
@@ -301,6 +338,9 @@ def _links_query(family: dict[int, str], tenant_id: str, pins_of: int):
             Contact.name,
             Contact.email,
             Contact.is_customer,
+            null().label("matched_email"),
+            null().label("source"),
+            null().label("person_name"),
         )
         .outerjoin(
             Contact,
@@ -319,15 +359,25 @@ def _links_query(family: dict[int, str], tenant_id: str, pins_of: int):
             Contact.name,
             Contact.email,
             Contact.is_customer,
+            ContactEmail.email_lower,
+            ContactEmail.source,
+            ContactEmail.person_name,
         )
         .join(RecordLink, (RecordLink.record_id == CrmRecord.id) & (RecordLink.reason == "email"))
-        .join(Contact, (Contact.tenant_id == tenant_id) & (Contact.email_lower == CrmRecord.email_lower))
+        .join(
+            ContactEmail,
+            (ContactEmail.tenant_id == tenant_id) & (ContactEmail.email_lower == CrmRecord.email_lower),
+        )
+        .join(
+            Contact, (Contact.tenant_id == tenant_id) & (Contact.contact_id == ContactEmail.contact_id)
+        )
         .where(CrmRecord.id.in_(ids))
     )
-    pins = select(Pin.record_id, null(), Pin.invoice_id, literal("pin"), null(), null(), null()).where(
-        Pin.record_id == pins_of, Pin.tenant_id == tenant_id
-    )
-    return union_all(explicit, by_email, pins).order_by("record_id", "reason", "xero_contact_id")
+    pins = select(
+        Pin.record_id, null(), Pin.invoice_id, literal("pin"), null(), null(), null(), null(), null(), null()
+    ).where(Pin.record_id == pins_of, Pin.tenant_id == tenant_id)
+    # main addresses sort before contact persons', so a contact matched both ways says "main"
+    return union_all(explicit, by_email, pins).order_by("record_id", "reason", "xero_contact_id", "source")
 
 
 def _invoice_exists(session: Session, tenant_id: str, invoice_id: str) -> bool:

@@ -40,6 +40,9 @@ HIDDEN_STATUSES = ("DELETED",)
 
 STATUS_WORDS = ("Paid", "Open", "Overdue", "Partially paid", "Draft", "Voided")
 TYPE_LABELS = {"ACCREC": "Sales invoice", "ACCPAY": "Bill"}
+# The invoice list's `type`: a customer's debt is its sales invoices; bills only when asked.
+TYPES = {"sales": "ACCREC", "bill": "ACCPAY", "all": None}
+DEFAULT_TYPE = "sales"
 
 Bucket = Literal["paid", "open", "overdue"]
 
@@ -53,6 +56,19 @@ class InvoiceLike(Protocol):
 
 class UnknownView(ValueError):
     """A `view` that is not one of VIEWS."""
+
+
+class UnknownType(ValueError):
+    """A `type` that is not one of TYPES."""
+
+
+def parse_type(value: str | None) -> str:
+    """The invoice types asked for; no value means sales invoices only."""
+    if value is None or value == "":
+        return DEFAULT_TYPE
+    if value not in TYPES:
+        raise UnknownType(f"type must be one of {', '.join(TYPES)}")
+    return value
 
 
 def parse_view(value: str | None) -> str:

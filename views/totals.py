@@ -1,14 +1,24 @@
-"""Pure: paid and unpaid totals per invoice type and currency, with counts, and a converted base total.
+"""Pure: what a customer was invoiced, has paid, was credited and still owes, per currency.
 
-What is summed: a Paid invoice counts its Total; an Unpaid one (open or overdue) its
-balance, AmountDue. Totals are keyed by (type, currency): sales invoices and bills are
-never added together, nor are two currencies. The one cross-currency figure is the
-base-currency total, labelled as converted at each invoice's own CurrencyRate (Xero's
+DESIGN.md "Money as Xero keeps it". Over a record's AUTHORISED and PAID sales invoices
+(ACCREC: a bill is not the customer's debt and never counts here):
+
+- paid: the sum of AmountPaid, money received (part payments included), counting the
+  invoices with AmountPaid > 0;
+- credited: the sum of AmountCredited (credit notes, prepayments, overpayments applied),
+  counting the invoices with AmountCredited > 0;
+- unpaid: the sum of AmountDue over AUTHORISED invoices with AmountDue > 0 (the Unpaid view);
+- overdue: the part of unpaid whose due date is before the organisation's `today`;
+- invoiced: the sum of Total, so that for every currency paid + credited + unpaid = invoiced,
+  exactly (Xero keeps AmountDue = Total - AmountPaid - AmountCredited).
+
+Figures are never added across currencies. The one cross-currency figure of each block is
+its base-currency total, labelled as converted at each invoice's own CurrencyRate (Xero's
 rate is units of invoice currency per 1 base unit, so base = amount / rate), computed
-exactly and rounded to cents once, at the end. An invoice in a foreign currency without
-a usable rate is never silently dropped: it is reported as unconverted.
+exactly and rounded to cents once, at the end; an invoice in a foreign currency without a
+usable rate is reported as unconverted, never dropped.
 
-The SQL (views/queries.py) groups invoices into `Line`s in one GROUP BY; `lines_for` is
+The SQL (views/queries.py) adds invoices up into `Line`s in one GROUP BY; `lines_for` is
 the same classification on plain invoices, with `today` passed in.
 """
 
@@ -19,53 +29,101 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Protocol
+from typing import Literal, Protocol
 
-from views.saved_views import InvoiceLike, bucket
+from views.saved_views import InvoiceLike, is_overdue, is_unpaid
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
+SALES = "ACCREC"
+COUNTED_STATUSES = ("AUTHORISED", "PAID")
+
+State = Literal["settled", "open", "overdue"]
+BLOCKS = ("invoiced", "paid", "credited", "unpaid", "overdue")
+LABELS = {
+    "invoiced": "Invoiced",
+    "paid": "Received",
+    "credited": "Credited",
+    "unpaid": "Still to pay",
+    "overdue": "Overdue",
+}
 
 
 class InvoiceAmounts(InvoiceLike, Protocol):
     type: str
     currency_code: str
     currency_rate: Decimal | None
+    amount_paid: Decimal
+    amount_credited: Decimal
 
 
 @dataclass(frozen=True)
 class Line:
-    """Invoices of one bucket, type, currency and rate, added up."""
+    """Sales invoices of one state, currency and rate, added up."""
 
-    bucket: str  # paid | open | overdue
-    type: str
+    state: State  # settled: nothing left to pay; open or overdue: part of unpaid
     currency: str
     rate: Decimal | None
-    amount: Decimal
+    total: Decimal
+    paid: Decimal
+    credited: Decimal
+    due: Decimal
     count: int = 1
+    paid_count: int = 0
+    credited_count: int = 0
+
+    @property
+    def unpaid(self) -> bool:
+        return self.state != "settled"
+
+    def amount(self, block: str) -> Decimal:
+        return {
+            "invoiced": self.total,
+            "paid": self.paid,
+            "credited": self.credited,
+            "unpaid": self.due,
+            "overdue": self.due,
+        }[block]
+
+    def counted(self, block: str) -> int:
+        return {
+            "invoiced": self.count,
+            "paid": self.paid_count,
+            "credited": self.credited_count,
+            "unpaid": self.count,
+            "overdue": self.count,
+        }[block]
+
+    def belongs(self, block: str) -> bool:
+        if block == "unpaid":
+            return self.unpaid
+        if block == "overdue":
+            return self.state == "overdue"
+        return True
 
 
 @dataclass(frozen=True)
 class Amount:
-    type: str
     currency: str
     amount: Decimal
     count: int
+    type: str = SALES
 
 
 @dataclass(frozen=True)
 class Converted:
-    """One type's invoices in the base currency, each converted at its own rate."""
+    """One block's invoices in the base currency, each converted at its own rate."""
 
-    type: str
     currency: str
     amount: Decimal
     count: int
     unconverted: tuple[Amount, ...] = ()
+    type: str = SALES
 
 
 @dataclass(frozen=True)
 class Total:
+    label: str
     count: int
     by_currency: tuple[Amount, ...]
     converted: tuple[Converted, ...]
@@ -73,21 +131,49 @@ class Total:
 
 @dataclass(frozen=True)
 class Summary:
+    invoiced: Total
     paid: Total
+    credited: Total
     unpaid: Total
     overdue: Total  # the part of unpaid that is past due
     base_currency: str | None = None
     lines: tuple[Line, ...] = field(default=(), repr=False)
 
+    def block(self, name: str) -> Total:
+        return getattr(self, name)
+
+
+def state_of(inv: InvoiceLike, today: date) -> State | None:
+    """Which part of the summary a sales invoice counts in; None for drafts, voided, deleted."""
+    if inv.status not in COUNTED_STATUSES:
+        return None
+    if is_unpaid(inv):
+        return "overdue" if is_overdue(inv, today) else "open"
+    return "settled"
+
 
 def lines_for(invoices: Iterable[InvoiceAmounts], today: date) -> list[Line]:
-    """One line per invoice that counts in a total (what the SQL's GROUP BY adds up)."""
+    """One line per invoice that counts (what the SQL's GROUP BY adds up)."""
     lines = []
     for inv in invoices:
-        b = bucket(inv, today)
-        if b is not None:
-            amount = inv.total if b == "paid" else inv.amount_due
-            lines.append(Line(b, inv.type, inv.currency_code, inv.currency_rate, amount))
+        state = state_of(inv, today) if inv.type == SALES else None
+        if state is None:
+            continue
+        due = inv.amount_due if state != "settled" else ZERO
+        lines.append(
+            Line(
+                state,
+                inv.currency_code,
+                inv.currency_rate,
+                inv.total,
+                inv.amount_paid,
+                inv.amount_credited,
+                due,
+                1,
+                int(inv.amount_paid > 0),
+                int(inv.amount_credited > 0),
+            )
+        )
     return lines
 
 
@@ -102,51 +188,45 @@ def to_base(amount: Decimal, currency: str, rate: Decimal | None, base: str) -> 
 
 def summarise(lines: Iterable[Line], base_currency: str | None) -> Summary:
     lines = tuple(lines)
-    return Summary(
-        paid=_total([ln for ln in lines if ln.bucket == "paid"], base_currency),
-        unpaid=_total([ln for ln in lines if ln.bucket in ("open", "overdue")], base_currency),
-        overdue=_total([ln for ln in lines if ln.bucket == "overdue"], base_currency),
-        base_currency=base_currency,
-        lines=lines,
-    )
+    blocks = {name: _total(name, [ln for ln in lines if ln.belongs(name)], base_currency) for name in BLOCKS}
+    return Summary(**blocks, base_currency=base_currency, lines=lines)
 
 
-def _total(lines: list[Line], base: str | None) -> Total:
+def identity_holds(summary: Summary) -> bool:
+    """paid + credited + unpaid == invoiced, for every currency."""
+    def by(total: Total) -> dict[str, Decimal]:
+        return {a.currency: a.amount for a in total.by_currency}
+
+    invoiced, parts = by(summary.invoiced), [by(summary.paid), by(summary.credited), by(summary.unpaid)]
+    currencies = set(invoiced).union(*parts)
+    return all(invoiced.get(c, ZERO) == sum((p.get(c, ZERO) for p in parts), ZERO) for c in currencies)
+
+
+def _total(block: str, lines: list[Line], base: str | None) -> Total:
     return Total(
-        count=sum(ln.count for ln in lines),
-        by_currency=_by_currency(lines),
-        converted=_converted(lines, base) if base else (),
+        label=LABELS[block],
+        count=sum(ln.counted(block) for ln in lines),
+        by_currency=_by_currency(block, lines),
+        converted=(_converted(block, lines, base),) if base else (),
     )
 
 
-def _by_currency(lines: list[Line]) -> tuple[Amount, ...]:
-    sums: dict[tuple[str, str], list] = defaultdict(lambda: [ZERO, 0])
+def _by_currency(block: str, lines: list[Line]) -> tuple[Amount, ...]:
+    sums: dict[str, list] = defaultdict(lambda: [ZERO, 0])
     for ln in lines:
-        acc = sums[(ln.type, ln.currency)]
-        acc[0] += ln.amount
-        acc[1] += ln.count
-    return tuple(Amount(t, c, a, n) for (t, c), (a, n) in sorted(sums.items(), key=_type_first))
+        acc = sums[ln.currency]
+        acc[0] += ln.amount(block)
+        acc[1] += ln.counted(block)
+    return tuple(Amount(c, a, n) for c, (a, n) in sorted(sums.items()) if n or a)
 
 
-def _converted(lines: list[Line], base: str) -> tuple[Converted, ...]:
-    out = []
-    for kind in sorted({ln.type for ln in lines}, key=_type_order):
-        amount, count, missing = ZERO, 0, []
-        for ln in (ln for ln in lines if ln.type == kind):
-            value = to_base(ln.amount, ln.currency, ln.rate, base)
-            if value is None:
-                missing.append(ln)
-            else:
-                amount += value
-                count += ln.count
-        out.append(Converted(kind, base, amount.quantize(CENT, ROUND_HALF_UP), count, _by_currency(missing)))
-    return tuple(out)
-
-
-def _type_order(kind: str) -> tuple[int, str]:
-    return (0 if kind == "ACCREC" else 1 if kind == "ACCPAY" else 2, kind)
-
-
-def _type_first(item) -> tuple:
-    (kind, currency), _ = item
-    return (_type_order(kind), currency)
+def _converted(block: str, lines: list[Line], base: str) -> Converted:
+    amount, count, missing = ZERO, 0, []
+    for ln in lines:
+        value = to_base(ln.amount(block), ln.currency, ln.rate, base)
+        if value is None:
+            missing.append(ln)
+        else:
+            amount += value
+            count += ln.counted(block)
+    return Converted(base, amount.quantize(CENT, ROUND_HALF_UP), count, _by_currency(block, missing))

@@ -21,12 +21,13 @@ from store.db import transaction
 from worker import translate
 from worker.gateway import TenantApi
 from worker.prefetch import Ahead
-from worker.xero import XeroNotFound, XeroPage, XeroRequestError
+from worker.xero import XeroNotFound, XeroPage, XeroRequestError, credit_notes_where
 
 log = logging.getLogger(__name__)
 PERMANENT = (XeroRequestError, XeroNotFound, translate.TranslationError)  # a list call's 404: the gateway refused it
 
 IDS_PER_CALL = 50  # Xero's gateway refuses longer query strings (about 52 GUIDs)
+CREDIT_NOTES_PER_CALL = 10  # ids in one `where` of ORs: about 40 characters each, well inside the gateway's limit
 SWEEP_ABOVE = IDS_PER_CALL  # more dirty ids than one call takes: one If-Modified-Since page is cheaper
 PAGE_SIZE = 1000
 OVERLAP = timedelta(minutes=5)  # clocks and Xero's own indexing are not exact
@@ -72,13 +73,17 @@ class BackfillResult:
 def _store_invoices(session: Session, tenant_id: str, items: list[dict], now: datetime) -> mirror.Upserted:
     rows = [translate.invoice_row(tenant_id, raw) for raw in items]
     installments = [p for raw in items for p in translate.installment_rows(tenant_id, raw)]
+    allocations = [a for raw in items for a in translate.allocation_rows(tenant_id, raw)]
     result = mirror.upsert_invoices(session, tenant_id, rows, now)
     mirror.apply_installments(session, tenant_id, rows, installments, now)
+    mirror.apply_allocations(session, tenant_id, rows, allocations, now)
     return result
 
 
 def _store_contacts(session: Session, tenant_id: str, items: list[dict], now: datetime) -> mirror.Upserted:
-    return mirror.upsert_contacts(session, tenant_id, [translate.contact_row(tenant_id, raw) for raw in items], now)
+    rows = [translate.contact_row(tenant_id, raw) for raw in items]
+    emails = [e for raw in items for e in translate.contact_email_rows(tenant_id, raw)]
+    return mirror.upsert_contacts(session, tenant_id, rows, now, emails)
 
 
 def _store_payments(session: Session, tenant_id: str, items: list[dict], now: datetime) -> mirror.Upserted:
@@ -127,8 +132,10 @@ def drain(
 
     An event whose object the mirror already holds at least as new is settled with no call
     (a burst's later deliveries, after one sweep fetched the whole burst). The rest: invoices
-    by IDs when one call of 50 takes them all, else (or for any credit-note event) by one
-    If-Modified-Since sweep from the earliest event minus an overlap; contacts likewise.
+    by IDs when one call of 50 takes them all, else by one If-Modified-Since sweep from the
+    earliest event minus an overlap; contacts likewise. A credit-note event costs the credit
+    note (by `where`, Xero documents no IDs there) and the invoices it was applied to, and
+    nothing at all for a supplier's or a draft credit note.
     An event is settled only once its object is stored; events that arrive meanwhile are
     left for the follow-up job their own wake queued.
     """
@@ -157,15 +164,19 @@ def drain(
 
     run = _Drain(tenant_id, api, sessions, now, result, heartbeat)
     invoices = by_category.get("INVOICE", [])
-    credit_notes = by_category.get("CREDITNOTE", [])
-    big_burst = len({e.resource_id for e in invoices}) > SWEEP_ABOVE
-    run.sync("invoices", invoices, sweep=(invoices if big_burst else []) + credit_notes)
+    credited = run.credit_notes(by_category.get("CREDITNOTE", []))
+    wanted = {e.resource_id for e in invoices} | credited
+    big_burst = len(wanted) > SWEEP_ABOVE
+    run.sync("invoices", invoices, sweep=invoices if big_burst else [], extra=sorted(credited))
+    run.settle(run.credit_note_events)
     contacts = by_category.get("CONTACT", [])
     big_burst = len({e.resource_id for e in contacts}) > SWEEP_ABOVE
     # a new sale makes a contact a customer, and Xero may not announce that: fetch (two calls
     # at most) the customers the mirror lacks; reconciliation and the backfill bring any others
     extra = sorted(run.customers - {e.resource_id for e in contacts})[: 2 * IDS_PER_CALL]
     run.sync("contacts", contacts, sweep=contacts if big_burst else [], extra=extra)
+    if run.survivors:  # contacts merged into one the mirror does not hold yet
+        run.sync("contacts", [], sweep=[], extra=sorted(run.survivors)[: IDS_PER_CALL])
     _record_success(sessions, tenant_id, now)
     return result
 
@@ -179,6 +190,40 @@ class _Drain:
     result: DrainResult
     heartbeat: Heartbeat
     customers: set[str] = field(default_factory=set)
+    credit_note_events: list[int] = field(default_factory=list)  # settled once their invoices are stored
+    survivors: set[str] = field(default_factory=set)
+
+    def credit_notes(self, events: list[backlog.Event]) -> set[str]:
+        """The customer invoices these CREDITNOTE events may have changed: those the credit
+        notes' allocations name and those the mirror holds as settled by them. A supplier
+        credit note (ACCPAYCREDIT), or one that cannot have been applied yet (DRAFT,
+        SUBMITTED, DELETED), costs no call: the event's `data` says so."""
+        idle = [e.id for e in events if not _may_settle_invoices(e.data)]
+        self.settle(idle)
+        live = [e for e in events if _may_settle_invoices(e.data)]
+        ids = list(dict.fromkeys(e.resource_id for e in live))
+        invoices: set[str] = set()
+        failed: set[str] = set()
+        for chunk in _chunks(ids, CREDIT_NOTES_PER_CALL):
+            try:
+                page = _fetch(self.api, "credit_notes", where=credit_notes_where(chunk), page=1)
+            except (*PERMANENT, ValueError) as exc:
+                failed.update(chunk)
+                self.fail([e.id for e in live if e.resource_id in chunk], exc)
+                continue
+            for note in page.items:
+                if note.get("Type") == "ACCRECCREDIT":
+                    invoices.update(
+                        str(a["Invoice"]["InvoiceID"]).lower()
+                        for a in note.get("Allocations") or []
+                        if (a.get("Invoice") or {}).get("InvoiceID")
+                    )
+            self.heartbeat()
+        with self.sessions() as session:
+            # a removed allocation no longer names its invoice: the mirror remembers it
+            invoices |= mirror.invoices_allocated_from(session, self.tenant_id, ids)
+        self.credit_note_events = [e.id for e in live if e.resource_id not in failed]
+        return invoices
 
     def sync(self, kind: str, events: list[backlog.Event], sweep: list[backlog.Event], extra: list[str] = ()) -> None:
         """Fetch what `events` name (and `extra` ids), store it, settle the events."""
@@ -228,6 +273,9 @@ class _Drain:
                     if raw.get("Type") == "ACCREC" and str(raw.get("InvoiceID", "")).lower() in written.changed
                 }
                 self.customers.update(mirror.contacts_needing_refresh(session, self.tenant_id, sales - {""}))
+            if kind == "contacts":
+                merged_into = {translate.contact_row(self.tenant_id, raw)["merged_to_contact_id"] for raw in items}
+                self.survivors.update(mirror.contacts_needing_refresh(session, self.tenant_id, merged_into - {None}))
         setattr(self.result, kind, getattr(self.result, kind) + len(items))
         return {str(raw.get(ID_KEY[kind], "")).lower() for raw in items}
 
@@ -243,6 +291,14 @@ class _Drain:
         log.warning("%d events failed: %s", len(event_ids), text)
         with transaction(self.sessions) as session:
             backlog.settle(session, event_ids, "failed", self.now, text[:1000])
+
+
+def _may_settle_invoices(data: dict | None) -> bool:
+    """Whether a CREDITNOTE event's credit note can settle a customer's invoice."""
+    if not data:
+        return True  # nothing said: look
+    kind, status = str(data.get("Type") or "").upper(), str(data.get("Status") or "").upper()
+    return kind != "ACCPAYCREDIT" and status not in ("DRAFT", "SUBMITTED", "DELETED")
 
 
 def _one(api: TenantApi, kind: str, resource_id: str) -> list[dict]:

@@ -12,6 +12,8 @@ from functools import lru_cache
 from decimal import Decimal
 from typing import Any
 
+from store.natural import number_key
+
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{2,4})?\)/$")
 ZERO = Decimal("0")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -69,20 +71,53 @@ def _updated(obj: dict) -> datetime:
     return moment
 
 
+# Kept out of the mirror's raw copies: nothing reads them, and they are not ours to hold.
+PRIVATE_CONTACT_FIELDS = ("BankAccountDetails", "TaxNumber", "BatchPayments")
+
+
 def contact_row(tenant_id: str, raw: dict) -> dict[str, Any]:
     email = _text(raw.get("EmailAddress"))
+    merged = raw.get("MergedToContactID")
     return {
         "tenant_id": tenant_id,
         "contact_id": _required(raw, "ContactID"),
         "name": _text(raw.get("Name")),
         "email": email,
-        "email_lower": email.lower() if email else None,
+        "email_lower": _email(email),
         "is_customer": bool(raw.get("IsCustomer", False)),
         "is_supplier": bool(raw.get("IsSupplier", False)),
         "contact_status": _text(raw.get("ContactStatus")),
+        "merged_to_contact_id": str(merged).lower() if merged and merged != _NIL_ID else None,
         "updated_utc": _updated(raw),
-        "raw": raw,
+        "raw": {k: v for k, v in raw.items() if k not in PRIVATE_CONTACT_FIELDS},
     }
+
+
+_NIL_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def _email(text: str | None) -> str | None:
+    email = (text or "").strip().lower()
+    return email or None
+
+
+def contact_email_rows(tenant_id: str, raw: dict) -> list[dict[str, Any]]:
+    """Every address the contact answers to: its main EmailAddress, then each ContactPersons
+    email (a person whose address is the main one adds nothing)."""
+    contact_id = _required(raw, "ContactID")
+    rows: dict[str, dict[str, Any]] = {}
+    main = _email(raw.get("EmailAddress"))
+    if main:
+        rows[main] = {"source": "main", "person_name": None}
+    for person in raw.get("ContactPersons") or []:
+        email = _email(person.get("EmailAddress"))
+        if email and email not in rows:
+            name = " ".join(p for p in (_text(person.get("FirstName")), _text(person.get("LastName"))) if p)
+            rows[email] = {"source": "person", "person_name": name[:300] or None}
+    return [
+        {"tenant_id": tenant_id, "contact_id": contact_id, "email_lower": email[:320], **facts}
+        for email, facts in rows.items()
+    ]
 
 
 def invoice_row(tenant_id: str, raw: dict) -> dict[str, Any]:
@@ -92,6 +127,7 @@ def invoice_row(tenant_id: str, raw: dict) -> dict[str, Any]:
         "tenant_id": tenant_id,
         "invoice_id": _required(raw, "InvoiceID"),
         "invoice_number": _text(raw.get("InvoiceNumber")),
+        "number_key": number_key(_text(raw.get("InvoiceNumber"))),
         "type": str(raw.get("Type") or ""),
         "status": str(raw.get("Status") or ""),
         "contact_id": str(contact_id).lower() if contact_id else None,
@@ -131,6 +167,45 @@ def installment_rows(tenant_id: str, invoice_raw: dict) -> list[dict[str, Any]]:
                 "raw": raw,
             }
         )
+    return rows
+
+
+# The settlements an invoice lists beside its Payments: (JSON array, id field, our kind).
+ALLOCATION_ARRAYS = (
+    ("CreditNotes", "CreditNoteID", "credit_note"),
+    ("Prepayments", "PrepaymentID", "prepayment"),
+    ("Overpayments", "OverpaymentID", "overpayment"),
+)
+
+
+def allocation_rows(tenant_id: str, invoice_raw: dict) -> list[dict[str, Any]]:
+    """The credit notes, prepayments and overpayments applied to an invoice, one row per
+    entry with its AppliedAmount (a document applied twice is listed twice: `seq` tells them
+    apart). The date is the one the invoice gives for the entry."""
+    invoice_id = _required(invoice_raw, "InvoiceID")
+    rows = []
+    for key, id_field, kind in ALLOCATION_ARRAYS:
+        seen: dict[str, int] = {}
+        for raw in invoice_raw.get(key) or []:
+            document_id = str(raw.get(id_field) or raw.get("ID") or "").lower()
+            if not document_id:
+                raise TranslationError(f"an invoice's {key} entry without {id_field}")
+            seq = seen[document_id] = seen.get(document_id, 0) + 1
+            amount = money(raw.get("AppliedAmount"), default=None)
+            if amount is None:
+                raise TranslationError(f"an invoice's {key} entry without AppliedAmount")
+            rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "invoice_id": invoice_id,
+                    "kind": kind,
+                    "document_id": document_id,
+                    "seq": seq,
+                    "number": _text(raw.get("CreditNoteNumber") or raw.get("Reference")),
+                    "date": ms_date(raw.get("Date")),
+                    "amount": amount,
+                }
+            )
     return rows
 
 
