@@ -117,10 +117,11 @@ def component_validator(name: str, component: str, draft=jsonschema.Draft4Valida
     return draft(root, format_checker=FORMATS)
 
 
-def webhook_validator():
-    """The webhooks file is OpenAPI 3.1: its schemas already are JSON Schema 2020-12."""
+def webhook_validator(component: str = "WebhookEvent"):
+    """The webhooks file is OpenAPI 3.1: its schemas already are JSON Schema 2020-12.
+    `component="CreditNoteWebhookEvent"` also requires CREDITNOTE events' `data {Type, Status}`."""
     components = document("xero-webhooks.yaml")["components"]
-    root = {"$ref": "#/components/schemas/WebhookEvent", "components": components}
+    root = {"$ref": f"#/components/schemas/{component}", "components": components}
     return jsonschema.Draft202012Validator(root, format_checker=FORMATS)
 
 
