@@ -20,7 +20,7 @@ from store import mirror
 from store.db import transaction
 from store.models import ApiKey, Invoice, SyncState
 
-from ..integration.mirror_rows import contact, invoice, payment, workspace
+from ..integration.mirror_rows import allocation, contact, invoice, payment, workspace
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 expect = sync_api.expect
@@ -118,9 +118,12 @@ def test_the_default_list_is_awaiting_payment_with_totals_per_currency(page, liv
     open_widget(page, live_server, seeded)
     expect(page.locator("[data-view=unpaid]")).to_have_attribute("aria-selected", "true")
     expect_numbers(page, ["INV-1002", "INV-1004", "INV-1003", "INV-2002"])
-    expect(page.locator("#total-paid .total-amount")).to_have_text(["NZ$1,200.00", "€80.00"])
+    expect(page.locator(".total-box:visible .total-label")).to_have_text(["Received", "Still to pay"])
+    expect(page.locator("#total-credited")).to_be_hidden()  # nothing credited: no box for it
+    # Received is AmountPaid (1,200.00 + the 250.00 part payment), Still to pay AmountDue
+    expect(page.locator("#total-paid .total-amount")).to_have_text(["NZ$1,450.00", "€80.00"])
     expect(page.locator("#total-unpaid .total-amount")).to_have_text(["NZ$1,500.00", "€1,234.56"])
-    expect(page.locator("#total-paid .total-count")).to_have_text("2 invoices")
+    expect(page.locator("#total-paid .total-count")).to_have_text("3 invoices")
     expect(page.locator("#total-unpaid .total-count")).to_contain_text("4 invoices")
     expect(page.locator("#total-unpaid .overdue-note")).to_have_text("NZ$300.00 · €1,234.56 overdue")
 
@@ -162,7 +165,8 @@ def test_each_tab_lists_its_saved_view(page, live_server, seeded, view, expected
 
 def test_tab_counts_and_arrow_keys(page, live_server, seeded):
     open_widget(page, live_server, seeded)
-    expect(page.locator("[role=tab] .tab-count")).to_have_text(["4", "2", "2", "2", ""])
+    # the Paid tab has no count: Received counts part-paid invoices too, which that tab does not list
+    expect(page.locator("[role=tab] .tab-count")).to_have_text(["4", "2", "2", "", ""])
     page.locator("[data-view=unpaid]").focus()
     page.keyboard.press("ArrowRight")
     expect(page.locator("[data-view=overdue]")).to_be_focused()
@@ -276,14 +280,16 @@ def test_hovering_payments_lists_each_installment(page, live_server, seeded):
     part.locator(".payments-link").hover()
     popover = part.locator(".installments")
     expect(popover).to_be_visible()
-    expect(popover.locator(".installments-title")).to_have_text("Paid NZ$250.00 of NZ$1,000.00 in 2 payments")
-    numbered = installments(page).locator(".installment-number")  # number, then the reference
-    expect(numbered).to_have_text(["Payment 1First", "Payment 2Second"])
+    expect(popover.locator(".installments-title")).to_have_text("2 payments")
+    expect(installments(page).locator(".installment-number")).to_have_text(["1", "2"])
+    kinds = installments(page).locator(".installment-kind")  # the kind, then the reference
+    expect(kinds).to_have_text(["PaymentFirst", "PaymentSecond"])
     dates = [_day(-15), _day(-8)]
     expect(installments(page).locator(".installment-date")).to_have_text(
         [f"{d:%b} {d.day}, {d.year}" for d in dates]
     )
     expect(installments(page).locator(".installment-amount")).to_have_text(["NZ$100.00", "NZ$150.00"])
+    expect(popover.locator(".installments-sums")).to_have_text("Received NZ$250.00 of NZ$1,000.00")
     expect(popover.locator(".installments-left")).to_have_text("NZ$750.00 still to pay")
     expect(part.locator(".payments-link")).to_have_attribute("aria-expanded", "true")
     page.mouse.move(5, 5)
@@ -300,11 +306,159 @@ def test_keyboard_focus_on_payments_shows_installments_and_escape_hides_them(pag
     expect(paid.locator(".payments-link")).to_be_focused()
     expect(paid.locator(".installments")).to_be_visible()
     expect(installments(page).locator(".installment-amount")).to_have_text(["NZ$500.00", "NZ$700.00"])
-    expect(installments(page).locator(".installment-number")).to_have_text(["Payment 1Deposit", "Payment 2"])
+    expect(installments(page).locator(".installment-kind")).to_have_text(["PaymentDeposit", "Payment"])
     page.keyboard.press("Escape")
     expect(paid.locator(".installments")).to_be_hidden()
     page.keyboard.press("Shift+Tab")
     expect(paid.locator(".installments")).to_be_hidden()
+
+
+# --- credits, and bills kept out ------------------------------------------------------------------
+
+
+@pytest.fixture
+def credited(live_server, sessions, seeded) -> list[Invoice]:
+    """Dee (contact x-dee, record c4): invoices settled by payments and by a credit note and a
+    prepayment, in NZD and EUR, and two bills of hers that are no debt of hers to anyone here."""
+    d = _day
+    rows = [
+        invoice(T, "i-3001", "x-dee", number="INV-3001", on=d(-40), due=d(-10), status="PAID",
+                total="1000.00", paid="700.00", credited="300.00"),
+        invoice(T, "i-3002", "x-dee", number="INV-3002", on=d(-30), due=d(-5), total="500.00",
+                paid="100.00", credited="150.00"),
+        invoice(T, "i-3003", "x-dee", number="INV-3003", on=d(-3), due=d(27), total="300.00"),
+        invoice(T, "i-3004", "x-dee", number="INV-3004", on=d(-8), due=d(22), total="640.00",
+                credited="40.00", currency="EUR", rate="0.55"),
+        invoice(T, "i-3901", "x-dee", number="INV-3901", on=d(-4), due=d(-1), total="999.00", type="ACCPAY"),
+        invoice(T, "i-3902", "x-dee", number="INV-3902", on=d(-50), due=d(-20), status="PAID",
+                total="555.00", paid="555.00", type="ACCPAY"),
+    ]
+    with transaction(sessions) as s:
+        s.add_all(
+            [
+                contact(T, "x-dee", "dee@example.com", name="Dee Jones"),
+                *rows,
+                payment(T, "p-3001a", "i-3001", "400.00", d(-35), reference="Bank"),
+                allocation(T, "i-3001", "credit_note", "cn-12", "300.00", d(-25), number="CN-0012"),
+                payment(T, "p-3001b", "i-3001", "300.00", d(-12)),
+                allocation(T, "i-3002", "prepayment", "pp-1", "150.00", d(-28)),
+                payment(T, "p-3002", "i-3002", "100.00", d(-20), reference="Card"),
+                allocation(T, "i-3004", "credit_note", "cn-13", "40.00", d(-6), number="CN-0013"),
+                payment(T, "p-3902", "i-3902", "555.00", d(-21)),
+            ]
+        )
+    response = live_server.app.test_client().put(
+        "/api/v1/contacts/c4", json={"name": "c4", "email": "dee@example.com"},
+        headers={"Authorization": f"Bearer {seeded.admin_key}"},
+    )
+    assert response.status_code == 200
+    return rows
+
+
+CURRENCIES = {"NZD": "NZ$", "EUR": "€"}  # the organisation's own first, as the widget orders them
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return CURRENCIES[currency] + f"{amount:,.2f}"
+
+
+def test_a_credit_note_is_a_numbered_line_of_the_popover_in_date_order(page, live_server, seeded, credited):
+    open_widget(page, live_server, seeded, record="c4")
+    page.click("[data-view=paid]")
+    settled = row(page, "INV-3001")
+    expect(settled.locator(".status")).to_have_text("Paid · 2 payments, 1 credit")
+    settled.locator(".payments-link").hover()
+    popover = settled.locator(".installments")
+    expect(popover.locator(".installments-title")).to_have_text("2 payments, 1 credit note")
+    lines = installments(page)
+    expect(lines.locator(".installment-number")).to_have_text(["1", "2", "3"])
+    expect(lines.locator(".installment-kind")).to_have_text(["PaymentBank", "Credit note CN-0012", "Payment"])
+    expect(lines.locator(".installment-amount")).to_have_text(["NZ$400.00", "NZ$300.00", "NZ$300.00"])
+    dates = [_day(-35), _day(-25), _day(-12)]
+    expect(lines.locator(".installment-date")).to_have_text([f"{d:%b} {d.day}, {d.year}" for d in dates])
+    expect(popover.locator("tr.installment-credit-note")).to_have_attribute("data-document-id", "cn-12")
+    expect(popover.locator(".installments-sums")).to_have_text(
+        "Received NZ$700.00 · Credited NZ$300.00 of NZ$1,000.00"
+    )
+    expect(popover.locator(".installments-left")).to_have_text("Nothing left to pay")
+
+    page.click("[data-view=overdue]")  # a prepayment before the payment; what is left to pay
+    part = row(page, "INV-3002")
+    expect(part.locator(".status")).to_have_text("Overdue · 1 payment, 1 credit")
+    part.locator(".payments-link").focus()
+    expect(installments(page).locator(".installment-kind")).to_have_text(["Prepayment", "PaymentCard"])
+    expect(part.locator(".installments-sums")).to_have_text(
+        "Received NZ$100.00 · Credited NZ$150.00 of NZ$500.00"
+    )
+    expect(part.locator(".installments-left")).to_have_text("NZ$250.00 still to pay")
+
+
+def test_credited_only_invoice_offers_its_credits(page, live_server, seeded, credited):
+    open_widget(page, live_server, seeded, record="c4")
+    only = row(page, "INV-3004")
+    expect(only.locator(".status")).to_have_text("Partially paid · 1 credit")
+    expect(only.locator(".payments-link")).to_have_text("Credits")
+    only.locator(".payments-link").hover()
+    expect(installments(page).locator(".installment-kind")).to_have_text(["Credit note CN-0013"])
+    expect(only.locator(".installments-sums")).to_have_text("Credited €40.00 of €640.00")
+
+
+def test_the_totals_say_received_credited_and_still_to_pay_and_leave_bills_out(
+    page, live_server, seeded, credited
+):
+    sales = [i for i in credited if i.type == "ACCREC" and i.status in ("AUTHORISED", "PAID")]
+    unpaid = [i for i in sales if i.status == "AUTHORISED" and i.amount_due > 0]
+    overdue = [i for i in unpaid if i.due_date < _day(0)]
+
+    def sums(field: str, which: list[Invoice]) -> list[str]:
+        """Per currency, the organisation's own first; a currency with nothing in it shows nothing."""
+        added = {c: Decimal(0) for c in CURRENCIES}
+        for i in which:
+            added[i.currency_code] += getattr(i, field)
+        return [_money(a, c) for c, a in added.items() if a]
+
+    def counted(field: str) -> str:
+        return f"{sum(1 for i in sales if getattr(i, field) > 0)} invoices"
+
+    assert sums("amount_paid", sales) == ["NZ$800.00"]  # the seeded figures, spelled out
+    assert sums("amount_credited", sales) == ["NZ$450.00", "€40.00"]
+    assert sums("amount_due", unpaid) == ["NZ$550.00", "€600.00"]
+    open_widget(page, live_server, seeded, record="c4")
+    expect(page.locator(".total-box .total-label")).to_have_text(["Received", "Credited", "Still to pay"])
+    expect(page.locator("#total-paid .total-amount")).to_have_text(sums("amount_paid", sales))
+    expect(page.locator("#total-credited .total-amount")).to_have_text(sums("amount_credited", sales))
+    expect(page.locator("#total-unpaid .total-amount")).to_have_text(sums("amount_due", unpaid))
+    expect(page.locator("#total-paid .total-count")).to_have_text(counted("amount_paid"))
+    expect(page.locator("#total-credited .total-count")).to_have_text(counted("amount_credited"))
+    expect(page.locator("#total-unpaid .total-count")).to_contain_text(f"{len(unpaid)} invoices")
+    expect(page.locator("#total-unpaid .overdue-note")).to_have_text(
+        " · ".join(sums("amount_due", overdue)) + " overdue"
+    )
+    expect(page.locator("#total-credited")).not_to_have_attribute("aria-pressed", "true")
+
+    expected = {
+        "unpaid": ["INV-3003", "INV-3004", "INV-3002"],
+        "overdue": ["INV-3002"],
+        "open": ["INV-3003", "INV-3004"],
+        "paid": ["INV-3001"],
+    }
+    for view, shown in expected.items():  # the bills are in no list
+        page.click(f"[data-view={view}]")
+        expect_numbers(page, shown)
+        expect(page.locator("#invoice-list > li .type")).to_have_text(["Sales invoice"] * len(shown))
+
+
+@pytest.mark.parametrize("width", [340, 420])
+def test_three_totals_fit_a_sidebar_without_cutting_an_amount(page, live_server, seeded, credited, width):
+    page.set_viewport_size({"width": width, "height": 700})
+    open_widget(page, live_server, seeded, record="c4")
+    expect(page.locator("#total-credited")).to_be_visible()
+    cut = page.evaluate(
+        "[...document.querySelectorAll('.total-amount')].filter(e => e.scrollWidth > e.clientWidth)"
+        ".map(e => e.textContent)"
+    )
+    assert cut == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
 # --- states ----------------------------------------------------------------------------------------
@@ -412,7 +566,7 @@ def test_a_payment_in_the_mirror_appears_without_a_reload(page, live_server, see
     _pay(sessions, "i-1002", "p-1002", "450.00", status="PAID", due="0", paid="450.00")
     expect_numbers_within = page.locator("#invoice-list > li .number")
     expect(expect_numbers_within).to_have_text(["INV-1004", "INV-1003", "INV-2002"], timeout=5_000)
-    expect(page.locator("#total-paid .total-amount")).to_have_text(["NZ$1,650.00", "€80.00"])
+    expect(page.locator("#total-paid .total-amount")).to_have_text(["NZ$2,000.00", "€80.00"])  # +100 +450
     assert time.monotonic() - started < 5
     part.locator(".payments-link").hover()
     expect(installments(page).locator(".installment-amount")).to_have_text(["NZ$100.00"])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from store.models import Contact, Invoice, Payment, XeroConnection
+from store.models import Allocation, Contact, Invoice, Payment, XeroConnection
 from store.workspaces import create_workspace, issue_key
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -127,5 +127,30 @@ def payment(
         payment_type="ACCRECPAYMENT",
         updated_utc=NOW,
         raw={},
+        synced_at=NOW,
+    )
+
+
+def allocation(
+    tenant_id: str,
+    invoice_id: str,
+    kind: str,
+    document_id: str,
+    amount: str,
+    on: date | None,
+    *,
+    number: str | None = None,
+    seq: int = 0,
+) -> Allocation:
+    """A credit note, prepayment or overpayment (`kind`) applied to an invoice."""
+    return Allocation(
+        tenant_id=tenant_id,
+        invoice_id=invoice_id,
+        kind=kind,
+        document_id=document_id,
+        seq=seq,
+        number=number,
+        date=on,
+        amount=Decimal(amount),
         synced_at=NOW,
     )

@@ -122,6 +122,33 @@
     return n + " " + (n === 1 ? one : many);
   }
 
+  function isZero(amount) {  // a test on the exact string, no arithmetic
+    return amount === undefined || amount === null || /^[-+]?0*\.?0*$/.test(String(amount));
+  }
+
+  // --- settlements: payments, and credits (credit notes, prepayments, overpayments applied) ----
+
+  // How many of each settled a row's invoice; credits is null when the row says an amount was
+  // credited but not how many times.
+  function settledBy(inv) {
+    var counted = typeof inv.allocation_count === "number" ? inv.allocation_count : inv.credit_count;
+    var credits = typeof counted === "number" ? counted : isZero(inv.amount_credited) ? 0 : null;
+    return { payments: inv.payment_count || 0, credits: credits };
+  }
+
+  function settledText(by) {
+    var parts = [];
+    if (by.payments) parts.push(plural(by.payments, "payment", "payments"));
+    if (by.credits) parts.push(plural(by.credits, "credit", "credits"));
+    else if (by.credits === null) parts.push("credited");
+    return parts.join(", ");
+  }
+
+  function hasSettlements(inv) {
+    var by = settledBy(inv);
+    return by.payments > 0 || by.credits !== 0;
+  }
+
   // --- states ------------------------------------------------------------------------------
 
   function showLoading(on) {
@@ -166,7 +193,7 @@
     return Boolean(state.q || state.from || state.to);
   }
 
-  // --- summary: the two totals boxes and the tab counts --------------------------------------
+  // --- summary: Received, Credited (when there is any) and Still to pay, and the tab counts ------
 
   // Sales invoices before bills, and within each the organisation's own currency first.
   function ordered(amounts, base) {
@@ -180,13 +207,15 @@
   function renderTotal(box, total, base, overdue) {
     var amounts = $(".total-amounts", box);
     amounts.textContent = "";
-    if (!total.by_currency.length) {
+    // a currency with nothing in it (nothing received in EUR, say) adds nothing to a glance
+    var nonZero = total.by_currency.filter(function (a) { return !isZero(a.amount); });
+    if (!nonZero.length) {
       var none = document.createElement("span");
       none.className = "total-amount muted";
       none.textContent = "None";
       amounts.appendChild(none);
     }
-    ordered(total.by_currency, base).forEach(function (a) {
+    ordered(nonZero, base).forEach(function (a) {
       var line = document.createElement("span");
       line.className = "total-amount";
       line.dataset.currency = a.currency;
@@ -207,9 +236,9 @@
       late.forEach(function (text, i) {  // wrap between amounts, never inside one
         var piece = document.createElement("span");
         piece.className = "nowrap";
-        piece.textContent = i < late.length - 1 ? text : text + " overdue";
+        piece.textContent = text;
         note.appendChild(piece);
-        if (i < late.length - 1) note.appendChild(document.createTextNode(" · "));
+        note.appendChild(document.createTextNode(i < late.length - 1 ? " · " : " overdue"));
       });
       $(".total-count", box).appendChild(note);
     } else {
@@ -218,14 +247,22 @@
   }
 
   function renderSummary(data) {
-    var text = JSON.stringify([data.paid, data.unpaid, data.overdue, data.base_currency]);
+    var credited = data.credited || { count: 0, by_currency: [] };
+    var text = JSON.stringify([data.paid, credited, data.unpaid, data.overdue, data.base_currency]);
     if (text !== shown.summary) {
       shown.summary = text;
       renderTotal($("#total-paid"), data.paid, data.base_currency);
+      // Credited only when something was credited: a box of "None" would only raise questions.
+      var creditBox = $("#total-credited");
+      creditBox.hidden = !credited.count;
+      $(".totals").classList.toggle("with-credit", Boolean(credited.count));
+      if (credited.count) renderTotal(creditBox, credited, data.base_currency);
       renderTotal($("#total-unpaid"), data.unpaid, data.base_currency, data.overdue);
+      // The Paid tab lists PAID invoices; the Received count is of invoices with money received,
+      // part-paid ones included, so it is no count for that tab.
       var counts = {
         unpaid: data.unpaid.count, overdue: data.overdue.count,
-        open: data.unpaid.count - data.overdue.count, paid: data.paid.count
+        open: data.unpaid.count - data.overdue.count
       };
       $$("[role=tab]").forEach(function (tab) {
         var n = counts[tab.dataset.view];
@@ -254,8 +291,8 @@
   }
 
   function statusText(inv) {
-    if (inv.payment_count > 0) return inv.status_label + " · " + plural(inv.payment_count, "payment", "payments");
-    return inv.status_label;
+    var settled = settledText(settledBy(inv));
+    return settled ? inv.status_label + " · " + settled : inv.status_label;
   }
 
   function buildRow(inv) {
@@ -281,15 +318,18 @@
     status.textContent = statusText(inv);
     status.className = "status status-" + (STATUS_CLASS[inv.status_label] || "other");
     status.title = "Xero status: " + inv.status;
-    if (inv.payment_count > 0) {
+    if (hasSettlements(inv)) {
+      var by = settledBy(inv);
       var holder = $(".payments", el);
       var link = $(".payments-link", el);
       var pop = $(".installments", el);
+      var what = by.payments ? (by.credits === 0 ? "Payments" : "Payments and credits") : "Credits";
       holder.hidden = false;
+      link.textContent = by.payments ? "Payments" : "Credits";
       pop.id = "payments-" + inv.invoice_id;
-      pop.setAttribute("aria-label", "Payments on " + label);
+      pop.setAttribute("aria-label", what + " on " + label);
       link.setAttribute("aria-controls", pop.id);
-      link.setAttribute("aria-label", "Payments on " + label + ": " + plural(inv.payment_count, "payment", "payments"));
+      link.setAttribute("aria-label", what + " on " + label + ": " + settledText(by));
     }
     return el;
   }
@@ -328,7 +368,7 @@
     }
     if (openPopover) {
       var openRow = rows.get(openPopover);
-      if (openRow && openRow.data.payment_count > 0) {
+      if (openRow && hasSettlements(openRow.data)) {
         var pop = $(".installments", openRow.el);
         if (pop.hidden) showPopover(openRow.el);
       } else {
@@ -421,7 +461,7 @@
       if (on && focusTab) tab.focus();
     });
     $("#panel").setAttribute("aria-labelledby", "tab-" + view);
-    $$(".total-box").forEach(function (box) {
+    $$(".total-box[data-target]").forEach(function (box) {
       box.setAttribute("aria-pressed", box.dataset.target === view ? "true" : "false");
     });
     closePopover();
@@ -440,7 +480,7 @@
     });
   });
 
-  $$(".total-box").forEach(function (box) {
+  $$(".total-box[data-target]").forEach(function (box) {
     box.addEventListener("click", function () { selectView(box.dataset.target); });
   });
 
@@ -538,7 +578,8 @@
   var hideTimer = null;
 
   function loadPayments(id, inv) {
-    var key = inv.payment_count + "/" + inv.balance;
+    var by = settledBy(inv);
+    var key = [by.payments, by.credits, inv.amount_paid, inv.amount_credited, inv.balance].join("/");
     var held = payments.get(id);
     if (held && held.key === key) return held.promise;
     var promise = call("GET", withId(cfg.paymentsUrl, id));
@@ -547,49 +588,97 @@
     return promise;
   }
 
+  var KIND_LABEL = {
+    payment: "Payment", credit_note: "Credit note", prepayment: "Prepayment", overpayment: "Overpayment"
+  };
+
   function renderPayments(pop, data) {
     pop.textContent = "";
+    var byKind = {};
+    data.installments.forEach(function (i) {
+      var kind = i.kind || "payment";
+      byKind[kind] = (byKind[kind] || 0) + 1;
+    });
     var title = document.createElement("p");
     title.className = "installments-title";
-    title.textContent = "Paid " + money(data.paid_amount, data.currency) + " of " +
-      money(data.total, data.currency) + " in " + plural(data.paid_count, "payment", "payments");
+    title.textContent = Object.keys(KIND_LABEL).filter(function (kind) { return byKind[kind]; })
+      .map(function (kind) {
+        var word = KIND_LABEL[kind].toLowerCase();
+        return plural(byKind[kind], word, word + "s");
+      }).join(", ") || "No payments or credits";
     pop.appendChild(title);
+
     var table = document.createElement("table");
     var head = table.createTHead().insertRow();
-    ["#", "Date", "Amount"].forEach(function (h) {
+    ["#", "Settled by", "Date", "Amount"].forEach(function (h, n) {
       var th = document.createElement("th");
       th.scope = "col";
-      th.textContent = h;
+      if (n === 1) {  // the column speaks for itself; its name is for screen readers
+        var name = document.createElement("span");
+        name.className = "visually-hidden";
+        name.textContent = h;
+        th.appendChild(name);
+      } else {
+        th.textContent = h;
+      }
       head.appendChild(th);
     });
     var body = table.createTBody();
     data.installments.forEach(function (i) {
+      var kind = i.kind || "payment";
       var tr = body.insertRow();
-      tr.className = "installment";
-      tr.dataset.paymentId = i.payment_id;
-      var cells = [
-        "Payment " + i.number,
-        day(i.date),
-        money(i.amount, data.currency)
-      ];
-      cells.forEach(function (text, n) {
-        var td = tr.insertCell();
-        td.className = ["installment-number", "installment-date", "installment-amount"][n];
-        td.textContent = text;
-        if (n === 0 && i.reference) {
+      tr.className = "installment installment-" + kind.replace("_", "-");
+      tr.dataset.kind = kind;
+      tr.dataset.number = String(i.number);
+      if (i.payment_id) tr.dataset.paymentId = i.payment_id;
+      if (i.document_id) tr.dataset.documentId = i.document_id;
+
+      var n = tr.insertCell();
+      n.className = "installment-number";
+      n.textContent = String(i.number);
+
+      var what = tr.insertCell();
+      what.className = "installment-kind";
+      var name = i.kind_label || KIND_LABEL[kind] || kind;
+      if (kind === "payment") {  // a payment's reference is free text: under it, small
+        what.textContent = name;
+        if (i.reference) {
           var ref = document.createElement("small");
           ref.textContent = i.reference;
-          td.appendChild(ref);
+          what.appendChild(ref);
         }
-      });
+      } else {  // a credit note's reference is its number: "Credit note CN-0012"
+        what.textContent = i.reference ? name + " " + i.reference : name;
+      }
+
+      var when = tr.insertCell();
+      when.className = "installment-date";
+      when.textContent = day(i.date);
+
+      var amount = tr.insertCell();
+      amount.className = "installment-amount";
+      amount.textContent = money(i.amount, data.currency);
     });
     pop.appendChild(table);
-    if (!/^-?0+(\.0+)?$/.test(data.balance)) {  // a zero test on the exact string, no arithmetic
-      var left = document.createElement("p");
+
+    var sums = document.createElement("p");
+    sums.className = "installments-sums";
+    var parts = [];
+    if (!isZero(data.paid_amount) || isZero(data.credited_amount)) {
+      parts.push("Received " + money(data.paid_amount, data.currency));
+    }
+    if (!isZero(data.credited_amount)) parts.push("Credited " + money(data.credited_amount, data.currency));
+    sums.textContent = parts.join(" · ") + " of " + money(data.total, data.currency);
+    pop.appendChild(sums);
+    var left = document.createElement("p");
+    if (isZero(data.balance)) {
+      left.className = "installments-left settled";
+      left.textContent = "Nothing left to pay";
+    } else {
       left.className = "installments-left";
       left.textContent = money(data.balance, data.currency) + " still to pay";
-      pop.appendChild(left);
     }
+    pop.appendChild(left);
   }
 
   function showPopover(row) {
@@ -604,7 +693,7 @@
     if (pop.hidden) {
       pop.hidden = false;
       link.setAttribute("aria-expanded", "true");
-      if (!pop.firstChild) pop.textContent = "Loading payments…";
+      if (!pop.firstChild) pop.textContent = "Loading…";
       place(pop);
     }
     loadPayments(id, held.data).then(function (data) {
@@ -612,7 +701,7 @@
       renderPayments(pop, data);
       place(pop);
     }, function () {
-      pop.textContent = "Could not load the payments.";
+      pop.textContent = "Could not load the payments and credits.";
     });
   }
 
