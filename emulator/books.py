@@ -49,9 +49,9 @@ class TenantBooks:
 
     def credits(self, kind: str) -> dict[str, Credit]:
         """The table of one kind: "CreditNote", "Prepayment" or "Overpayment"."""
-        return {"CreditNote": self.credit_notes, "Prepayment": self.prepayments, "Overpayment": self.overpayments}[
-            kind
-        ]
+        tables = {"CreditNote": self.credit_notes, "Prepayment": self.prepayments}
+        tables["Overpayment"] = self.overpayments
+        return tables[kind]
 
     def credit(self, kind: str, key: str) -> Credit:
         """By id (credit notes also by CreditNoteNumber, as for invoices)."""

@@ -137,16 +137,20 @@ def settle_credit(credit: Credit) -> None:
 
 def check_allocation(credit: Credit, invoice: Invoice, amount: Decimal) -> None:
     """Xero's refusals: unapproved credit, wrong side of the ledger, other currency or contact, too much."""
-    label = {"CreditNote": "credit note", "Prepayment": "prepayment", "Overpayment": "overpayment"}[credit.kind]
+    label = {"CreditNote": "credit note", "Prepayment": "prepayment", "Overpayment": "overpayment"}
+    label = label[credit.kind]
     if credit.status != "AUTHORISED":
-        raise LedgerError(f"Only an AUTHORISED {label} with credit remaining can be allocated (is {credit.status})")
+        raise LedgerError(
+            f"Only an AUTHORISED {label} with credit remaining can be allocated (is {credit.status})"
+        )
     if CREDIT_TARGETS[credit.type] != invoice.type:
         raise LedgerError(f"A {credit.type} {label} cannot be allocated to an {invoice.type} invoice")
     if invoice.status != "AUTHORISED":
         raise LedgerError(f"Credit can only be allocated to AUTHORISED invoices (is {invoice.status})")
     if credit.currency_code != invoice.currency_code:
         raise LedgerError(
-            f"The {label} ({credit.currency_code}) and the invoice ({invoice.currency_code}) differ in currency"
+            f"The {label} ({credit.currency_code}) and the invoice ({invoice.currency_code}) "
+            "differ in currency"
         )
     if credit.contact_id != invoice.contact_id:
         raise LedgerError(f"The {label} and the invoice belong to different contacts")

@@ -364,6 +364,7 @@ def _finish(s: Seeder, invoice: Invoice) -> None:
 
 
 # -- credit notes, prepayments, overpayments (stream "{seed}:credits") ------------------------
+CREDIT_REFERENCES = ["", "", "Returned goods", "Pricing error", "Goodwill"]
 CREDIT_SHARE = 0.08  # of AUTHORISED/PAID sales invoices: a credit note allocated
 PREPAID_SHARE = 0.03  # of AUTHORISED/PAID sales invoices: a prepayment or overpayment allocated
 BILL_CREDIT_SHARE = 0.05  # of AUTHORISED/PAID bills: a supplier credit note (or a spend prepayment)
@@ -449,7 +450,8 @@ def _credit(
     side = ledger.CREDIT_TARGETS[kind_type]
     amount_types = "Exclusive" if kind == "CreditNote" else "NoTax"
     net = ledger.net_of_tax(total, org.tax_rate, amount_types)
-    tax_type = "NONE" if amount_types == "NoTax" else (org.sales_tax_type if side == "ACCREC" else org.purchases_tax_type)
+    tax_type = org.sales_tax_type if side == "ACCREC" else org.purchases_tax_type
+    tax_type = "NONE" if amount_types == "NoTax" else tax_type
     label = {"CreditNote": "Credit", "Prepayment": "Prepayment", "Overpayment": "Overpayment"}[kind]
     line = LineItem(
         line_item_id=s.uuid(),
@@ -474,7 +476,7 @@ def _credit(
         status=status,
         currency_code=invoice.currency_code if invoice else org.base_currency,
         currency_rate=invoice.currency_rate if invoice else ledger.rate(1),
-        reference=s.rng.choice(["", "", "Returned goods", "Pricing error", "Goodwill"]) if kind == "CreditNote" else "",
+        reference=s.rng.choice(CREDIT_REFERENCES) if kind == "CreditNote" else "",
         line_amount_types=amount_types,
         line_items=[line],
         sub_total=net,
@@ -559,6 +561,7 @@ def _seed_merges(s: Seeder, books: TenantBooks, moves_invoices_updated: bool) ->
 
 def _restamp(books: TenantBooks) -> None:
     stamps = [books.last_stamp]
-    for table in (books.contacts, books.invoices, books.payments, books.credit_notes, books.prepayments, books.overpayments):
+    tables = (books.contacts, books.invoices, books.payments)
+    for table in (*tables, books.credit_notes, books.prepayments, books.overpayments):
         stamps += [record.updated_utc for record in table.values()]
     books.last_stamp = max(stamps)

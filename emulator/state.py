@@ -278,7 +278,9 @@ class EmulatorState:
             if self.merge_moves_invoices_updated:
                 for invoice in invoices:
                     invoice.updated_utc = books.stamp(self.clock.now())
-                    self._publish(books, "INVOICE", "UPDATE", invoice.invoice_id, invoice.updated_utc, "Invoices")
+                    self._publish(
+                        books, "INVOICE", "UPDATE", invoice.invoice_id, invoice.updated_utc, "Invoices"
+                    )
                 for credit in credits:
                     credit.updated_utc = books.stamp(self.clock.now())
                     self._credit_event(books, credit, "UPDATE")
@@ -635,16 +637,22 @@ class EmulatorState:
         self._mark_contact_role(books, contact, side)
         return credit
 
-    def allocate_credit_note(self, tenant_id: str, credit_note_id: str, invoice_id: str, amount=None, *, date=None) -> dict:
+    def allocate_credit_note(
+        self, tenant_id: str, credit_note_id: str, invoice_id: str, amount=None, *, date=None
+    ) -> dict:
         """Apply an AUTHORISED credit note to an AUTHORISED invoice of the same contact, type side
         and currency (default amount: the smaller of its remaining credit and the amount due).
         Returns the allocation with its CreditNote; sends INVOICE UPDATE and CREDITNOTE UPDATE."""
         return self._allocate("CreditNote", tenant_id, credit_note_id, invoice_id, amount, date)
 
-    def allocate_prepayment(self, tenant_id: str, prepayment_id: str, invoice_id: str, amount=None, *, date=None) -> dict:
+    def allocate_prepayment(
+        self, tenant_id: str, prepayment_id: str, invoice_id: str, amount=None, *, date=None
+    ) -> dict:
         return self._allocate("Prepayment", tenant_id, prepayment_id, invoice_id, amount, date)
 
-    def allocate_overpayment(self, tenant_id: str, overpayment_id: str, invoice_id: str, amount=None, *, date=None) -> dict:
+    def allocate_overpayment(
+        self, tenant_id: str, overpayment_id: str, invoice_id: str, amount=None, *, date=None
+    ) -> dict:
         return self._allocate("Overpayment", tenant_id, overpayment_id, invoice_id, amount, date)
 
     def _allocate(self, kind, tenant_id, credit_id, invoice_id, amount, date) -> dict:
@@ -666,7 +674,10 @@ class EmulatorState:
             invoice.allocations.append(allocation)
             books.allocations[allocation.allocation_id] = allocation
             self._allocation_changed(books, credit, invoice)
-            return {**xero_json.allocation_json(allocation, books), kind: xero_json.credit_json(credit, books)}
+            return {
+                **xero_json.allocation_json(allocation, books),
+                kind: xero_json.credit_json(credit, books),
+            }
 
     def remove_allocation(self, tenant_id: str, allocation_id: str) -> dict:
         """Undo an allocation: the invoice reopens (AUTHORISED) and the credit returns to its document."""
@@ -713,7 +724,9 @@ class EmulatorState:
         have no webhook category of their own."""
         if credit.kind == "CreditNote":
             data = {"Type": credit.type, "Status": credit.status}
-            self._publish(books, "CREDITNOTE", kind, credit.credit_id, credit.updated_utc, "CreditNotes", data)
+            self._publish(
+                books, "CREDITNOTE", kind, credit.credit_id, credit.updated_utc, "CreditNotes", data
+            )
 
     # -- calls, limits, faults, webhooks, clock, tokens -----------------------------------
     def call_count(

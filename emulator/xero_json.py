@@ -9,7 +9,17 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from .books import TenantBooks
-from .records import ZERO, Allocation, Contact, ContactPerson, Credit, Invoice, LineItem, Organisation, Payment
+from .records import (
+    ZERO,
+    Allocation,
+    Contact,
+    ContactPerson,
+    Credit,
+    Invoice,
+    LineItem,
+    Organisation,
+    Payment,
+)
 
 MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{2,4})?\)/$")
 _BANK_ACCOUNT_ID = "c1d3f5a7-0b2c-4e6d-8f1a-3b5c7d9e1f20"
@@ -101,7 +111,9 @@ def contact_person_json(person: ContactPerson) -> dict:
     }
 
 
-def contact_json(contact: Contact, summary_only: bool = False, *, paged: bool = False, detail: bool = False) -> dict:
+def contact_json(
+    contact: Contact, summary_only: bool = False, *, paged: bool = False, detail: bool = False
+) -> dict:
     """A contact. MergedToContactID, on a merged-away contact, only in paged lists and single GETs
     (the spec: "Only returned when using paging or when fetching a contact by ContactId")."""
     body = {
