@@ -145,13 +145,14 @@ def survivors(session: Session, tenant_id: str, contact_ids: Iterable[str]) -> d
         hops: dict[str, str] = {}
         for chunk in chunks(sorted(set(pending.values()))):
             hops.update(
-                session.execute(
+                (contact_id, survivor)
+                for contact_id, survivor in session.execute(
                     select(Contact.contact_id, Contact.merged_to_contact_id).where(
                         Contact.tenant_id == tenant_id,
                         Contact.contact_id.in_(chunk),
                         Contact.merged_to_contact_id.is_not(None),
                     )
-                ).tuples().all()
+                )
             )
         moved = {orig: hops[cur] for orig, cur in pending.items() if cur in hops}
         result.update(moved)

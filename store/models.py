@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from store.natural import number_key
 from store.types import Money, Rate, UTCDateTime
 
 RawJSON = JSON().with_variant(JSONB(), "postgresql")
@@ -117,7 +118,7 @@ class Contact(Base):
 
 
 class ContactEmail(Base):
-    """Every address a Xero contact answers to: its main EmailAddress and its ContactPersons'."""
+    """The addresses of a Xero contact's ContactPersons (its main EmailAddress is contacts.email_lower)."""
 
     __tablename__ = "contact_emails"
     __table_args__ = (Index("ix_contact_emails_email", "tenant_id", "email_lower"),)
@@ -125,8 +126,12 @@ class ContactEmail(Base):
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     contact_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     email_lower: Mapped[str] = mapped_column(String(320), primary_key=True)
-    source: Mapped[str] = mapped_column(String(16))  # main | person
+    source: Mapped[str] = mapped_column(String(16))  # person (the only kind kept here so far)
     person_name: Mapped[str | None] = mapped_column(String(300))
+
+
+def _number_key_default(context) -> str | None:
+    return number_key(context.get_current_parameters().get("invoice_number"))
 
 
 class Invoice(Base):
@@ -161,7 +166,7 @@ class Invoice(Base):
     invoice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     invoice_number: Mapped[str | None] = mapped_column(String(255))
     # natural order (store.natural: INV-9999 before INV-10000), compared bytewise everywhere
-    number_key: Mapped[str | None] = mapped_column(NumberKey)
+    number_key: Mapped[str | None] = mapped_column(NumberKey, default=_number_key_default)
     type: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     contact_id: Mapped[str | None] = mapped_column(String(64))

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from views.saved_views import DEFAULT_VIEW, STATUS_WORDS, VIEWS
+from views.installments import KIND_LABELS
+from views.installments import KINDS as INSTALLMENT_KINDS
+from views.saved_views import DEFAULT_TYPE, DEFAULT_VIEW, STATUS_WORDS, TYPES, VIEWS
 
 ID_MAX = 200  # a CRM record id
 XERO_ID_MAX = 64  # a Xero id (contact, invoice)
@@ -76,21 +78,31 @@ SCHEMAS = {
                 "description": "Xero's status (DRAFT, SUBMITTED, AUTHORISED, PAID, VOIDED)",
             },
             "status_label": {"type": "string", "enum": list(STATUS_WORDS)},
+            "amount_paid": {**_ref("Money"), "description": "Xero's AmountPaid: money received"},
+            "amount_credited": {
+                **_ref("Money"),
+                "description": "Xero's AmountCredited: credit notes, prepayments, overpayments applied",
+            },
             "pinned": {"type": "boolean"},
             "payment_count": {**COUNT, "description": "Payments against it, deleted ones excluded"},
+            "allocation_count": {
+                **COUNT,
+                "description": "Credit notes, prepayments and overpayments applied to it",
+            },
         }
     ),
     "InvoicePage": _obj(
         {
             "invoices": {"type": "array", "items": _ref("Invoice")},
             "view": {"type": "string", "enum": list(VIEWS)},
+            "type": {"type": "string", "enum": list(TYPES)},
             "page": {"type": "integer", "minimum": 1},
             "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
             "total": {**COUNT, "description": "Invoices matching, over every page"},
             "today": {
                 "type": "string",
                 "format": "date",
-                "description": "The date the views were computed for (UTC)",
+                "description": "The organisation's date the views were computed for, in its own time zone",
             },
         }
     ),
@@ -123,18 +135,19 @@ SCHEMAS = {
     ),
     "Total": _obj(
         {
+            "label": {"type": "string", "description": "What the figure is, in words a sales person reads"},
             "count": COUNT,
             "by_currency": {
                 "type": "array",
                 "items": _ref("Amount"),
-                "description": "One entry per invoice type and currency; never added across them",
+                "description": "One entry per currency (sales invoices only); never added across currencies",
             },
             "converted": {
                 "type": "array",
                 "items": _ref("Converted"),
-                "description": "Per invoice type, in the base currency; empty when it is unknown",
+                "description": "In the base currency (one entry); empty when it is unknown",
             },
-            "link": {"type": "string", "description": "The invoice list these totals lead to"},
+            "link": {**NULL_STR, "description": "The invoice list these totals lead to, if one does"},
         }
     ),
     "Link": _obj(
@@ -149,6 +162,18 @@ SCHEMAS = {
             "email": NULL_STR,
             "in_mirror": {"type": "boolean"},
             "is_customer": {"type": "boolean", "description": "Only customers have invoices listed"},
+            "matched_email": {**NULL_STR, "description": "reason email: the address that matched"},
+            "matched_by": {
+                "type": "string",
+                "enum": ["main", "contact_person"],
+                "nullable": True,
+                "description": "reason email: the contact's main EmailAddress or one of its ContactPersons",
+            },
+            "person_name": {**NULL_STR, "description": "matched_by contact_person: whose address it is"},
+            "merged_from": {
+                **NULL_STR,
+                "description": "The contact the link named, merged in Xero into xero_contact_id",
+            },
         }
     ),
     "Summary": _obj(
@@ -161,20 +186,40 @@ SCHEMAS = {
                 }
             ),
             "base_currency": {**NULL_STR, "description": "The organisation's base currency, when known"},
-            "paid": _ref("Total"),
-            "unpaid": _ref("Total"),
-            "overdue": _ref("Total"),
+            "invoiced": {
+                **_ref("Total"),
+                "description": "Sum of Total; for every currency paid + credited + unpaid equals it",
+            },
+            "paid": {**_ref("Total"), "description": "Received: sum of AmountPaid, part payments included"},
+            "credited": {
+                **_ref("Total"),
+                "description": "Credited: sum of AmountCredited (credit notes, prepayments, overpayments)",
+            },
+            "unpaid": {**_ref("Total"), "description": "Still to pay: AmountDue of AUTHORISED invoices"},
+            "overdue": {**_ref("Total"), "description": "The part of unpaid due before the organisation's today"},
             "last_synced_at": {"type": "string", "format": "date-time", "nullable": True},
-            "today": {"type": "string", "format": "date"},
-        }
+            "today": {"type": "string", "format": "date", "description": "The organisation's date"},
+            "timezone": {"type": "string", "description": "The organisation's time zone (IANA)"},
+            "timezone_note": {
+                **NULL_STR,
+                "description": "Set when Xero's time zone could not be mapped and UTC is used",
+            },
+        },
+        description="Over the record's AUTHORISED and PAID sales invoices (bills never count)",
     ),
     "Installment": _obj(
         {
             "number": {"type": "integer", "minimum": 1},
-            "payment_id": {"type": "string"},
+            "kind": {"type": "string", "enum": list(INSTALLMENT_KINDS)},
+            "kind_label": {"type": "string", "enum": list(KIND_LABELS.values())},
+            "payment_id": {**NULL_STR, "description": "Xero's PaymentID (kind payment only)"},
+            "document_id": {
+                "type": "string",
+                "description": "The PaymentID, CreditNoteID, PrepaymentID or OverpaymentID",
+            },
             "date": NULL_DATE,
             "amount": _ref("Money"),
-            "reference": NULL_STR,
+            "reference": {**NULL_STR, "description": "The payment's reference or the credit note's number"},
         }
     ),
     "Payments": _obj(
@@ -189,12 +234,15 @@ SCHEMAS = {
             "currency": CURRENCY,
             "total": _ref("Money"),
             "balance": _ref("Money"),
-            "paid_count": {**COUNT, "description": "Installments paid (deleted payments excluded)"},
-            "paid_amount": _ref("Money"),
+            "amount_paid": {**_ref("Money"), "description": "Xero's AmountPaid"},
+            "amount_credited": {**_ref("Money"), "description": "Xero's AmountCredited"},
+            "paid_count": {**COUNT, "description": "Payments (deleted ones excluded)"},
+            "paid_amount": {**_ref("Money"), "description": "Sum of the payments listed"},
+            "credited_amount": {**_ref("Money"), "description": "Sum of the allocations listed"},
             "installments": {
                 "type": "array",
                 "items": _ref("Installment"),
-                "description": "In date order, numbered from 1",
+                "description": "Every settlement (payment or allocation) in date order, numbered from 1",
             },
             "today": {"type": "string", "format": "date"},
         }
@@ -315,6 +363,12 @@ LIST_PARAMS = [
         "schema": {"type": "string", "enum": list(VIEWS)},
     },
     {
+        "name": "type",
+        "in": "query",
+        "description": f"sales invoices, bills or all; {DEFAULT_TYPE} when absent (a bill is not the customer's debt)",
+        "schema": {"type": "string", "enum": list(TYPES)},
+    },
+    {
         "name": "q",
         "in": "query",
         "description": "Invoice number: prefix or any part, case-insensitive",
@@ -394,7 +448,7 @@ def _kind_paths(kind: str) -> dict:
             "parameters": [RECORD_ID],
             "get": {
                 "operationId": f"{name}_summary",
-                "summary": "Paid and unpaid totals per type and currency",
+                "summary": "Received, credited, still to pay and overdue, per currency (sales invoices)",
                 "responses": {"200": _ok("Summary"), "401": E401, "404": E404},
             },
         },

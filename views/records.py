@@ -5,8 +5,8 @@ the reason it exists, so a wrong match can be explained and overridden:
 
 - reason "email" (xero_contact_id NULL, tenant_id "*"): a standing rule, "this record
   matches Xero contacts by its email". It is resolved at query time by joining
-  contact_emails (index ix_contact_emails_email: every contact's main EmailAddress and its
-  ContactPersons' addresses) in whichever tenant is live, so a Xero contact that appears
+  contacts.email_lower (the main EmailAddress, index ix_contacts_email) and contact_emails
+  (its ContactPersons' addresses, index ix_contact_emails_email) in whichever tenant is live, so a Xero contact that appears
   later with the same address (in any capitalisation) is seen without re-linking, and
   nobody (the worker included) has to re-evaluate links when contacts change. The link says
   which address matched and whether it is the main one or a contact person's.
@@ -226,7 +226,8 @@ def resolve(session: Session, record: Record, tenant_id: str) -> Resolved:
     invoices = {r.invoice_id for r in rows if r.invoice_id is not None}
     pinned = frozenset(r.invoice_id for r in rows if r.reason == "pin")
     linked = [r for r in rows if r.xero_contact_id is not None]
-    moved = mirror.survivors(session, tenant_id, [r.xero_contact_id for r in linked])
+    merged = [r.xero_contact_id for r in linked if r.merged_to]
+    moved = mirror.survivors(session, tenant_id, merged) if merged else {}
     found: dict[tuple, Link] = {}
     contacts: set[str] = set()
     survivors = _contacts(session, tenant_id, set(moved.values()))
@@ -239,7 +240,7 @@ def resolve(session: Session, record: Record, tenant_id: str) -> Resolved:
         contact_id = survivor or r.xero_contact_id
         if is_customer:
             contacts.add(contact_id)
-        key = (r.record_id, contact_id)
+        key = (r.record_id, contact_id, r.reason)
         if key in found:
             continue
         found[key] = Link(
@@ -341,6 +342,7 @@ def _links_query(family: dict[int, str], tenant_id: str, pins_of: int):
             null().label("matched_email"),
             null().label("source"),
             null().label("person_name"),
+            Contact.merged_to_contact_id.label("merged_to"),
         )
         .outerjoin(
             Contact,
@@ -359,25 +361,42 @@ def _links_query(family: dict[int, str], tenant_id: str, pins_of: int):
             Contact.name,
             Contact.email,
             Contact.is_customer,
+            Contact.email_lower,
+            literal("main"),
+            null(),
+            Contact.merged_to_contact_id,
+        )
+        .join(RecordLink, (RecordLink.record_id == CrmRecord.id) & (RecordLink.reason == "email"))
+        .join(Contact, (Contact.tenant_id == tenant_id) & (Contact.email_lower == CrmRecord.email_lower))
+        .where(CrmRecord.id.in_(ids))
+    )
+    by_person = (
+        select(
+            CrmRecord.id,
+            Contact.contact_id,
+            null(),
+            literal("email"),
+            Contact.name,
+            Contact.email,
+            Contact.is_customer,
             ContactEmail.email_lower,
-            ContactEmail.source,
+            literal("person"),
             ContactEmail.person_name,
+            Contact.merged_to_contact_id,
         )
         .join(RecordLink, (RecordLink.record_id == CrmRecord.id) & (RecordLink.reason == "email"))
         .join(
             ContactEmail,
             (ContactEmail.tenant_id == tenant_id) & (ContactEmail.email_lower == CrmRecord.email_lower),
         )
-        .join(
-            Contact, (Contact.tenant_id == tenant_id) & (Contact.contact_id == ContactEmail.contact_id)
-        )
+        .join(Contact, (Contact.tenant_id == tenant_id) & (Contact.contact_id == ContactEmail.contact_id))
         .where(CrmRecord.id.in_(ids))
     )
     pins = select(
-        Pin.record_id, null(), Pin.invoice_id, literal("pin"), null(), null(), null(), null(), null(), null()
+        Pin.record_id, null(), Pin.invoice_id, literal("pin"), null(), null(), null(), null(), null(), null(), null()
     ).where(Pin.record_id == pins_of, Pin.tenant_id == tenant_id)
     # main addresses sort before contact persons', so a contact matched both ways says "main"
-    return union_all(explicit, by_email, pins).order_by("record_id", "reason", "xero_contact_id", "source")
+    return union_all(explicit, by_email, by_person, pins).order_by("record_id", "reason", "xero_contact_id", "source")
 
 
 def _invoice_exists(session: Session, tenant_id: str, invoice_id: str) -> bool:

@@ -49,6 +49,12 @@ class TenantApi:
         xero = self.xero
         return xero._call(access_token, "Organisations", xero._accounting.get_organisations, tenant_id)
 
+    def credit_notes(self, **params) -> XeroPage:
+        return self._call(self.xero.credit_notes, params)
+
+    def credit_note(self, **params) -> XeroPage:
+        return self._call(self.xero.credit_note, params)
+
     def _call(self, method: Callable[..., XeroPage], params: dict) -> XeroPage:
         token = self.tokens.access_token(self.tenant_id)
         try:

@@ -102,16 +102,14 @@ def _email(text: str | None) -> str | None:
 
 
 def contact_email_rows(tenant_id: str, raw: dict) -> list[dict[str, Any]]:
-    """Every address the contact answers to: its main EmailAddress, then each ContactPersons
-    email (a person whose address is the main one adds nothing)."""
+    """The addresses of the contact's ContactPersons (the main EmailAddress is on the contact
+    row itself; a person whose address is the main one adds nothing)."""
     contact_id = _required(raw, "ContactID")
     rows: dict[str, dict[str, Any]] = {}
     main = _email(raw.get("EmailAddress"))
-    if main:
-        rows[main] = {"source": "main", "person_name": None}
     for person in raw.get("ContactPersons") or []:
         email = _email(person.get("EmailAddress"))
-        if email and email not in rows:
+        if email and email != main and email not in rows:
             name = " ".join(p for p in (_text(person.get("FirstName")), _text(person.get("LastName"))) if p)
             rows[email] = {"source": "person", "person_name": name[:300] or None}
     return [

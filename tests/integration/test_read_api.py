@@ -168,8 +168,9 @@ def ids(response) -> list[str]:
 def test_views_through_the_api_put_due_today_in_open_not_overdue(api):
     assert ids(api.get("/api/v1/contacts/c1/invoices?view=overdue")) == ["i-yesterday"]
     assert ids(api.get("/api/v1/contacts/c1/invoices?view=open")) == ["i-tomorrow", "i-today"]
-    assert ids(api.get("/api/v1/contacts/c1/invoices?view=paid")) == ["i-paid", "b-1"]
-    assert ids(api.get("/api/v1/contacts/c1/invoices?view=all")) == [
+    assert ids(api.get("/api/v1/contacts/c1/invoices?view=paid")) == ["i-paid"]  # a bill only when asked
+    assert ids(api.get("/api/v1/contacts/c1/invoices?view=paid&type=bill")) == ["b-1"]
+    assert ids(api.get("/api/v1/contacts/c1/invoices?view=all&type=all")) == [
         "i-draft",
         "i-paid",
         "i-tomorrow",
@@ -179,7 +180,7 @@ def test_views_through_the_api_put_due_today_in_open_not_overdue(api):
     ]
     labels = {
         r["invoice_id"]: r["status_label"]
-        for r in api.get("/api/v1/contacts/c1/invoices?view=all").json["invoices"]
+        for r in api.get("/api/v1/contacts/c1/invoices?view=all&type=all").json["invoices"]
     }
     assert labels == {
         "i-yesterday": "Overdue",
@@ -223,10 +224,13 @@ def test_each_row_carries_what_the_design_lists(api):
         "currency": "NZD",
         "status": "AUTHORISED",
         "status_label": "Partially paid",
+        "amount_paid": "120.00",
+        "amount_credited": "0.00",
         "pinned": False,
         "payment_count": 2,
+        "allocation_count": 0,
     }
-    (bill,) = api.get("/api/v1/contacts/c1/invoices?view=paid&q=bill").json["invoices"]
+    (bill,) = api.get("/api/v1/contacts/c1/invoices?view=paid&type=bill&q=bill").json["invoices"]
     assert bill["type_label"] == "Bill" and "/AccountsPayable/Edit.aspx?InvoiceID=b-1" in bill["xero_url"]
 
 
@@ -256,7 +260,7 @@ def test_search_date_filter_and_paging(api):
     ]
     first = api.get("/api/v1/contacts/c1/invoices?view=all&per_page=4").json
     second = api.get("/api/v1/contacts/c1/invoices?view=all&per_page=4&page=2").json
-    assert (first["total"], second["total"], len(first["invoices"]), len(second["invoices"])) == (6, 6, 4, 2)
+    assert (first["total"], second["total"], len(first["invoices"]), len(second["invoices"])) == (5, 5, 4, 1)
     assert api.get("/api/v1/contacts/c1/invoices?view=all&page=9").json["invoices"] == []
 
 
@@ -293,31 +297,49 @@ def test_money_is_exact_strings_never_floats(api):
 
 
 @freeze_time("2026-11-25 12:00:00")
-def test_summary_totals_per_type_and_currency_with_counts_links_and_sync_time(api):
+def test_summary_says_received_credited_still_to_pay_per_currency_with_links_and_sync_time(api):
     body = api.get("/api/v1/contacts/c1/summary").json
+    sales = {"type": "ACCREC", "type_label": "Sales invoice"}
+    # received: AmountPaid of sales invoices, the part payment of i-tomorrow included; the bill never counts
+    assert body["paid"]["label"] == "Received"
     assert body["paid"]["by_currency"] == [
-        {"type": "ACCREC", "type_label": "Sales invoice", "currency": "USD", "amount": "80.00", "count": 1},
-        {"type": "ACCPAY", "type_label": "Bill", "currency": "NZD", "amount": "10.00", "count": 1},
+        {**sales, "currency": "NZD", "amount": "120.00", "count": 1},
+        {**sales, "currency": "USD", "amount": "80.00", "count": 1},
     ]
-    assert body["unpaid"]["by_currency"] == [
-        {"type": "ACCREC", "type_label": "Sales invoice", "currency": "NZD", "amount": "380.00", "count": 3}
+    assert body["credited"]["by_currency"] == [] and body["credited"]["label"] == "Credited"
+    assert body["unpaid"]["label"] == "Still to pay"
+    assert body["unpaid"]["by_currency"] == [{**sales, "currency": "NZD", "amount": "380.00", "count": 3}]
+    assert body["invoiced"]["by_currency"] == [
+        {**sales, "currency": "NZD", "amount": "500.00", "count": 3},
+        {**sales, "currency": "USD", "amount": "80.00", "count": 1},
     ]
     assert body["overdue"]["by_currency"][0]["amount"] == "100.00"
-    (converted, _) = body["paid"]["converted"]
-    assert converted["amount"] == "133.33" and converted["currency"] == "NZD"
+    (converted,) = body["paid"]["converted"]
+    assert converted["amount"] == "253.33" and converted["currency"] == "NZD"  # 120 + 80 / 0.6
     assert "each invoice's own currency rate" in converted["label"]
     assert body["paid"]["link"] == "/api/v1/contacts/c1/invoices?view=paid"
     assert body["unpaid"]["link"] == "/api/v1/contacts/c1/invoices?view=unpaid"
     assert datetime.fromisoformat(body["last_synced_at"]) == SYNCED
     assert body["record"]["links"][0]["reason"] == "email"
+    assert body["record"]["links"][0]["matched_by"] == "main"
+    assert (body["today"], body["timezone"]) == ("2026-11-25", "UTC")  # the workspace's org has no zone yet
+
+
+def test_summary_figures_add_up_to_what_was_invoiced_per_currency(api):
+    body = api.get("/api/v1/contacts/c1/summary").json
+    for currency in {a["currency"] for a in body["invoiced"]["by_currency"]}:
+        def amount(block):
+            return sum(Decimal(a["amount"]) for a in body[block]["by_currency"] if a["currency"] == currency)
+
+        assert amount("paid") + amount("credited") + amount("unpaid") == amount("invoiced")
 
 
 def test_summary_totals_lead_to_lists_with_the_same_invoices(api):
     body = api.get("/api/v1/contacts/c1/summary").json
-    for block in ("paid", "unpaid", "overdue"):
+    for block in ("unpaid", "overdue"):
         listed = api.get(body[block]["link"]).json
         assert listed["total"] == body[block]["count"]
-        assert sum(Decimal(r["total" if block == "paid" else "balance"]) for r in listed["invoices"]) == sum(
+        assert sum(Decimal(r["balance"]) for r in listed["invoices"]) == sum(
             Decimal(a["amount"]) for a in body[block]["by_currency"]
         )
 
@@ -352,7 +374,7 @@ def test_pins_are_idempotent_and_show_in_the_pinned_view(api, sessions):
     with sessions() as s:
         assert s.query(Pin).count() == 1
     assert ids(api.get("/api/v1/contacts/c1/invoices?view=pinned")) == ["i-paid"]
-    assert [r["pinned"] for r in api.get("/api/v1/contacts/c1/invoices?view=paid").json["invoices"]] == [
+    assert [r["pinned"] for r in api.get("/api/v1/contacts/c1/invoices?view=paid&type=all").json["invoices"]] == [
         True,
         False,
     ]

@@ -33,9 +33,9 @@ def scope_of(sessions, ws, kind, external_id) -> records.Scope:
         return records.resolve(s, records.find(s, ws.id, kind, external_id), T).scope
 
 
-def listed(sessions, scope, view="all", today=TODAY, **filters) -> list[str]:
+def listed(sessions, scope, view="all", today=TODAY, type="all", **filters) -> list[str]:
     with sessions() as s:
-        page = queries.list_invoices(s, scope, Filters(view=view, **filters), today, 1, 200)
+        page = queries.list_invoices(s, scope, Filters(view=view, type=type, **filters), today, 1, 200)
     return [r.invoice_id for r in page.rows]
 
 
@@ -82,6 +82,8 @@ def grid(sessions, ws):
                 status=g.status,
                 total=str(g.total),
                 due_amount=str(g.amount_due),
+                paid=str(g.amount_paid),
+                credited=str(g.amount_credited),
                 currency=g.currency_code,
                 type=g.type,
                 rate=str(g.currency_rate),
@@ -332,6 +334,7 @@ def test_totals_for_contact_account_and_deal_equal_independent_sums(sessions, ws
         invoice(T, "n4", "x2", status="DRAFT", total="5000"),
         invoice(T, "u3", "x3", status="PAID", total="12.34", paid="12.34", currency="USD", rate="0.61"),
         invoice(T, "n5", "x3", total="7.77"),
+        invoice(T, "b1", "x1", total="500.00", paid="100.00", type="ACCPAY"),  # a bill: not Ann's debt
     ]
     with transaction(sessions) as s:
         s.add_all(
@@ -347,17 +350,19 @@ def test_totals_for_contact_account_and_deal_equal_independent_sums(sessions, ws
     by_id = {i.invoice_id: i for i in invoices}
 
     def independent(ids):
-        """Sums straight from the rows: paid = totals of PAID, unpaid = balances of AUTHORISED."""
+        """Sums straight from the rows of AUTHORISED and PAID sales invoices: received is
+        AmountPaid, credited AmountCredited, unpaid the balances of AUTHORISED ones."""
         out = {}
         for i in map(by_id.get, ids):
-            if i.status == "PAID":
-                key, amount = ("paid", i.currency_code), i.total
-            elif i.status == "AUTHORISED":
-                key, amount = ("unpaid", i.currency_code), i.amount_due
-            else:
+            if i.type != "ACCREC" or i.status not in ("AUTHORISED", "PAID"):
                 continue
-            total, count = out.get(key, (Decimal(0), 0))
-            out[key] = (total + amount, count + 1)
+            parts = [("paid", i.amount_paid), ("credited", i.amount_credited)]
+            if i.status == "AUTHORISED":
+                parts.append(("unpaid", i.amount_due))
+            for name, amount in parts:
+                if amount > 0:
+                    total, count = out.get((name, i.currency_code), (Decimal(0), 0))
+                    out[(name, i.currency_code)] = (total + amount, count + 1)
         return out
 
     def from_sql(kind, external_id):
@@ -366,11 +371,15 @@ def test_totals_for_contact_account_and_deal_equal_independent_sums(sessions, ws
             summary = totals.summarise(queries.summary_lines(s, scope, TODAY), "NZD")
         return {
             (name, a.currency): (a.amount, a.count)
-            for name, block in (("paid", summary.paid), ("unpaid", summary.unpaid))
+            for name, block in (("paid", summary.paid), ("credited", summary.credited), ("unpaid", summary.unpaid))
             for a in block.by_currency
         }
 
-    assert from_sql("contact", "ann") == independent(["n1", "n2", "u1"])
+    assert from_sql("contact", "ann") == independent(["n1", "n2", "u1", "b1"])
+    assert ("paid", "NZD") in from_sql("contact", "ann") and from_sql("contact", "ann")[("paid", "NZD")] == (
+        Decimal("150.10"),
+        2,
+    )
     assert from_sql("account", "acme") == independent(["n1", "n2", "u1", "u2", "n3", "n4"])
     assert from_sql("deal", "big") == independent(["u3", "n5", "n2", "u2"])
     assert from_sql("account", "acme")[("unpaid", "NZD")] == (Decimal("207.50"), 2)
@@ -435,14 +444,15 @@ def test_a_saved_view_page_is_read_in_date_order_and_counted_from_the_index(engi
     [plan] = _plans(engine, run)
     # the page: the status is an equality, so rows come in date order and the LIMIT stops the
     # scan (only the last key, invoice_id, is left to sort: "RIGHT PART")
-    equalities = "(tenant_id=? AND contact_id=? AND status=?)"
+    equalities = "(tenant_id=? AND contact_id=? AND status=? AND type=?)"
     assert f"SEARCH invoices USING INDEX ix_invoices_contact_status {equalities}" in plan
     assert "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY" in plan
     assert "USE TEMP B-TREE FOR ORDER BY" not in plan
     # the total: counted once, from the index alone; payments counted on their own index
     assert "SEARCH invoices USING COVERING INDEX ix_invoices_contact_status" in plan
     assert "CORRELATED SCALAR SUBQUERY" in plan and "ix_payments_invoice" in plan
-    assert plan.count("CORRELATED") == 1  # the count is not correlated to the page's rows
+    # payments and allocations of each row on the page; the count is not correlated to the page's rows
+    assert plan.count("CORRELATED") == 2 and "sqlite_autoindex_allocations_1" in plan
 
 
 def test_the_summary_is_read_from_the_index_alone(engine, sessions):

@@ -4,8 +4,8 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-05 18:20:00.000000
 
-Issue 16: credit notes, prepayments and overpayments applied to invoices (allocations); every
-address a contact answers to (contact_emails: main and ContactPersons); MergedToContactID; the
+Issue 16: credit notes, prepayments and overpayments applied to invoices (allocations); the
+addresses of a contact's ContactPersons (contact_emails); MergedToContactID; the
 organisation's Timezone on the connection; invoices.number_key for natural number order, with
 ix_invoices_contact_status rebuilt around (status, type) equalities and the summary's amounts.
 """
@@ -87,22 +87,8 @@ def upgrade() -> None:
             .values(number_key=sa.bindparam('k')),
             [{'t': t, 'i': i, 'k': _number_key(n)} for t, i, n in rows],
         )
-    # Existing contacts' main addresses; their ContactPersons arrive with their next sync
+    # Existing contacts' ContactPersons arrive with their next sync
     # (`flask --app wsgi ops resync TENANT` brings them all at once).
-    contacts = sa.table('contacts', sa.column('tenant_id'), sa.column('contact_id'), sa.column('email_lower'))
-    emails = sa.table(
-        'contact_emails', sa.column('tenant_id'), sa.column('contact_id'), sa.column('email_lower'),
-        sa.column('source'), sa.column('person_name'),
-    )
-    bind.execute(
-        emails.insert().from_select(
-            ['tenant_id', 'contact_id', 'email_lower', 'source', 'person_name'],
-            sa.select(
-                contacts.c.tenant_id, contacts.c.contact_id, contacts.c.email_lower, sa.literal('main'),
-                sa.null(),
-            ).where(contacts.c.email_lower.is_not(None)),
-        )
-    )
 
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.create_index(
