@@ -22,7 +22,7 @@ from emulator.testing import RunningEmulator, run_emulator
 from store import connections, inbox, workspaces
 from store.config import Settings
 from store.db import transaction
-from store.models import Contact, Invoice, Payment
+from store.models import Allocation, Contact, ContactEmail, Invoice, Payment
 from store.secrets import TokenBox, new_key
 from worker import translate
 from worker.bootstrap import Options, WorkerRuntime
@@ -134,7 +134,9 @@ def announced(emulator: RunningEmulator, since_sequence: int = 0) -> list[Announ
         if e["sequence"] <= since_sequence:
             continue
         when = datetime.fromisoformat(e["eventDateUtc"]).replace(tzinfo=timezone.utc)
-        events.append(Announced(e["tenantId"], e["eventCategory"], e["eventType"], e["resourceId"], when))
+        events.append(
+            Announced(e["tenantId"], e["eventCategory"], e["eventType"], e["resourceId"], when, data=e.get("data"))
+        )
     return events
 
 
@@ -209,6 +211,40 @@ def assert_mirror_equals_emulator(sessions: sessionmaker[Session], emulator: Run
         assert (row.status, row.amount, row.invoice_id) == (
             payment["Status"], Decimal(str(payment["Amount"])), payment["Invoice"]["InvoiceID"]
         )
+    assert held_allocations(sessions, tenant_id) == truth_allocations(tenant_id, truth)
+    assert held_person_emails(sessions, tenant_id) == truth_person_emails(tenant_id, truth)
+
+
+def held_allocations(sessions: sessionmaker[Session], tenant_id: str) -> set[tuple]:
+    with sessions() as session:
+        return {
+            (a.invoice_id, a.kind, a.document_id, a.seq, a.date, a.amount)
+            for a in session.scalars(select(Allocation).where(Allocation.tenant_id == tenant_id))
+        }
+
+
+def truth_allocations(tenant_id: str, truth: dict) -> set[tuple]:
+    return {
+        (a["invoice_id"], a["kind"], a["document_id"], a["seq"], a["date"], a["amount"])
+        for invoice in truth["Invoices"]
+        for a in translate.allocation_rows(tenant_id, invoice)
+    }
+
+
+def held_person_emails(sessions: sessionmaker[Session], tenant_id: str) -> set[tuple]:
+    with sessions() as session:
+        return {
+            (e.contact_id, e.email_lower)
+            for e in session.scalars(select(ContactEmail).where(ContactEmail.tenant_id == tenant_id))
+        }
+
+
+def truth_person_emails(tenant_id: str, truth: dict) -> set[tuple]:
+    return {
+        (e["contact_id"], e["email_lower"])
+        for contact in truth["Contacts"]
+        for e in translate.contact_email_rows(tenant_id, contact)
+    }
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, poll: float = 0.1) -> bool:

@@ -118,20 +118,6 @@ def test_a_few_changes_are_fetched_by_ids_in_one_call(emulator, runtime, connect
         assert_invoice_matches(held[invoice_id], state.invoice(t, invoice_id))
 
 
-def test_events_of_categories_we_do_not_sync_are_acknowledged_not_refused(emulator, runtime, connected):
-    from tests.worker_support import Announced
-
-    t = connected
-    when = runtime.now() - timedelta(minutes=1)
-    store_events(runtime.sessions, [
-        Announced(t, "CREDITNOTE", "UPDATE", "cn-1", when, data={"Type": "ACCRECCREDIT", "Status": "AUTHORISED"}),
-    ])
-    result, calls = drain(runtime, t)
-    assert result.swept and calls == 1  # a credit note re-syncs the invoices changed around it
-    with runtime.sessions() as session:
-        assert set(session.scalars(select(InboxEvent.state).where(InboxEvent.tenant_id == t))) == {"done"}
-
-
 def test_events_naming_ids_xero_refuses_to_look_up_fail_with_the_reason_and_the_rest_sync(emulator, runtime,
                                                                                           connected):
     from tests.worker_support import Announced
