@@ -102,7 +102,8 @@ def test_an_admin_key_works_for_api_style_calls(app, emulator):
     )
     assert set(status) == {"status", "tenant_id", "tenant_name", "short_code", "base_currency", "connected_email",
                            "last_error", "backfill_status", "backfill_phase", "backfill_fetched",
-                           "last_success_at"}
+                           "last_success_at", "timezone", "timezone_xero", "timezone_mapped", "timezone_warning",
+                           "today"}
 
     removed = client.post("/admin/xero/remove", headers=bearer(ws.admin_key))
     assert removed.status_code == 200 and removed.get_json()["connection"] is None

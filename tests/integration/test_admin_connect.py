@@ -7,6 +7,7 @@ the backfill run by an in-process RQ worker.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,7 +15,7 @@ import pytest
 from rq import Queue
 from sqlalchemy import select, text
 
-from store import queue
+from store import queue, timezones
 from store.models import Invoice, XeroConnection
 from store.secrets import SecretsError, TokenBox
 from worker.identity import IdentityClient
@@ -162,3 +163,45 @@ def test_several_organisations_granted_the_admin_picks_one_and_the_others_are_di
 
     again = browser.post("/admin/xero/choose", data={"csrf": csrf(browser), "tenant_id": unchosen})
     assert again.status_code == 303 and "expired" in shown(browser)["message"]
+
+
+def test_the_organisations_time_zone_is_kept_at_connect_and_shown_on_the_page_and_in_json(app, emulator):
+    tenant = emulator.state.tenant_ids[0]
+    xero_zone = emulator.state.snapshot(tenant)["Organisation"]["Timezone"]
+    iana = timezones.zone_for(xero_zone).iana
+    ws = new_workspace(app)
+    browser = connect_and_save(app, ws, tenant)
+
+    with app.extensions["xm"].sessions() as s:
+        row = s.scalars(select(XeroConnection)).one()
+        assert row.timezone == xero_zone and row.organisation_checked_at is not None
+    page = shown(browser)
+    assert page["timezone"].startswith(iana) and xero_zone in page["timezone"]
+    assert "timezone-warning" not in page
+
+    for answer in (app.test_client().get("/admin/xero", headers=bearer(ws.admin_key)),
+                   browser.get("/admin/xero", headers={"Accept": "application/json"})):
+        connection = answer.get_json()["connection"]
+        assert (connection["timezone"], connection["timezone_xero"]) == (iana, xero_zone)
+        assert connection["timezone_mapped"] is True and connection["timezone_warning"] is None
+        assert connection["today"] == timezones.org_today(timezones.zone_for(xero_zone), _utc_now()).isoformat()
+
+
+def test_an_unknown_time_zone_is_said_plainly_on_the_page_and_in_json(app, emulator):
+    tenant = emulator.state.tenant_ids[1]
+    with emulator.state.lock:
+        emulator.state.books[tenant].org.timezone = "MARSSTANDARDTIME"  # an id no table knows
+    ws = new_workspace(app)
+    browser = connect_and_save(app, ws, tenant)
+
+    warning = "Xero time zone 'MARSSTANDARDTIME' is unknown; dates use UTC"
+    page = shown(browser)
+    assert warning in page["timezone-warning"]
+    assert page["timezone"].startswith("UTC") and "MARSSTANDARDTIME" in page["timezone"]
+    connection = app.test_client().get("/admin/xero", headers=bearer(ws.admin_key)).get_json()["connection"]
+    assert (connection["timezone"], connection["timezone_xero"]) == ("UTC", "MARSSTANDARDTIME")
+    assert connection["timezone_mapped"] is False and connection["timezone_warning"] == warning
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)

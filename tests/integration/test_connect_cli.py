@@ -43,6 +43,7 @@ def check_connect(app, runner, emulator, settings, sessions, redis_url, workspac
         row = session.scalars(select(XeroConnection)).one()
         assert (row.workspace_id, row.status, row.grant_type) == (workspace_id, "active", "client_credentials")
         assert (row.tenant_name, row.short_code, row.base_currency) == (truth["Name"], truth["ShortCode"], truth["BaseCurrency"])
+        assert row.timezone == truth["Timezone"] and row.organisation_checked_at is not None  # Xero's id, as sent
         assert TokenBox(settings.token_keys).open(row.token_ciphertext)["access_token"]
         assert session.get(SyncState, tenant_id).backfill_status == "pending"
     [job] = Queue(queue.BACKFILL, connection=redis_lib.Redis.from_url(redis_url)).get_jobs()

@@ -1,12 +1,15 @@
 """`ops status`: lag, waiting ids, jobs, rate budget, backfill, and loud webhook warnings."""
 import re
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from rq import Queue
 
 from store import dispatch, queue
 from worker import governor, jobs
 from worker.governor import Governor
+from worker.organisation import refresh_if_stale
 from wsgi import close_app
 from tests.ops_support import admin_key, customer_of, ops, run_worker, scrape, status_of, value
 from tests.worker_support import announced, last_sequence, store_events
@@ -114,3 +117,40 @@ def test_status_without_redis_still_shows_the_database_side(emulator, runtime, c
     assert '"redis": "unreachable: ConnectionError"' in report and '"jobs": null' in report
     assert connected in table and "WARNING Redis is unreachable" in table
     assert Queue(queue.WEBHOOK, connection=runtime.redis).count == 0
+
+
+def test_status_shows_the_organisations_time_zone_and_warns_when_xeros_id_is_unknown(
+    emulator, runtime, connected, app
+):
+    t = connected
+    name = emulator.state.snapshot(t)["Organisation"]["Name"]
+    unread = status_of(app, t)  # the fixture connected without reading the Organisation
+    assert (unread["timezone"], unread["timezone_xero"], unread["timezone_mapped"]) == ("UTC", None, False)
+    assert unread["timezone_warning"] is None and unread["organisation_checked_at"] is None
+    assert "UTC (not read)" in ops(app, "status").stdout
+
+    for xero_zone, iana in (("NEWZEALANDSTANDARDTIME", "Pacific/Auckland"),
+                            ("PACIFICSTANDARDTIME", "America/Los_Angeles")):
+        with emulator.state.lock:
+            emulator.state.books[t].org.timezone = xero_zone
+        assert refresh_if_stale(runtime.api(t, governor.RECONCILE), runtime.sessions, t, runtime.now(),
+                                max_age=timedelta(0))
+        known = status_of(app, t)
+        assert (known["timezone"], known["timezone_xero"], known["timezone_mapped"]) == (iana, xero_zone, True)
+        assert known["today"] == datetime.now(ZoneInfo(iana)).date().isoformat()
+        assert known["timezone_warning"] is None and known["organisation_checked_at"]
+        table = ops(app, "status").stdout
+        header, row = table.splitlines()[:2]
+        assert header.split()[3] == "TIMEZONE" and iana in row
+        assert "WARNING" not in table
+
+    with emulator.state.lock:
+        emulator.state.books[t].org.timezone = "MARSSTANDARDTIME"
+    refresh_if_stale(runtime.api(t, governor.RECONCILE), runtime.sessions, t, runtime.now(), max_age=timedelta(0))
+    unknown = status_of(app, t)
+    assert (unknown["timezone"], unknown["timezone_xero"], unknown["timezone_mapped"]) == (
+        "UTC", "MARSSTANDARDTIME", False)
+    assert unknown["timezone_warning"] == "Xero time zone 'MARSSTANDARDTIME' is unknown; dates use UTC"
+    table = ops(app, "status").stdout
+    assert "UTC (unknown)" in table
+    assert f"WARNING {t} ({name}): Xero time zone 'MARSSTANDARDTIME' is unknown; dates use UTC" in table
