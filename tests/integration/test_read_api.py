@@ -563,3 +563,63 @@ def test_serving_lists_and_summaries_makes_no_call_to_xero(database_url, ws, mon
         assert xero.state.call_count() == 0
         assert connects == []
         assert {m for m in sys.modules if m.startswith("xero_python")} == before_modules
+
+
+# --- the organisation's date ----------------------------------------------------------------
+
+
+def _zoned(sessions, xero_timezone):
+    from sqlalchemy import update as sql_update
+
+    from store.models import XeroConnection
+
+    with transaction(sessions) as s:
+        s.execute(sql_update(XeroConnection).where(XeroConnection.tenant_id == T).values(timezone=xero_timezone))
+
+
+@pytest.mark.parametrize(
+    ("zone", "before", "after"),
+    [
+        # Auckland (NZDT, UTC+13): 2026-11-25 begins at 2026-11-24T11:00Z
+        ("NEWZEALANDSTANDARDTIME", "2026-11-24 10:59:59", "2026-11-24 11:00:00"),
+        # Los Angeles (PST, UTC-8): 2026-11-25 begins at 2026-11-25T08:00Z
+        ("PACIFICSTANDARDTIME", "2026-11-25 07:59:59", "2026-11-25 08:00:00"),
+    ],
+)
+def test_the_organisations_midnight_not_utcs_moves_an_invoice_into_overdue(api, sessions, zone, before, after):
+    """i-yesterday is due 2026-11-24: open on the 24th, overdue from the 25th, in the org's calendar."""
+    _zoned(sessions, zone)
+    with freeze_time(before):
+        overdue = api.get("/api/v1/contacts/c1/invoices?view=overdue")
+        assert overdue.json["today"] == "2026-11-24" and ids(overdue) == []
+        assert "i-yesterday" in ids(api.get("/api/v1/contacts/c1/invoices?view=open"))
+        summary = api.get("/api/v1/contacts/c1/summary").json
+        assert summary["overdue"]["count"] == 0 and summary["today"] == "2026-11-24"
+    with freeze_time(after):
+        assert ids(api.get("/api/v1/contacts/c1/invoices?view=overdue")) == ["i-yesterday"]
+        summary = api.get("/api/v1/contacts/c1/summary").json
+        assert (summary["today"], summary["overdue"]["count"]) == ("2026-11-25", 1)
+        assert summary["timezone"] in ("Pacific/Auckland", "America/Los_Angeles") and summary["timezone_note"] is None
+        labels = {r["invoice_id"]: r["status_label"] for r in api.get("/api/v1/contacts/c1/invoices").json["invoices"]}
+        assert labels["i-yesterday"] == "Overdue"
+
+
+def test_an_unknown_xero_time_zone_reads_dates_in_utc_and_says_so(api, sessions):
+    _zoned(sessions, "ATLANTISSTANDARDTIME")
+    with freeze_time("2026-11-24 23:30:00"):
+        summary = api.get("/api/v1/contacts/c1/summary").json
+    assert (summary["today"], summary["timezone"]) == ("2026-11-24", "UTC")
+    assert "ATLANTISSTANDARDTIME" in summary["timezone_note"]
+
+
+def test_same_day_invoices_sort_by_number_in_natural_order(api, sessions):
+    with transaction(sessions) as s:
+        s.add_all(
+            [
+                invoice(T, "n-9999", "x1", number="INV-9999", on=date(2026, 11, 20)),
+                invoice(T, "n-10000", "x1", number="INV-10000", on=date(2026, 11, 20)),
+                invoice(T, "n-998", "x1", number="INV-998", on=date(2026, 11, 20)),
+            ]
+        )
+    listed = [i for i in ids(api.get("/api/v1/contacts/c1/invoices?view=all")) if i.startswith("n-")]
+    assert listed == ["n-10000", "n-9999", "n-998"]  # newest first: the highest number first
