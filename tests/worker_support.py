@@ -94,11 +94,13 @@ def connect_client_credentials(settings: Settings, sessions: sessionmaker[Sessio
     client = XeroClient(settings)
     requested = time.time()
     token = normalise(client.client_credentials_token(), requested)
+    organisation = client.organisation(tenant_id, token["access_token"])  # as the CLI's connect reads it
     with transaction(sessions) as session:
         ws = workspaces.create_workspace(session, f"ws-{tenant_id[:8]}", NOW)
         record = connections.connect(
             session, TokenBox(settings.token_keys), workspace_id=ws.id, tenant_id=tenant_id, token=token, now=NOW
         )
+        connections.note_organisation(session, record.id, organisation, datetime.now(timezone.utc))
         return record.id
 
 

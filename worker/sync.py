@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import backlog, connections, mirror
 from store.db import transaction
-from worker import translate
+from worker import organisation, translate
 from worker.gateway import TenantApi
 from worker.prefetch import Ahead
 from worker.xero import XeroNotFound, XeroPage, XeroRequestError, credit_notes_where
@@ -353,7 +353,9 @@ def reconcile(
         status, marks = state.backfill_status, {kind: getattr(state, HWM[kind]) for kind in PHASES}
     if status != "done":
         return ReconcileResult(skipped=f"backfill is {status}")
+    organisation.refresh_if_stale(api, sessions, tenant_id, now)  # its time zone: at most once a day
     result = ReconcileResult()
+    missing: set[str] = set()  # customers whose first sale came in a sweep: the mirror lacks them
     for kind in PHASES:
         since = (marks[kind] or now) - OVERLAP
         result.fetched[kind] = 0
@@ -368,10 +370,23 @@ def reconcile(
                 if newest and (getattr(state, HWM[kind]) is None or newest > getattr(state, HWM[kind])):
                     setattr(state, HWM[kind], newest)
                 state.unannounced_changes = (state.unannounced_changes or 0) + len(unannounced)
+                if kind == "invoices":
+                    missing.update(_sales_contacts_missing(session, tenant_id, page.items))
             result.fetched[kind] += len(page.items)
             result.unannounced += len(unannounced)
+    for chunk in list(_chunks(sorted(missing), IDS_PER_CALL))[:2]:
+        with transaction(sessions) as session:
+            STORE["contacts"](session, tenant_id, _fetch(api, "contacts", ids=chunk, page=1).items, now)
+        heartbeat()
     _record_success(sessions, tenant_id, now)
     return result
+
+
+def _sales_contacts_missing(session: Session, tenant_id: str, items: list[dict]) -> list[str]:
+    contacts = {
+        str((raw.get("Contact") or {}).get("ContactID") or "").lower() for raw in items if raw.get("Type") == "ACCREC"
+    }
+    return mirror.contacts_needing_refresh(session, tenant_id, contacts - {""})
 
 
 # --- backfill: everything, resumably ------------------------------------------------------

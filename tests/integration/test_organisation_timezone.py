@@ -13,6 +13,20 @@ def _row(sessions, tenant_id):
         return connections.find(session, tenant_id)
 
 
+def _never_read(sessions, tenant_id):
+    """As a connection made before the time zone was kept (migration 0004) stands."""
+    from sqlalchemy import update
+
+    from store.db import transaction
+
+    with transaction(sessions) as session:
+        session.execute(
+            update(XeroConnection)
+            .where(XeroConnection.tenant_id == tenant_id)
+            .values(timezone=None, organisation_checked_at=None)
+        )
+
+
 def _set_timezone(emulator, tenant_id, xero_timezone):
     """What Xero's Organisation will say from now on (set directly: unknown ids too)."""
     with emulator.state.lock:
@@ -22,7 +36,8 @@ def _set_timezone(emulator, tenant_id, xero_timezone):
 def test_a_changed_time_zone_is_picked_up_after_max_age_not_before(emulator, runtime, connected):
     t = connected
     truth = emulator.state.snapshot(t)["Organisation"]
-    assert _row(runtime.sessions, t).organisation_checked_at is None  # the fixture connected without it
+    _never_read(runtime.sessions, t)
+    assert _row(runtime.sessions, t).organisation_checked_at is None
     start = runtime.now()
 
     api = runtime.api(t, governor.RECONCILE)
@@ -60,6 +75,7 @@ def test_a_changed_time_zone_is_picked_up_after_max_age_not_before(emulator, run
 
 def test_an_unknown_time_zone_is_kept_as_xero_sent_it_and_falls_back_to_utc(emulator, runtime, connected):
     t = connected
+    _never_read(runtime.sessions, t)
     _set_timezone(emulator, t, "MARSSTANDARDTIME")
     api = runtime.api(t, governor.RECONCILE)
     assert refresh_if_stale(api, runtime.sessions, t, runtime.now()) is True
