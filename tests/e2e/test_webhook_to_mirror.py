@@ -159,3 +159,64 @@ def test_the_worker_outlives_redis_going_away_in_the_middle_of_a_job(
     state.create_invoice(t, customer, "999.00")  # a change after the outage wakes a sync
     assert wait_until(lambda: converged(sessions, emulator, t), 60, poll=0.3), worker.output()
     assert worker.process.poll() is None, worker.output()
+
+
+def _admin_key(sessions, tenant_id) -> str:
+    from datetime import UTC, datetime
+
+    from store import connections, workspaces
+    from store.db import transaction
+
+    with transaction(sessions) as session:
+        workspace_id = connections.find(session, tenant_id).workspace_id
+        return workspaces.issue_key(session, workspace_id, "admin", datetime.now(UTC))
+
+
+def test_a_credit_note_and_a_merge_reach_the_crm_figures_within_seconds_of_their_webhooks(
+    emulator, sessions, connected, web, worker
+):
+    import requests
+
+    t, state = connected, emulator.state
+    assert wait_until(lambda: backfilled(sessions, t), 60), worker.output()
+    headers = {"Authorization": f"Bearer {_admin_key(sessions, t)}"}
+    loser = state.create_contact(t, "Weka Works", "accounts@weka.example")["ContactID"]
+    survivor = state.create_contact(t, "Weka Works Ltd", "ap@wekaltd.example")["ContactID"]
+    invoice = state.create_invoice(t, loser, "1000.00")["InvoiceID"]
+    state.apply_payment(t, invoice, "700.00", reference="Bank transfer")
+    assert requests.put(f"{web}/api/v1/contacts/crm-weka", json={"email": "accounts@weka.example"},
+                        headers=headers, timeout=5).status_code == 200
+
+    def summary():
+        return requests.get(f"{web}/api/v1/contacts/crm-weka/summary", headers=headers, timeout=5).json()
+
+    def amounts(body, block):
+        return {a["currency"]: a["amount"] for a in body[block]["by_currency"]}
+
+    assert wait_until(lambda: amounts(summary(), "paid") == {"NZD": "700.00"}, 30, poll=0.2), worker.output()
+
+    note = state.create_credit_note(t, loser, "300.00")
+    started = time.monotonic()
+    state.allocate_credit_note(t, note["CreditNoteID"], invoice, "300.00")
+    assert wait_until(lambda: amounts(summary(), "credited") == {"NZD": "300.00"}, 30, poll=0.2), worker.output()
+    took = time.monotonic() - started
+    body = summary()
+    assert (amounts(body, "paid"), amounts(body, "unpaid")) == ({"NZD": "700.00"}, {})
+    plan = requests.get(f"{web}/api/v1/invoices/{invoice}/payments", headers=headers, timeout=5).json()
+    assert [(i["kind"], i["amount"], i["reference"]) for i in plan["installments"]] == [
+        ("payment", "700.00", "Bank transfer"),
+        ("credit_note", "300.00", note["CreditNoteNumber"]),
+    ]  # one day: the payment first, then the credit note
+    assert took < 10
+
+    # the customer is merged into another contact: the record follows it to the survivor
+    other = state.create_invoice(t, survivor, "50.00")["InvoiceID"]
+    state.merge_contacts(t, loser, survivor)
+
+    def listed():
+        rows = requests.get(f"{web}/api/v1/contacts/crm-weka/invoices?view=all", headers=headers, timeout=5).json()
+        return {r["invoice_id"] for r in rows["invoices"]}
+
+    assert wait_until(lambda: listed() == {invoice.lower(), other.lower()}, 30, poll=0.2), worker.output()
+    (link,) = summary()["record"]["links"]
+    assert (link["xero_contact_id"], link["merged_from"]) == (survivor.lower(), loser.lower())
