@@ -39,9 +39,10 @@ from store.db import make_engine, transaction
 from store.migrate import upgrade
 from store.secrets import TokenBox
 from worker.tokens import normalise
+from store.natural import number_key
 from worker.xero import XeroClient
 
-READS_VERSION = 1  # bump when the generated data changes: the cache is rebuilt (migrations are applied to it)
+READS_VERSION = 2  # bump when the generated data changes: the cache is rebuilt (migrations are applied to it)
 TENANT = "5e1f0c2a-7d3b-4c9e-8a61-000000000001"
 TODAY = date.today()
 RECORDS = 1000
@@ -52,8 +53,12 @@ def _uuid(rng: random.Random) -> str:
 
 
 def generate(invoices: int, customers: int, seed: int = 1):
-    """(contacts, invoices, payments) as tuples in the column order of the inserts below."""
+    """(contacts, invoices, payments, allocations) as tuples in the column order of the inserts below.
+
+    About one invoice in twenty is settled (in part) by a credit note, as a real organisation's are."""
     rng = random.Random(seed)
+    credits = random.Random(f"{seed}:credits")  # its own stream: the other draws stay as they were
+    alloc_rows = []
     stamp = datetime(2026, 1, 1)
     contacts = [(TENANT, _uuid(rng), f"Customer {i}", f"customer{i}@reads.example", f"customer{i}@reads.example",
                  True, False, "ACTIVE", stamp, "{}", stamp) for i in range(customers)]
@@ -77,20 +82,28 @@ def generate(invoices: int, customers: int, seed: int = 1):
         elif roll < 0.63:
             status = "VOIDED"
         kind = "ACCREC" if rng.random() < 0.95 else "ACCPAY"
-        inv_rows.append((TENANT, invoice_id, f"INV-{n + 1:07d}", kind, status, contact, issued, due, "NZD",
-                         10_000_000_000, total, total - paid, paid, 0, "", issued + timedelta(days=10) if status == "PAID" else None,
-                         stamp, "{}", stamp))
+        credited = 0
+        if status in ("AUTHORISED", "PAID") and paid and credits.random() < 0.05:
+            credited = paid // 2 // 100 * 100  # half of what was paid was a credit note instead
+            paid -= credited
+            alloc_rows.append((TENANT, invoice_id, "credit_note", _uuid(credits), 1, f"CN-{n + 1:07d}",
+                               issued + timedelta(days=3), credited, stamp))
+        number = f"INV-{n + 1:07d}"
+        inv_rows.append((TENANT, invoice_id, number, number_key(number), kind, status, contact, issued, due, "NZD",
+                         10_000_000_000, total, total - paid - credited, paid, credited, "",
+                         issued + timedelta(days=10) if status == "PAID" else None, stamp, "{}", stamp))
         parts = 0 if paid == 0 else (1 if status != "PAID" else rng.choice((1, 1, 2)))
         for k in range(parts):
             amount = paid if parts == 1 else (paid // 2 // 100 * 100 if k == 0 else paid - paid // 2 // 100 * 100)
             pay_rows.append((TENANT, _uuid(rng), invoice_id, issued + timedelta(days=5 + k), amount, 10_000_000_000,
                              "", "AUTHORISED", "ACCRECPAYMENT", stamp, "{}", stamp))
-    return contacts, inv_rows, pay_rows
+    return contacts, inv_rows, pay_rows, alloc_rows
 
 
 CONTACT_COLS = ("tenant_id, contact_id, name, email, email_lower, is_customer, is_supplier, contact_status, "
                 "updated_utc, raw, synced_at")
-INVOICE_COLS = ("tenant_id, invoice_id, invoice_number, type, status, contact_id, date, due_date, currency_code, "
+ALLOCATION_COLS = "tenant_id, invoice_id, kind, document_id, seq, number, date, amount, synced_at"
+INVOICE_COLS = ("tenant_id, invoice_id, invoice_number, number_key, type, status, contact_id, date, due_date, currency_code, "
                 "currency_rate, total, amount_due, amount_paid, amount_credited, reference, fully_paid_on, "
                 "updated_utc, raw, synced_at")
 PAYMENT_COLS = ("tenant_id, payment_id, invoice_id, date, amount, currency_rate, reference, status, payment_type, "
@@ -112,14 +125,14 @@ def build_sqlite(path: Path, invoices: int, customers: int) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{tmp}{suffix}").unlink(missing_ok=True)
     upgrade(f"sqlite:///{tmp}")
-    contacts, inv_rows, pay_rows = generate(invoices, customers)
+    contacts, inv_rows, pay_rows, alloc_rows = generate(invoices, customers)
     engine = make_engine(f"sqlite:///{tmp}")
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
         cur.execute("BEGIN")
         for table, cols, rows in (("contacts", CONTACT_COLS, contacts), ("invoices", INVOICE_COLS, inv_rows),
-                                  ("payments", PAYMENT_COLS, pay_rows)):
+                                  ("payments", PAYMENT_COLS, pay_rows), ("allocations", ALLOCATION_COLS, alloc_rows)):
             marks = ", ".join("?" * len(cols.split(",")))
             cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})",
                             ([_sqlite_value(v) for v in row] for row in rows))
@@ -154,13 +167,13 @@ def migrate_cache(path: Path) -> str | None:
 
 
 def load_postgres(url: str, invoices: int, customers: int) -> None:
-    contacts, inv_rows, pay_rows = generate(invoices, customers)
+    contacts, inv_rows, pay_rows, alloc_rows = generate(invoices, customers)
     engine = make_engine(url)
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
         for table, cols, rows in (("contacts", CONTACT_COLS, contacts), ("invoices", INVOICE_COLS, inv_rows),
-                                  ("payments", PAYMENT_COLS, pay_rows)):
+                                  ("payments", PAYMENT_COLS, pay_rows), ("allocations", ALLOCATION_COLS, alloc_rows)):
             with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
