@@ -622,21 +622,22 @@ def test_it_fits_a_sidebar_without_sideways_scrolling(page, live_server, seeded,
 # --- screenshots -----------------------------------------------------------------------------------
 
 
-def test_screenshots(page, live_server, seeded, tmp_path):
+def test_screenshots(page, live_server, seeded, credited, tmp_path):
     """docs/widget.png and docs/widget-payments.png when WIDGET_SCREENSHOTS=docs (see
-    docs/screenshots.py); otherwise into the test's temporary directory."""
+    docs/screenshots.py); otherwise into the test's temporary directory. Dee's record: money
+    received, credited and still to pay, and a paid invoice settled partly by a credit note."""
     out = DOCS if os.environ.get("WIDGET_SCREENSHOTS") == "docs" else tmp_path
     out.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 380, "height": 560})  # full_page then crops to the content
-    open_widget(page, live_server, seeded)
-    row(page, "INV-1002").locator(".pin").click()
-    expect(row(page, "INV-1002").locator(".pin")).to_be_enabled()
+    open_widget(page, live_server, seeded, record="c4")
+    row(page, "INV-3003").locator(".pin").click()
+    expect(row(page, "INV-3003").locator(".pin")).to_be_enabled()
     page.mouse.move(0, 0)
     page.screenshot(path=out / "widget.png", full_page=True)
     page.click("#total-paid")
     page.set_viewport_size({"width": 380, "height": 900})
-    row(page, "INV-1001").locator(".payments-link").hover()
-    expect(installments(page)).to_have_count(2)
+    row(page, "INV-3001").locator(".payments-link").hover()
+    expect(installments(page)).to_have_count(3)
     bottom = page.evaluate(
         "Math.max(...[...document.querySelectorAll('.footer, .installments:not([hidden])')]"
         ".map(e => e.getBoundingClientRect().bottom))"

@@ -251,6 +251,10 @@
     var text = JSON.stringify([data.paid, credited, data.unpaid, data.overdue, data.base_currency]);
     if (text !== shown.summary) {
       shown.summary = text;
+      [["#total-paid", data.paid], ["#total-credited", credited], ["#total-unpaid", data.unpaid]]
+        .forEach(function (pair) {  // the API's words, when it gives them
+          if (pair[1].label) $(".total-label", $(pair[0])).textContent = pair[1].label;
+        });
       renderTotal($("#total-paid"), data.paid, data.base_currency);
       // Credited only when something was credited: a box of "None" would only raise questions.
       var creditBox = $("#total-credited");
@@ -648,7 +652,14 @@
           what.appendChild(ref);
         }
       } else {  // a credit note's reference is its number: "Credit note CN-0012"
-        what.textContent = i.reference ? name + " " + i.reference : name;
+        what.textContent = name;
+        if (i.reference) {
+          var number = document.createElement("span");
+          number.className = "nowrap";
+          number.textContent = i.reference;
+          what.appendChild(document.createTextNode(" "));
+          what.appendChild(number);
+        }
       }
 
       var when = tr.insertCell();
