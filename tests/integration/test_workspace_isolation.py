@@ -111,6 +111,10 @@ def test_explicit_links_to_b_s_contacts_and_invoices_reveal_nothing_to_a(two):
             "email": None,
             "in_mirror": False,
             "is_customer": False,
+            "matched_email": None,
+            "matched_by": None,
+            "person_name": None,
+            "merged_from": None,
         }
     ]
     assert _call(client, a.read_key, "GET", "/api/v1/deals/spy/invoices?view=all").json["total"] == 0
