@@ -52,9 +52,6 @@ class TenantApi:
     def credit_notes(self, **params) -> XeroPage:
         return self._call(self.xero.credit_notes, params)
 
-    def credit_note(self, **params) -> XeroPage:
-        return self._call(self.xero.credit_note, params)
-
     def _call(self, method: Callable[..., XeroPage], params: dict) -> XeroPage:
         token = self.tokens.access_token(self.tenant_id)
         try:

@@ -21,7 +21,7 @@ from store.db import transaction
 from worker import organisation, translate
 from worker.gateway import TenantApi
 from worker.prefetch import Ahead
-from worker.xero import XeroNotFound, XeroPage, XeroRequestError, credit_notes_where
+from worker.xero import XeroNotFound, XeroPage, XeroRequestError, credit_notes_where, is_xero_id
 
 log = logging.getLogger(__name__)
 PERMANENT = (XeroRequestError, XeroNotFound, translate.TranslationError)  # a list call's 404: the gateway refused it
@@ -202,12 +202,14 @@ class _Drain:
         self.settle(idle)
         live = [e for e in events if _may_settle_invoices(e.data)]
         ids = list(dict.fromkeys(e.resource_id for e in live))
+        failed = {i for i in ids if not is_xero_id(i)}
+        for bad in sorted(failed):
+            self.fail([e.id for e in live if e.resource_id == bad], f"not a Xero id: {bad!r}")
         invoices: set[str] = set()
-        failed: set[str] = set()
-        for chunk in _chunks(ids, CREDIT_NOTES_PER_CALL):
+        for chunk in _chunks([i for i in ids if i not in failed], CREDIT_NOTES_PER_CALL):
             try:
                 page = _fetch(self.api, "credit_notes", where=credit_notes_where(chunk), page=1)
-            except (*PERMANENT, ValueError) as exc:
+            except PERMANENT as exc:
                 failed.update(chunk)
                 self.fail([e.id for e in live if e.resource_id in chunk], exc)
                 continue

@@ -207,11 +207,6 @@ class XeroClient:
         kwargs = _optional(where=where, if_modified_since=modified_since, page=page, page_size=page_size, order=order)
         return self._call(access_token, "CreditNotes", self._accounting.get_credit_notes, tenant_id, **kwargs)
 
-    def credit_note(self, tenant_id: str, access_token: str, *, credit_note_id: str) -> XeroPage:
-        return self._call(
-            access_token, "CreditNotes", self._accounting.get_credit_note, tenant_id, credit_note_id=credit_note_id
-        )
-
     def organisation(self, tenant_id: str, access_token: str) -> dict:
         page = self._call(access_token, "Organisations", self._accounting.get_organisations, tenant_id)
         return page.items[0] if page.items else {}
@@ -300,10 +295,14 @@ class XeroClient:
             raise XeroUnavailable("Xero answered something that is not JSON") from None
 
 
+def is_xero_id(value: str) -> bool:
+    return bool(_GUID.fullmatch(value))
+
+
 def credit_notes_where(ids: list[str]) -> str:
-    """`where` for these credit notes: CreditNoteID==guid("...") OR ... (ids are GUIDs)."""
+    """`where` for these credit notes: CreditNoteID==guid("...") OR ... (ids must be GUIDs)."""
     for credit_note_id in ids:
-        if not _GUID.fullmatch(credit_note_id):
+        if not is_xero_id(credit_note_id):
             raise ValueError(f"not a Xero id: {credit_note_id!r}")
     return " OR ".join(f'CreditNoteID==guid("{i}")' for i in ids)
 
