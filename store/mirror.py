@@ -164,11 +164,12 @@ def upsert_invoices(session: Session, tenant_id: str, rows: list[dict], now: dat
     """Upsert invoices; `changed` are those now held at a newer version than before. The
     contacts of the sales invoices written are customers from now on."""
     result = _upsert_versioned(session, Invoice, "invoice_id", tenant_id, rows, now)
-    mark_customers(
-        session,
-        tenant_id,
-        [r["contact_id"] for r in rows if r.get("type") == "ACCREC" and r.get("contact_id") and r["invoice_id"] in result.written],
-    )
+    sold_to = [
+        r["contact_id"]
+        for r in rows
+        if r.get("type") == "ACCREC" and r.get("contact_id") and r["invoice_id"] in result.written
+    ]
+    mark_customers(session, tenant_id, sold_to)
     return result
 
 
