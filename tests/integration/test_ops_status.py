@@ -124,7 +124,16 @@ def test_status_shows_the_organisations_time_zone_and_warns_when_xeros_id_is_unk
 ):
     t = connected
     name = emulator.state.snapshot(t)["Organisation"]["Name"]
-    unread = status_of(app, t)  # the fixture connected without reading the Organisation
+    from sqlalchemy import update
+
+    from store.db import transaction
+    from store.models import XeroConnection
+
+    with transaction(runtime.sessions) as session:  # as a connection made before migration 0004 stands
+        session.execute(
+            update(XeroConnection).where(XeroConnection.tenant_id == t).values(timezone=None, organisation_checked_at=None)
+        )
+    unread = status_of(app, t)
     assert (unread["timezone"], unread["timezone_xero"], unread["timezone_mapped"]) == ("UTC", None, False)
     assert unread["timezone_warning"] is None and unread["organisation_checked_at"] is None
     assert "UTC (not read)" in ops(app, "status").stdout
