@@ -9,7 +9,11 @@ Keys (all under `xm:metrics:`):
 - `c:{name}`: a hash of counters, one field per label set (`k=v|k=v`, labels sorted);
 - `h:{name}`: a histogram, fields `{labels}#{bucket index}` (non-cumulative), `{labels}#count`,
   `{labels}#sum`;
-- `reconcile:{tenant}`: what the tenant's last reconciliations found (see `reconciled`).
+- `reconcile:{tenant}`: what the tenant's last reconciliations found (see `reconciled`);
+- `egress:{YYYYMMDD}`: Xero calls answered and bytes pulled per tenant on that UTC day, fields
+  `{tenant}:calls` and `{tenant}:bytes` (tenant `-` for token and /connections calls made for
+  no tenant), kept EGRESS_TTL (~40 days); `egress:total`: the same fields, never reset (the
+  counters). This is the figure Xero bills integrations by since March 2026 (data egress).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from redis import Redis, RedisError
@@ -28,6 +32,9 @@ PREFIX = "xm:metrics:"
 QUIET_SECONDS = 10.0  # after a Redis error, skip recording for this long
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 RECONCILE_TTL = 30 * 24 * 3600
+EGRESS_TTL = 40 * 24 * 3600
+EGRESS_WINDOW_DAYS = 30  # `calls_30d` / `bytes_30d`: today and the 29 UTC days before
+NO_TENANT = "-"  # calls made for no tenant (a token or /connections call outside a tenant's job)
 
 # counter names, and the label each one carries
 # outcome: accepted | duplicate | bad_signature | malformed | too_large | db_unavailable
@@ -147,6 +154,29 @@ def reconciled(source: Any, tenant_id: str, unannounced: int, now: datetime) -> 
     _write(source, [("hset", (key, None, None, fields)), ("expire", (key, RECONCILE_TTL))])
 
 
+def egress_key(day: date | datetime) -> str:
+    return f"{PREFIX}egress:{day.strftime('%Y%m%d')}"
+
+
+EGRESS_TOTAL = PREFIX + "egress:total"
+
+
+def egress(source: Any, tenant_id: str | None, nbytes: int, calls: int = 1, now: datetime | None = None) -> None:
+    """One answer from Xero for this tenant (None: `-`), `nbytes` on the wire, counted under
+    today's UTC day and in the running totals (never raises)."""
+    tenant = _clean(tenant_id or NO_TENANT).replace(":", "_")
+    day = egress_key(now or datetime.now(timezone.utc))
+    commands = []
+    for key in (day, EGRESS_TOTAL):
+        if calls:
+            commands.append(("hincrby", (key, f"{tenant}:calls", calls)))
+        if nbytes:
+            commands.append(("hincrby", (key, f"{tenant}:bytes", nbytes)))
+    if commands:
+        commands.append(("expire", (day, EGRESS_TTL)))
+        _write(source, commands)
+
+
 # --- reading (raises RedisError: the reader decides) -----------------------------------------
 
 
@@ -206,6 +236,50 @@ def reconcile_records(redis: Redis, tenant_ids: list[str]) -> dict[str, Reconcil
             unannounced=int(float(data.get("unannounced", 0))),
         )
     return records
+
+
+@dataclass(frozen=True)
+class Egress:
+    calls: int = 0
+    bytes: int = 0
+
+
+def _egress_fields(raw: Mapping) -> dict[str, Egress]:
+    found: dict[str, dict[str, int]] = {}
+    for key, value in raw.items():
+        tenant, _, what = _text(key).rpartition(":")
+        if what in ("calls", "bytes"):
+            found.setdefault(tenant, {})[what] = int(value)
+    return {t: Egress(v.get("calls", 0), v.get("bytes", 0)) for t, v in found.items()}
+
+
+def egress_days(redis: Redis, now: datetime, days: int = 1) -> list[dict[str, Egress]]:
+    """Per tenant, calls and bytes on each of the last `days` UTC days, today first."""
+    today = now.astimezone(timezone.utc).date()
+    with redis.pipeline(transaction=False) as pipe:
+        for back in range(days):
+            pipe.hgetall(egress_key(today - timedelta(days=back)))
+        answers = pipe.execute()
+    return [_egress_fields(raw) for raw in answers]
+
+
+def egress_today(redis: Redis, now: datetime) -> dict[str, Egress]:
+    return egress_days(redis, now, 1)[0]
+
+
+def egress_window(redis: Redis, now: datetime, days: int = EGRESS_WINDOW_DAYS) -> dict[str, Egress]:
+    """Per tenant, calls and bytes summed over today and the `days - 1` UTC days before."""
+    summed: dict[str, Egress] = {}
+    for day in egress_days(redis, now, days):
+        for tenant, e in day.items():
+            was = summed.get(tenant, Egress())
+            summed[tenant] = Egress(was.calls + e.calls, was.bytes + e.bytes)
+    return summed
+
+
+def egress_totals(redis: Redis) -> dict[str, Egress]:
+    """Per tenant, calls and bytes since counting began (the counters)."""
+    return _egress_fields(redis.hgetall(EGRESS_TOTAL))
 
 
 def _moment(value: str | None) -> datetime | None:

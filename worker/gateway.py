@@ -3,9 +3,14 @@
 Each call takes a lease from the governor (or raises Throttled), brings a fresh access token,
 reports Xero's remaining-counts back to the governor, turns a 429 into a tenant-wide pause,
 and answers one 401 with one token replacement before giving the connection up.
+
+Every answer Xero sends during a call (the token refresh it needed included, refusals too) is
+metered to this tenant: one call and its bytes on the wire, under today's UTC day in Redis
+(store.metrics.egress), as Xero's egress billing counts them.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Callable
 
 from store import metrics
@@ -22,6 +27,8 @@ class TenantApi:
         self.governor = governor
         self.priority = priority
         self.calls = 0
+        self.answers = 0  # answers Xero sent (token calls included), as metered
+        self.wire_bytes = 0  # their bodies' bytes on the wire
 
     def invoices(self, **params) -> XeroPage:
         return self._call(self.xero.invoices, params)
@@ -53,6 +60,17 @@ class TenantApi:
         return self._call(self.xero.credit_notes, params)
 
     def _call(self, method: Callable[..., XeroPage], params: dict) -> XeroPage:
+        metering = getattr(self.xero, "metering", None)
+        with metering(self._meter) if metering is not None else nullcontext():
+            return self._authorised(method, params)
+
+    def _meter(self, _tenant_id: str | None, nbytes: int) -> None:
+        """An answer from Xero on this tenant's behalf (token calls carry no tenant: theirs is ours)."""
+        self.answers += 1
+        self.wire_bytes += nbytes
+        metrics.egress(self.governor.redis, self.tenant_id, nbytes)
+
+    def _authorised(self, method: Callable[..., XeroPage], params: dict) -> XeroPage:
         token = self.tokens.access_token(self.tenant_id)
         try:
             return self._once(method, token, params)

@@ -9,14 +9,26 @@ retry and refreshes no token by itself:
 - the SDK's automatic refresh is off (its token getter always hands back our current access
   token with no expiry); `worker.tokens` refreshes under a per-connection lock instead.
 
+It asks for gzip (`Accept-Encoding: gzip` on every request: Xero bills integrations by the
+bytes they pull, see docs XERO.md §7.1) and measures what each answer cost on the wire: the
+body as sent (its compressed size when gzipped), read once undecoded and gunzipped here. Every
+answer's size goes to `on_bytes(tenant_id or None, nbytes)`, or, inside `with
+client.metering(sink):` on this thread, to `sink(tenant_id or None, nbytes)` instead (the
+gateway meters a tenant's calls, token refreshes included, that way). Pages carry it too
+(`XeroPage.wire_bytes`).
+
 Errors come out as a small tree: `XeroRateLimited`, `XeroUnavailable`, `XeroUnauthorized`,
 `ConnectionRevoked`, `XeroNotFound`, `XeroRequestError`, all `XeroError`.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -83,7 +95,10 @@ class XeroPage:
     reported: Reported = field(default_factory=Reported)
     server_time: datetime | None = None
     pagination: dict | None = None
+    wire_bytes: int = 0  # the body as Xero sent it (compressed size when gzipped)
 
+
+ByteMeter = Callable[[str | None, int], None]  # (tenant id, or None for token and /connections calls; bytes)
 
 _token_urls_lock = threading.Lock()
 
@@ -98,9 +113,11 @@ def point_token_api(identity_url: str) -> None:
 
 class XeroClient:
     def __init__(self, settings: Settings, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-                 on_status: Callable[[str], None] | None = None):
+                 on_status: Callable[[str], None] | None = None, on_bytes: ByteMeter | None = None):
         self.settings = settings
         self.on_status = on_status or _ignore  # told each answer's HTTP status (for the metrics)
+        self.on_bytes = on_bytes or _ignore_bytes  # told each answer's size on the wire (egress)
+        self._local = threading.local()  # this thread's meters (see `metering`)
         self.timeout = timeout
         self.token_url = f"{settings.xero_identity_url}/connect/token"
         point_token_api(settings.xero_identity_url)  # only for the SDK's sake: it never refreshes here
@@ -118,6 +135,9 @@ class XeroClient:
         pool = self._api.rest_client.pool_manager
         pool.connection_pool_kw["retries"] = Retry(total=0, respect_retry_after_header=False)
         pool.connection_pool_kw["timeout"] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        # Xero bills the bytes pulled: ask for gzip on every request (it costs nothing if ignored).
+        # Bodies are read undecoded and gunzipped in `_read_counted`, so the size is measured once.
+        self._api.set_default_header("Accept-Encoding", "gzip")
         self._accounting = AccountingApi(self._api, base_url=settings.xero_api_url)
         connections_base = settings.xero_connections_url
         if connections_base.lower().endswith("/connections"):
@@ -138,6 +158,22 @@ class XeroClient:
 
     def _sdk_saver(self, token: dict) -> None:
         raise AssertionError("the SDK must never refresh tokens itself")
+
+    # -- metering ------------------------------------------------------------------------
+    @contextmanager
+    def metering(self, sink: ByteMeter) -> Iterator[None]:
+        """Within it, every answer this thread receives (token and /connections calls too) is
+        reported to `sink(tenant_id or None, nbytes)` instead of `on_bytes`; innermost wins."""
+        meters = self._local.__dict__.setdefault("meters", [])
+        meters.append(sink)
+        try:
+            yield
+        finally:
+            meters.pop()
+
+    def _metered(self, tenant_id: str | None, nbytes: int) -> None:
+        meters = self._local.__dict__.get("meters")
+        (meters[-1] if meters else self.on_bytes)(tenant_id, nbytes)
 
     # -- Accounting API ------------------------------------------------------------------
     def invoices(
@@ -214,7 +250,7 @@ class XeroClient:
     # -- Identity ------------------------------------------------------------------------
     def connections(self, access_token: str) -> list[dict]:
         """GET /connections: the tenants this token may read."""
-        body, _headers = self._raw(access_token, self._identity.get_connections)
+        body, _headers, _wire = self._raw(access_token, self._identity.get_connections)
         return body if isinstance(body, list) else []
 
     def client_credentials_token(self) -> dict:
@@ -250,18 +286,21 @@ class XeroClient:
                 _request_timeout=self.timeout,
             )
             self.on_status(str(response.status))
+            data, wire = _read_counted(response)
         except HTTPStatusException as exc:
             self.on_status(str(exc.status))
+            self._metered(None, _error_bytes(exc))
             raise _token_error(exc) from None
         except urllib3.exceptions.HTTPError as exc:
             raise XeroUnavailable(f"token endpoint unreachable: {type(exc).__name__}") from None
+        self._metered(None, wire)
         try:
-            return json.loads(_read(response))
+            return json.loads(data)
         except ValueError:
             raise XeroUnavailable("token endpoint answered something that is not JSON") from None
 
     def _call(self, access_token: str, key: str, method, tenant_id: str, **kwargs) -> XeroPage:
-        body, headers = self._raw(access_token, method, tenant_id, **kwargs)
+        body, headers, wire = self._raw(access_token, method, tenant_id, metered_as=tenant_id, **kwargs)
         if not isinstance(body, dict):
             raise XeroUnavailable(f"unexpected {key} response")
         return XeroPage(
@@ -269,17 +308,22 @@ class XeroClient:
             reported=_reported(headers),
             server_time=_server_time(body.get("DateTimeUTC")),
             pagination=body.get("pagination"),
+            wire_bytes=wire,
         )
 
-    def _raw(self, access_token: str, method, *args, **kwargs) -> tuple[Any, Any]:
+    def _raw(self, access_token: str, method, *args, metered_as: str | None = None,
+             **kwargs) -> tuple[Any, Any, int]:
+        """Xero's parsed JSON, the headers and the body's size on the wire; every answer,
+        refusals included, is metered (as `metered_as`, the tenant)."""
         self._access_token = access_token
         try:
             response = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
             self.on_status(str(response.status))
-            data = _read(response)
+            data, wire = _read_counted(response)
             headers = response.headers
         except HTTPStatusException as exc:
             self.on_status(str(exc.status))
+            self._metered(metered_as, _error_bytes(exc))
             raise _status_error(exc) from None
         except ApiException as exc:  # SSL and other transport errors the SDK wraps
             self.on_status("transport_error")
@@ -289,8 +333,9 @@ class XeroClient:
             raise XeroUnavailable(f"Xero unreachable: {type(exc).__name__}") from None
         finally:
             self._access_token = None
+        self._metered(metered_as, wire)
         try:
-            return json.loads(data, parse_float=Decimal), headers
+            return json.loads(data, parse_float=Decimal), headers, wire
         except ValueError:
             raise XeroUnavailable("Xero answered something that is not JSON") from None
 
@@ -318,11 +363,44 @@ def _optional(**kwargs) -> dict:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def _read(response) -> bytes:
+def _ignore_bytes(_tenant_id: str | None, _nbytes: int) -> None:
+    pass
+
+
+def _read_counted(response) -> tuple[bytes, int]:
+    """The body, decoded, and its size as sent: read once, undecoded, and gunzipped here."""
     try:
-        return response.data
+        raw = response.read(decode_content=False)
     finally:
         response.release_conn()
+    return _decoded(raw, response.headers), len(raw)
+
+
+def _decoded(raw: bytes, headers) -> bytes:
+    encoding = ((headers.get("Content-Encoding") if headers is not None else None) or "").strip().lower()
+    try:
+        if encoding in ("", "identity"):
+            return raw
+        if encoding in ("gzip", "x-gzip"):
+            return gzip.decompress(raw)
+        if encoding == "deflate":
+            try:
+                return zlib.decompress(raw)
+            except zlib.error:
+                return zlib.decompress(raw, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
+    except (OSError, EOFError, zlib.error):
+        raise XeroUnavailable(f"Xero sent a corrupt {encoding} body") from None
+    raise XeroUnavailable(f"Xero answered in an encoding not asked for: {encoding}")
+
+
+def _error_bytes(exc: ApiException) -> int:
+    """A refusal's size on the wire: its Content-Length (the compressed size when gzipped; the
+    SDK has already decoded the body), else the length of the body read."""
+    length = _int_header(exc.headers, "Content-Length")
+    if length is not None:
+        return length
+    body = exc.body or b""
+    return len(body if isinstance(body, bytes) else str(body).encode())
 
 
 def _server_time(value: Any) -> datetime | None:
