@@ -291,6 +291,12 @@ class SyncState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     unannounced_changes: Mapped[int] = mapped_column(Integer, default=0)
+    # when reconciliation last swept each kind, and last found a change no webhook announced
+    # (worker.cadence decides from these when the next sweep of each kind is due)
+    contacts_swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    invoices_swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    payments_swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unannounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # --- the CRM side ---------------------------------------------------------------------

@@ -26,7 +26,7 @@ from worker.xero import XeroClient
 class Options:
     """The worker's own knobs, from the environment (seconds unless named otherwise)."""
 
-    reconcile_seconds: float = 300.0
+    reconcile_seconds: float = 3600.0  # healthy cadence's base interval (worker.cadence)
     relay_seconds: float = 5.0
     backfill_slice_seconds: float = 20.0
     lease_seconds: float = 60.0  # a job's hold on its tenant; a killed worker's hold lapses after this

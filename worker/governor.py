@@ -8,6 +8,11 @@ reschedules itself (it never sleeps). After the call it reports what Xero said:
 
 Priority: webhook-driven syncs may spend the whole usable minute and day budget;
 reconciliation and backfill stop earlier, so a share is always left for webhook work.
+
+The day limit is learned, not assumed: Xero sends `X-DayLimit-Remaining` on every answer but
+never the limit itself, so the limit a tenant has today is at least what Xero says is left
+plus what we counted (1,000 on Starter, 5,000 on the paid tiers). The largest such figure is
+kept per tenant (`xm:gov:{tenant}:daylimit`, two days); `XERO_DAY_LIMIT`, when set, overrides.
 """
 from __future__ import annotations
 
@@ -39,7 +44,8 @@ class Budget:
 
     per_minute: int = 60
     concurrent: int = 5
-    per_day: int = 5000
+    per_day: int = 5000  # assumed until Xero's headers say otherwise, unless `day_limit_set`
+    day_limit_set: bool = False  # XERO_DAY_LIMIT was given: never learn another
     minute_headroom: int = 5  # never plan on the last calls of a minute
     day_headroom_share: float = 0.02
     # The share of the usable budget a priority may spend; the rest is kept for webhooks.
@@ -54,8 +60,9 @@ class Budget:
         usable = max(1, self.per_minute - self.minute_headroom)
         return max(1, math.floor(usable * self.minute_share[priority]))
 
-    def day_cap(self, priority: str) -> int:
-        usable = max(1, self.per_day - math.ceil(self.per_day * self.day_headroom_share))
+    def day_cap(self, priority: str, per_day: int | None = None) -> int:
+        limit = self.per_day if per_day is None else per_day
+        usable = max(1, limit - math.ceil(limit * self.day_headroom_share))
         return max(1, math.floor(usable * self.day_share[priority]))
 
     @classmethod
@@ -69,6 +76,7 @@ class Budget:
             per_minute=number("XERO_MINUTE_LIMIT", base.per_minute),
             concurrent=number("XERO_CONCURRENT_LIMIT", base.concurrent),
             per_day=number("XERO_DAY_LIMIT", base.per_day),
+            day_limit_set=bool(env.get("XERO_DAY_LIMIT", "").strip()),
         )
 
 
@@ -119,8 +127,8 @@ redis.call('EXPIRE', KEYS[3], 600)
 return {'ok', '0'}
 """
 
-# KEYS: minute zset, day counter; ARGV: now, per-minute limit, minute remaining (or ''),
-# per-day limit, day remaining (or ''), day ttl seconds
+# KEYS: minute zset, day counter, learned day limit; ARGV: now, per-minute limit, minute remaining
+# (or ''), per-day limit, day remaining (or ''), day ttl seconds, '1' when the day limit is set
 _OBSERVE = """
 local now = tonumber(ARGV[1])
 if ARGV[3] ~= '' then
@@ -130,8 +138,16 @@ if ARGV[3] ~= '' then
   redis.call('EXPIRE', KEYS[1], 120)
 end
 if ARGV[5] ~= '' then
-  local used = tonumber(ARGV[4]) - tonumber(ARGV[5])
-  if used > tonumber(redis.call('GET', KEYS[2]) or '0') then
+  local remaining = tonumber(ARGV[5])
+  local counted = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local limit = tonumber(ARGV[4])
+  if ARGV[7] ~= '1' then
+    local learned = math.max(tonumber(redis.call('GET', KEYS[3]) or '0'), remaining + counted)
+    redis.call('SET', KEYS[3], learned, 'EX', 172800)
+    limit = learned
+  end
+  local used = limit - remaining
+  if used > counted then
     redis.call('SET', KEYS[2], used)
     redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
   end
@@ -172,11 +188,26 @@ class Governor:
         midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         return max(1, math.ceil((midnight - moment).total_seconds()))
 
+    def day_limit(self, tenant_id: str) -> int:
+        """The tenant's daily call limit: XERO_DAY_LIMIT when set, else what Xero's headers
+        have shown it to be, else the default until the first answer."""
+        if self.budget.day_limit_set:
+            return self.budget.per_day
+        learned = self.redis.get(self._key(tenant_id, "daylimit"))
+        return int(learned) if learned else self.budget.per_day
+
+    def day_left(self, tenant_id: str) -> int:
+        """Calls left today for this tenant, as far as we know (Xero's count or ours)."""
+        now = self.clock()
+        used = int(self.redis.get(self._day_key(tenant_id, now)) or 0)
+        return max(0, self.day_limit(tenant_id) - used)
+
     # -- the calls a worker makes ---------------------------------------------------------
     def acquire(self, tenant_id: str, priority: str) -> Lease:
         """A lease for one call now, or Throttled with how long to wait."""
         now = self.clock()
         lease_id = uuid.uuid4().hex
+        per_day = self.day_limit(tenant_id)
         verdict, wait = self._acquire(
             keys=[
                 self._key(tenant_id, "minute"),
@@ -188,7 +219,7 @@ class Governor:
             args=[
                 repr(now),
                 self.budget.minute_cap(priority),
-                self.budget.day_cap(priority),
+                self.budget.day_cap(priority, per_day),
                 self.budget.concurrent,
                 lease_id,
                 repr(now + self.budget.lease_seconds),
@@ -210,7 +241,7 @@ class Governor:
         """Trust Xero's remaining-counts when they say we have used more than we counted."""
         now = self.clock()
         self._observe(
-            keys=[self._key(tenant_id, "minute"), self._day_key(tenant_id, now)],
+            keys=[self._key(tenant_id, "minute"), self._day_key(tenant_id, now), self._key(tenant_id, "daylimit")],
             args=[
                 repr(now),
                 self.budget.per_minute,
@@ -218,6 +249,7 @@ class Governor:
                 self.budget.per_day,
                 "" if reported.day_remaining is None else reported.day_remaining,
                 self._seconds_to_midnight(now) + 3600,
+                "1" if self.budget.day_limit_set else "0",
             ],
         )
         app_left = reported.app_minute_remaining

@@ -21,14 +21,15 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from redis.exceptions import LockError, LockNotOwnedError
 from sqlalchemy.exc import OperationalError
 
-from store import metrics
+from store import metrics, mirror
 from store.config import Settings
 from store.connections import NoConnection
-from worker import governor, queueing, sync
+from worker import cadence, governor, queueing, sync
 from worker.bootstrap import Options, WorkerRuntime
 from worker.governor import Budget, Throttled
 from worker.translate import TranslationError
@@ -63,12 +64,25 @@ def _drain(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) -> 
 
 
 def _reconcile(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) -> str:
+    now = rt.now()
+    kinds = due_kinds(rt.sessions, rt.governor, tenant_id, now, timedelta(seconds=rt.options.reconcile_seconds))
     result = sync.reconcile(tenant_id, api=rt.api(tenant_id, governor.RECONCILE), sessions=rt.sessions,
-                            now=rt.now(), heartbeat=heartbeat)
+                            now=now, heartbeat=heartbeat, kinds=tuple(kinds))
     if result.skipped:
         return f"skipped: {result.skipped}"
     metrics.reconciled(rt.redis, tenant_id, result.unannounced, rt.now())
     return f"reconciled {result.fetched}; {result.unannounced} changes no webhook announced"
+
+
+def due_kinds(
+    sessions, gov: governor.Governor, tenant_id: str, now: datetime, base: timedelta
+) -> list[str]:
+    """What reconciliation should sweep for this tenant now (worker.cadence on its evidence)."""
+    with sessions() as session:
+        state = mirror.sync_state(session, tenant_id)
+        swept = {kind: getattr(state, sync.SWEPT[kind]) for kind in cadence.KINDS}
+        evidence = cadence.Evidence(now, state.last_webhook_at, state.unannounced_at, gov.day_left(tenant_id))
+    return cadence.due(tenant_id, swept, evidence, base)
 
 
 def _backfill(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) -> str:

@@ -31,6 +31,7 @@ CREDIT_NOTES_PER_CALL = 10  # ids in one `where` of ORs: about 40 characters eac
 SWEEP_ABOVE = IDS_PER_CALL  # more dirty ids than one call takes: one If-Modified-Since page is cheaper
 PAGE_SIZE = 1000
 OVERLAP = timedelta(minutes=5)  # clocks and Xero's own indexing are not exact
+SETTLE = timedelta(minutes=5)  # a change this recent may not be visible to a list yet: read it again
 STABLE_ORDER = {"contacts": "ContactID ASC", "invoices": "InvoiceID ASC", "payments": "PaymentID ASC"}
 SWEEP_ORDER = "UpdatedDateUTC ASC"
 PHASES = ("contacts", "invoices", "payments")
@@ -336,6 +337,7 @@ def record_failure(sessions: sessionmaker[Session], tenant_id: str, now: datetim
 
 
 HWM = {"contacts": "contacts_hwm", "invoices": "invoices_hwm", "payments": "payments_hwm"}
+SWEPT = {"contacts": "contacts_swept_at", "invoices": "invoices_swept_at", "payments": "payments_swept_at"}
 CATEGORY = {"contacts": "CONTACT", "invoices": "INVOICE"}
 
 
@@ -347,9 +349,16 @@ def reconcile(
     now: datetime,
     heartbeat: Heartbeat = _nothing,
     page_size: int = PAGE_SIZE,
+    kinds: tuple[str, ...] = PHASES,
 ) -> ReconcileResult:
-    """Sweep contacts, invoices and payments changed since each high-water mark (minus an
-    overlap) and count the changes the mirror had not heard of from any webhook."""
+    """Sweep the `kinds` (default all) changed since each high-water mark and count the
+    changes the mirror had not heard of from any webhook.
+
+    The mark is exclusive (If-Modified-Since asks for what changed after it), so an idle
+    sweep returns nothing. It is Xero's own clock (the answer's DateTimeUTC) less SETTLE
+    once a sweep completes: a change stamped in the last minutes before the answer may not be
+    visible yet (Xero's indexing), so those few minutes are read again by the next sweep and
+    nothing older is; without a server time the mark stays at the newest change seen."""
     with sessions() as session:
         state = mirror.sync_state(session, tenant_id)
         status, marks = state.backfill_status, {kind: getattr(state, HWM[kind]) for kind in PHASES}
@@ -358,8 +367,8 @@ def reconcile(
     organisation.refresh_if_stale(api, sessions, tenant_id, now)  # its time zone: at most once a day
     result = ReconcileResult()
     missing: set[str] = set()  # customers whose first sale came in a sweep: the mirror lacks them
-    for kind in PHASES:
-        since = (marks[kind] or now) - OVERLAP
+    for kind in (k for k in PHASES if k in kinds):
+        since = marks[kind] or now - SETTLE
         result.fetched[kind] = 0
         for page in _sweep(api, kind, since, heartbeat, page_size):
             with transaction(sessions) as session:
@@ -367,11 +376,13 @@ def reconcile(
                 unannounced = set(written.changed)
                 if kind in CATEGORY:
                     unannounced -= backlog.awaiting_sync(session, tenant_id, CATEGORY[kind], unannounced)
-                newest = max((translate.ms_datetime(raw.get("UpdatedDateUTC")) for raw in page.items), default=None)
                 state = mirror.sync_state(session, tenant_id, lock=True)
-                if newest and (getattr(state, HWM[kind]) is None or newest > getattr(state, HWM[kind])):
-                    setattr(state, HWM[kind], newest)
+                _advance_mark(state, kind, page, last=len(page.items) < page_size)
                 state.unannounced_changes = (state.unannounced_changes or 0) + len(unannounced)
+                if unannounced:
+                    state.unannounced_at = now
+                if len(page.items) < page_size:
+                    setattr(state, SWEPT[kind], now)
                 if kind == "invoices":
                     missing.update(_sales_contacts_missing(session, tenant_id, page.items))
             result.fetched[kind] += len(page.items)
@@ -382,6 +393,20 @@ def reconcile(
         heartbeat()
     _record_success(sessions, tenant_id, now)
     return result
+
+
+def _advance_mark(state, kind: str, page: XeroPage, last: bool) -> None:
+    """Move the kind's mark forward (never back): to the newest change of the page, capped at
+    Xero's clock less SETTLE; to that cap itself once the sweep is complete."""
+    newest = max((translate.ms_datetime(raw.get("UpdatedDateUTC")) for raw in page.items), default=None)
+    cap = page.server_time - SETTLE if page.server_time is not None else newest
+    candidates = [m for m in (newest, cap) if m is not None]
+    if not candidates:
+        return
+    mark = cap if last and cap is not None else min(candidates)
+    held = getattr(state, HWM[kind])
+    if held is None or mark > held:
+        setattr(state, HWM[kind], mark)
 
 
 def _sales_contacts_missing(session: Session, tenant_id: str, items: list[dict]) -> list[str]:
@@ -473,6 +498,8 @@ def backfill(
                     if index + 1 == len(PHASES):
                         state.backfill_status, state.backfill_phase = "done", None
                         state.last_success_at = now
+                        # the marks hold from the backfill's start: the first sweeps are due a period on
+                        state.contacts_swept_at = state.invoices_swept_at = state.payments_swept_at = now
                         return BackfillResult(True, None, page_no, state.backfill_fetched)
                     phase = state.backfill_phase = PHASES[index + 1]
                     page_no = state.backfill_page = 0

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from redis import Redis
 from sqlalchemy import select
@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import connections, inbox
 from store.models import SyncState
-from worker import queueing
+from worker import cadence, queueing
 from worker.bootstrap import Options
+from worker.governor import Budget, Governor
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,12 @@ class Ticker(threading.Thread):
         self.redis = redis
         self.options = options
         self.poll = poll
+        self.governor = Governor(redis, Budget.from_env(os.environ))
         self._stop_event = threading.Event()
         self.tasks: list[tuple[str, float, Callable[[], object]]] = [
             ("relay", options.relay_seconds, self.relay),
-            ("reconcile", options.reconcile_seconds, self.reconcile),
+            # look every minute (or a 12th of the base interval) for tenants a sweep is due for
+            ("reconcile", max(1.0, min(60.0, options.reconcile_seconds / 12)), self.reconcile),
             ("backfills", max(5.0, options.lease_seconds / 2), self.resume_backfills),
         ]
 
@@ -63,12 +66,30 @@ class Ticker(threading.Thread):
         """Wake tenants whose inbox events never reached the queue."""
         return inbox.relay(self.sessions, self.redis, datetime.now(timezone.utc))
 
-    def reconcile(self) -> int:
-        """One reconcile job per live tenant whose backfill is done."""
+    def reconcile(self, now: datetime | None = None) -> int:
+        """A reconcile job for each live, backfilled tenant that a sweep is due for (worker.cadence:
+        by the evidence of its webhooks and its day budget, each tenant at its own offset)."""
+        now = now or datetime.now(timezone.utc)
+        base = timedelta(seconds=self.options.reconcile_seconds)
         started = 0
-        for tenant_id in self._tenants(done=True):
+        for tenant_id in self._due(now, base):
             started += queueing.enqueue(self.redis, queueing.RECONCILE, tenant_id)
         return started
+
+    def _due(self, now: datetime, base: timedelta) -> list[str]:
+        live = set(self._tenants(done=True))
+        with self.sessions() as session:
+            states = session.scalars(select(SyncState).where(SyncState.tenant_id.in_(sorted(live)))).all()
+            facts = [
+                (s.tenant_id, {k: getattr(s, f"{k}_swept_at") for k in cadence.KINDS}, s.last_webhook_at, s.unannounced_at)
+                for s in states
+            ]
+        due = []
+        for tenant_id, swept, last_webhook, unannounced in facts:
+            evidence = cadence.Evidence(now, last_webhook, unannounced, self.governor.day_left(tenant_id))
+            if cadence.due(tenant_id, swept, evidence, base):
+                due.append(tenant_id)
+        return due
 
     def resume_backfills(self) -> int:
         """Start the backfill of a live tenant that has none, or resume one whose worker died."""

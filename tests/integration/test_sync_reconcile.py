@@ -59,3 +59,29 @@ def test_dropped_webhooks_converge_through_reconciliation_and_are_counted(emulat
     with runtime.sessions() as session:
         assert session.get(SyncState, t).unannounced_changes == 4
         assert all(m is not None for m in marks)
+
+
+def test_an_idle_sweep_returns_nothing_and_a_burst_is_not_fetched_again(emulator, runtime, connected):
+    t, state = connected, emulator.state
+    sync.backfill(t, api=runtime.api(t, governor.BACKFILL), sessions=runtime.sessions, now=runtime.now())
+    customer = next(c["ContactID"] for c in state.snapshot(t)["Contacts"] if c["IsCustomer"])
+    for n in range(30):
+        state.create_invoice(t, customer, f"{n + 1}.00")  # a burst whose webhooks were all lost
+    state.advance_clock(600)  # ten minutes on: the burst has settled in Xero's lists
+
+    first, _ = reconcile(runtime, t)
+    assert first.fetched["invoices"] == 30
+
+    state.reset_calls()
+    for _ in range(3):  # idle from now on: each sweep is one call each that brings nothing
+        again, calls = reconcile(runtime, t)
+        assert again.fetched == {"contacts": 0, "invoices": 0, "payments": 0} and calls == 3
+    assert state.call_count(t) == 9
+
+
+def test_only_the_kinds_asked_for_are_swept(emulator, runtime, connected):
+    t = connected
+    sync.backfill(t, api=runtime.api(t, governor.BACKFILL), sessions=runtime.sessions, now=runtime.now())
+    api = runtime.api(t, governor.RECONCILE)
+    result = sync.reconcile(t, api=api, sessions=runtime.sessions, now=runtime.now(), kinds=("invoices",))
+    assert set(result.fetched) == {"invoices"} and api.calls == 1

@@ -33,8 +33,10 @@ def tenants(sessions):
             ws = workspaces.create_workspace(session, tenant_id, NOW)
             connections.connect(session, box, workspace_id=ws.id, tenant_id=tenant_id, token={"access_token": "x"},
                                 now=NOW)
+            long_ago = datetime(2026, 1, 1, tzinfo=timezone.utc)  # every kind is due for a sweep
             session.add(SyncState(tenant_id=tenant_id, backfill_status=backfill, backfill_page=3, backfill_fetched=0,
-                                  unannounced_changes=0))
+                                  unannounced_changes=0, contacts_swept_at=long_ago, invoices_swept_at=long_ago,
+                                  payments_swept_at=long_ago))
         connections.mark_needs_reauth(session, connections.find(session, GONE).id, "refused", NOW)
 
 
@@ -59,3 +61,16 @@ def test_two_workers_tickers_enqueue_each_periodic_job_once(sessions, redis, ten
     first.tick()
     assert jobs_on(redis, queue.RECONCILE) == [LIVE_DONE, LIVE_DONE]
     assert jobs_on(redis, queue.BACKFILL) == [LIVE_STALLED]  # still queued: not queued twice
+
+
+def test_a_tenant_swept_recently_is_not_reconciled_until_its_next_sweep_is_due(sessions, redis, tenants):
+    from sqlalchemy import update
+
+    now = datetime.now(timezone.utc)
+    with transaction(sessions) as session:
+        session.execute(update(SyncState).where(SyncState.tenant_id == LIVE_DONE).values(
+            contacts_swept_at=now, invoices_swept_at=now - timedelta(minutes=59), payments_swept_at=now))
+    ticker = Ticker(sessions, redis, Options(reconcile_seconds=3600, relay_seconds=5))
+    assert ticker.reconcile(now) == 0
+    assert ticker.reconcile(now + timedelta(minutes=1, seconds=1)) == 1  # the invoices' hour is up
+    assert jobs_on(redis, queue.RECONCILE) == [LIVE_DONE]

@@ -100,7 +100,7 @@ def test_headers_saying_fewer_calls_remain_than_we_counted_are_believed(redis, c
 
 
 def test_the_day_budget_keeps_a_share_for_webhooks_and_follows_the_header(redis, clock):
-    budget = Budget(per_day=1000, per_minute=10_000, minute_headroom=0)  # Xero's Starter tier
+    budget = Budget(per_day=1000, day_limit_set=True, per_minute=10_000, minute_headroom=0)  # Starter, set
     gov = Governor(redis, budget, clock)
     gov.observe(T, Reported(day_remaining=1000 - 784))
     assert spend(gov, BACKFILL, 100) == budget.day_cap(BACKFILL) - 784 == 0
@@ -113,4 +113,32 @@ def test_the_day_budget_keeps_a_share_for_webhooks_and_follows_the_header(redis,
 
 def test_starter_tier_limit_comes_from_the_environment():
     assert Budget.from_env({"XERO_DAY_LIMIT": "1000"}).per_day == 1000
-    assert Budget.from_env({}).per_day == 5000
+    assert Budget.from_env({"XERO_DAY_LIMIT": "1000"}).day_limit_set
+    assert Budget.from_env({}).per_day == 5000 and not Budget.from_env({}).day_limit_set
+
+
+def test_a_starter_app_is_learned_from_the_first_answer_with_no_setting(redis, clock):
+    """Xero says 999 left after our first call: the limit is 1,000, not 5,000 with 4,001 used."""
+    gov = Governor(redis, Budget(per_minute=10_000, minute_headroom=0), clock)
+    gov.acquire(T, RECONCILE).release()
+    gov.observe(T, Reported(day_remaining=999))
+    assert gov.day_limit(T) == 1000 and gov.day_left(T) == 999
+    budget = gov.budget
+    assert spend(gov, RECONCILE, 2000) == budget.day_cap(RECONCILE, 1000) - 1  # 783 more: 784 of 1,000
+    assert spend(gov, WEBHOOK, 2000) == budget.day_cap(WEBHOOK, 1000) - budget.day_cap(RECONCILE, 1000)
+
+
+def test_a_paid_tier_is_learned_too_and_the_limit_never_shrinks_within_the_day(redis, clock):
+    gov = Governor(redis, Budget(), clock)
+    gov.acquire(T, WEBHOOK).release()
+    gov.observe(T, Reported(day_remaining=4999))
+    assert gov.day_limit(T) == 5000
+    gov.observe(T, Reported(day_remaining=10))  # another app's calls: Xero counts more than we did
+    assert gov.day_limit(T) == 5000 and gov.day_left(T) == 10
+
+
+def test_xero_day_limit_overrides_what_the_headers_suggest(redis, clock):
+    gov = Governor(redis, Budget(per_day=5000, day_limit_set=True), clock)
+    gov.acquire(T, WEBHOOK).release()
+    gov.observe(T, Reported(day_remaining=999))
+    assert gov.day_limit(T) == 5000 and gov.day_left(T) == 999
