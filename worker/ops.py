@@ -56,7 +56,8 @@ def tenant_status(
 def render_status(report: status.Report) -> str:
     """A table, one line per tenant, then one line per warning."""
     headers = ["WORKSPACE", "TENANT", "ORGANISATION", "TIMEZONE", "CONNECTION", "LAST WEBHOOK",
-               "LAST SUCCESS", "LAG", "WAITING", "JOBS Q/R/F", "BUDGET MIN/DAY", "BACKFILL"]
+               "LAST SUCCESS", "LAG", "WAITING", "JOBS Q/R/F", "BUDGET MIN/DAY", "CALLS TODAY", "MB TODAY",
+               "BACKFILL"]
     rows = []
     for t in report.tenants:
         jobs = "?"
@@ -79,11 +80,14 @@ def render_status(report: status.Report) -> str:
             f"{t.changed_waiting}" + (f" ({t.inbox['failed']} failed)" if t.inbox["failed"] else ""),
             jobs,
             budget,
+            "?" if t.calls_today is None else str(t.calls_today),
+            "?" if t.bytes_today is None else _mb(t.bytes_today),
             _backfill(t.backfill),
         ])
     lines = _table(headers, rows) if rows else ["no Xero connections"]
     lines.append("")
-    lines.append(f"LAG: age of the oldest outstanding inbox event; WAITING: changed ids not yet synced. "
+    lines.append(f"LAG: age of the oldest outstanding inbox event; WAITING: changed ids not yet synced; "
+                 f"CALLS/MB TODAY: Xero answers and MB pulled this UTC day (`--egress`: 30 days). "
                  f"Redis: {'ok' if report.redis_error is None else report.redis_error}")
     for t in report.tenants:
         if t.webhook_warning:
@@ -100,6 +104,34 @@ def render_status(report: status.Report) -> str:
             lines.append(f"last error {t.tenant_id}: {t.last_error}")
     lines += [f"WARNING {w}" for w in report.warnings]
     return "\n".join(lines)
+
+
+def render_egress(report: status.Report) -> str:
+    """Xero egress per tenant (what Xero bills by): calls and MB today (UTC) and over 30 days,
+    every metered tenant included (`-`: token and /connections calls made for no tenant)."""
+    if report.egress is None:
+        return f"Xero egress unknown: Redis {report.redis_error}"
+    names = {t.tenant_id: t for t in report.tenants}
+    shown = set(names) | set(report.egress)
+    rows, sums = [], [0, 0, 0, 0]
+    for tenant_id in sorted(shown, key=lambda i: (i == "-", i)):
+        e = report.egress.get(tenant_id, {})
+        figures = [e.get(k, 0) for k in ("calls_today", "bytes_today", "calls_30d", "bytes_30d")]
+        sums = [a + b for a, b in zip(sums, figures)]
+        t = names.get(tenant_id)
+        name = "(no tenant: token, /connections)" if tenant_id == "-" else (
+            (t.tenant_name or "") if t else "(not listed: disconnected or filtered out)")
+        rows.append([tenant_id, name[:40], str(figures[0]), _mb(figures[1]), str(figures[2]), _mb(figures[3])])
+    rows.append(["TOTAL", "", str(sums[0]), _mb(sums[1]), str(sums[2]), _mb(sums[3])])
+    lines = _table(["TENANT", "ORGANISATION", "CALLS TODAY", "MB TODAY", "CALLS 30D", "MB 30D"], rows)
+    lines.append("")
+    lines.append(f"Xero answers and bytes pulled on the wire (compressed size when gzipped), per UTC day "
+                 f"(today {report.now.astimezone(timezone.utc):%Y-%m-%d}); 30D: today and the 29 days before.")
+    return "\n".join(lines)
+
+
+def _mb(nbytes: int) -> str:
+    return f"{nbytes / 1_000_000:.2f}"
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -291,6 +323,9 @@ def resync_from_scratch(
     return Started(tenant_id, "backfill", _guarded_job(redis, queueing.BACKFILL, tenant_id), now, queued)
 
 
+LONG_AGO = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
 def resync_since(
     sessions: sessionmaker[Session], redis: Redis, tenant_id: str, since: datetime, now: datetime
 ) -> Started:
@@ -310,6 +345,8 @@ def resync_since(
         for mark in ("contacts_hwm", "invoices_hwm", "payments_hwm"):
             current = getattr(state, mark)
             setattr(state, mark, since if current is None else min(current, since))
+        for swept in ("contacts_swept_at", "invoices_swept_at", "payments_swept_at"):
+            setattr(state, swept, LONG_AGO)  # every kind is due now, whatever the cadence says
     queued = queueing.enqueue(redis, queueing.RECONCILE, tenant_id)
     return Started(tenant_id, "reconcile", _guarded_job(redis, queueing.RECONCILE, tenant_id), now, queued)
 
