@@ -191,13 +191,17 @@ def _moment(value: str | None, name: str) -> datetime | None:
     "rate budget left this minute and today, backfill progress, the organisation's time zone (IANA; "
     "--json: timezone, timezone_xero, today), and a WARNING when the tenant's webhooks look broken "
     "(reconciliation found changes no webhook announced, and none arrived since) or when Xero's time "
-    "zone id is unknown (dates then use UTC).",
+    "zone id is unknown (dates then use UTC). CALLS TODAY / MB TODAY: the Xero egress metered for the "
+    "tenant this UTC day (answers, and MB pulled on the wire; --json: calls_today, bytes_today, "
+    "calls_30d, bytes_30d); --egress shows only that, today and over 30 days, for every metered tenant.",
 )
 @click.option("--tenant", "tenant_id", default=None, help="Only this tenant.")
 @click.option("--all", "include_disconnected", is_flag=True, help="Include disconnected connections.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+@click.option("--egress", is_flag=True,
+              help="Only the Xero egress: calls and MB pulled today and over 30 days.")
 @with_appcontext
-def ops_status(tenant_id: str | None, include_disconnected: bool, as_json: bool) -> None:
+def ops_status(tenant_id: str | None, include_disconnected: bool, as_json: bool, egress: bool) -> None:
     from flask import current_app
     import json
 
@@ -206,6 +210,12 @@ def ops_status(tenant_id: str | None, include_disconnected: bool, as_json: bool)
     rt = runtime(current_app)
     report = ops.tenant_status(rt.sessions, _redis_or_none(rt), datetime.now(timezone.utc),
                                tenant_id=tenant_id, include_disconnected=include_disconnected)
+    if egress:
+        if tenant_id is not None and report.egress is not None:
+            report.egress = {k: v for k, v in report.egress.items() if k == tenant_id}
+        click.echo(json.dumps({"now": report.now.isoformat(), "egress": report.egress}, indent=2) if as_json
+                   else ops.render_egress(report))
+        return
     click.echo(json.dumps(report.as_json(), indent=2) if as_json else ops.render_status(report))
 
 

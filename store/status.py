@@ -3,7 +3,9 @@
 Connection state, the last webhook and the last successful sync, the sync lag, the changed
 ids waiting in the inbox, queued and failed jobs, the Xero rate budget left, the backfill's
 progress, whether the tenant's webhooks look broken, and the organisation's time zone (and
-so its today), with a warning when Xero's id for it is unknown and dates fall back to UTC.
+so its today), with a warning when Xero's id for it is unknown and dates fall back to UTC,
+and the Xero egress metered for it (calls answered and bytes pulled, today and over the last
+30 UTC days: what Xero bills integrations by, see store.metrics.egress).
 Read-only; `ops status`, `GET /metrics` and the admin page all read it here. `sync_lag`,
 `webhook_suspicion`, `timezone_warning` and `budget_left` are pure.
 
@@ -83,6 +85,11 @@ class TenantStatus:
     jobs: dict[str, int] | None = None  # queued, scheduled, running, failed; None: Redis unread
     rate_budget: dict[str, Any] | None = None
     webhook_warning: str | None = None
+    # Xero egress (store.metrics.egress), per UTC day; None: Redis unread
+    calls_today: int | None = None
+    bytes_today: int | None = None
+    calls_30d: int | None = None
+    bytes_30d: int | None = None
 
     @property
     def webhook_suspect(self) -> bool:
@@ -101,6 +108,9 @@ class Report:
     queues: dict[str, dict[str, int]] | None = None
     redis_error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # Xero egress today and over 30 days of every tenant metered, `-` (no tenant) and
+    # disconnected ones included: {tenant: {calls_today, bytes_today, calls_30d, bytes_30d}}
+    egress: dict[str, dict[str, int]] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +118,7 @@ class Report:
             "redis": "ok" if self.redis_error is None else self.redis_error,
             "queues": self.queues,
             "tenants": [t.as_json() for t in self.tenants],
+            "egress": self.egress,
             "warnings": self.warnings,
         }
 
@@ -336,20 +347,42 @@ def tenants_of(redis: Redis, job_ids: list[str]) -> list[str | None]:
     return found
 
 
+def egress(redis: Redis, now: datetime) -> dict[str, dict[str, int]]:
+    """Per metered tenant: Xero calls and bytes today (UTC) and over the last 30 UTC days."""
+    days = metrics.egress_days(redis, now, metrics.EGRESS_WINDOW_DAYS)
+    found: dict[str, dict[str, int]] = {}
+    for back, day in enumerate(days):
+        for tenant_id, e in day.items():
+            entry = found.setdefault(
+                tenant_id, {"calls_today": 0, "bytes_today": 0, "calls_30d": 0, "bytes_30d": 0})
+            if back == 0:
+                entry["calls_today"], entry["bytes_today"] = e.calls, e.bytes
+            entry["calls_30d"] += e.calls
+            entry["bytes_30d"] += e.bytes
+    return dict(sorted(found.items()))
+
+
 def add_redis_facts(report: Report, redis: Redis, limits: Limits, jobs: bool = True) -> None:
-    """Fill in jobs, budgets and webhook warnings; on a Redis error, say so and leave them None."""
+    """Fill in jobs, budgets, egress and webhook warnings; on a Redis error, say so and leave them None."""
     ids = [t.tenant_id for t in report.tenants]
     try:
         budgets = rate_budgets(redis, ids, limits, report.now.timestamp())
         records = metrics.reconcile_records(redis, ids)
+        metered_all = egress(redis, report.now)
         per_tenant, per_queue = jobs_by_tenant(redis) if jobs else ({}, None)
     except RedisError as error:
         report.redis_error = f"unreachable: {type(error).__name__}"
         report.warnings.append("Redis is unreachable: jobs, rate budgets and webhook health are unknown")
         return
     report.queues = per_queue
+    report.egress = metered_all
     for tenant in report.tenants:
         tenant.rate_budget = budgets.get(tenant.tenant_id)
+        metered = metered_all.get(tenant.tenant_id, {})
+        tenant.calls_today = metered.get("calls_today", 0)
+        tenant.bytes_today = metered.get("bytes_today", 0)
+        tenant.calls_30d = metered.get("calls_30d", 0)
+        tenant.bytes_30d = metered.get("bytes_30d", 0)
         if jobs:
             counted = per_tenant.get(tenant.tenant_id, Counter())
             tenant.jobs = {state: counted.get(state, 0) for state in JOB_STATES}

@@ -123,6 +123,9 @@ class MirrorCollector:
         if redis_ok:
             try:
                 yield from self._counters(redis)
+                live = ([t.tenant_id for t in report.tenants if t.connection != "disconnected"]
+                        if report else [])
+                yield from self._egress(redis, now, live)
                 yield from self._queues(redis)
             except RedisError:
                 pass  # xero_mirror_up{component="redis"} said it a moment ago, or will next time
@@ -163,6 +166,28 @@ class MirrorCollector:
                        for bound, count in series.buckets]
             latency.add_metric([series.labels.get("endpoint", "")], buckets, series.sum)
         yield latency
+
+    def _egress(self, redis: Redis, now: datetime, live: list[str]) -> Iterator[Metric]:
+        """Xero egress per tenant (`-`: token and /connections calls made for no tenant): the
+        running totals, and today's UTC figures, which Xero's egress report bills by. Live
+        tenants are exported at 0 until they make a call."""
+        calls = CounterMetricFamily("xero_mirror_xero_calls_by_tenant",
+                                    "Answers from Xero per tenant (token calls included).", labels=["tenant"])
+        pulled = CounterMetricFamily("xero_mirror_xero_bytes",
+                                     "Bytes pulled from Xero per tenant, on the wire (compressed size when "
+                                     "gzipped).", labels=["tenant"])
+        zero = {tenant_id: metrics.Egress() for tenant_id in live}
+        for tenant_id, e in sorted({**zero, **metrics.egress_totals(redis)}.items()):
+            calls.add_metric([tenant_id], e.calls)
+            pulled.add_metric([tenant_id], e.bytes)
+        calls_today = GaugeMetricFamily("xero_mirror_xero_calls_today",
+                                        "Answers from Xero per tenant this UTC day.", labels=["tenant"])
+        bytes_today = GaugeMetricFamily("xero_mirror_xero_bytes_today",
+                                        "Bytes pulled from Xero per tenant this UTC day.", labels=["tenant"])
+        for tenant_id, e in sorted({**zero, **metrics.egress_today(redis, now)}.items()):
+            calls_today.add_metric([tenant_id], e.calls)
+            bytes_today.add_metric([tenant_id], e.bytes)
+        yield from (calls, pulled, calls_today, bytes_today)
 
     def _queues(self, redis: Redis) -> Iterator[Metric]:
         family = GaugeMetricFamily("xero_mirror_queue_jobs", "RQ jobs per queue and state.",

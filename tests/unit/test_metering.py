@@ -71,7 +71,8 @@ def fake_xero(request):
 def _client(server, seen):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     settings = Settings(xero_api_url=f"{base}/api.xro/2.0", xero_identity_url=base,
-                        xero_connections_url=f"{base}/connections", xero_client_id="id", xero_client_secret="s")
+                        xero_connections_url=f"{base}/connections", xero_client_id="id",
+                        xero_client_secret="s")
     return XeroClient(settings, on_bytes=lambda tenant, n: seen.append((tenant, n)))
 
 
