@@ -66,6 +66,16 @@ def test_changes_no_webhook_announced_warn_in_status_metrics_and_the_admin_page(
     jobs.backfill_tenant(t)
     mark = last_sequence(emulator)
     state.create_invoice(t, customer_of(emulator, t), "250.00")  # announced; the webhook never reaches us
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from store.db import transaction
+    from store.models import SyncState
+
+    with transaction(runtime.sessions) as session:  # an hour on: the invoices' sweep is due
+        hour_ago = datetime.now(timezone.utc) - timedelta(hours=1, minutes=1)
+        session.execute(update(SyncState).where(SyncState.tenant_id == t).values(invoices_swept_at=hour_ago))
     outcome = jobs.reconcile_tenant(t)
     assert re.search(r"[1-9]\d* changes no webhook announced", outcome), outcome
 
