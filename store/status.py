@@ -46,6 +46,7 @@ class Limits:
 
     per_minute: int = 60
     per_day: int = 5000
+    day_limit_set: bool = False  # XERO_DAY_LIMIT given; else the governor's learned limit counts
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Limits":
@@ -55,7 +56,8 @@ class Limits:
             return int(value) if value else default
 
         return cls(per_minute=number("XERO_MINUTE_LIMIT", cls.per_minute),
-                   per_day=number("XERO_DAY_LIMIT", cls.per_day))
+                   per_day=number("XERO_DAY_LIMIT", cls.per_day),
+                   day_limit_set=bool(env.get("XERO_DAY_LIMIT", "").strip()))
 
 
 @dataclass
@@ -160,13 +162,14 @@ def timezone_warning(zone: timezones.OrgZone) -> str | None:
 
 
 def budget_left(
-    limits: Limits, minute_used: int, day_used: int, paused_until: float, now: float
+    limits: Limits, minute_used: int, day_used: int, paused_until: float, now: float, learned_day: int | None = None
 ) -> dict[str, Any]:
+    per_day = limits.per_day if limits.day_limit_set or not learned_day else learned_day
     return {
         "minute_left": max(0, limits.per_minute - minute_used),
         "minute_limit": limits.per_minute,
-        "day_left": max(0, limits.per_day - day_used),
-        "day_limit": limits.per_day,
+        "day_left": max(0, per_day - day_used),
+        "day_limit": per_day,
         "paused_seconds": round(max(0.0, paused_until - now), 1),
     }
 
@@ -291,13 +294,16 @@ def rate_budgets(
             pipe.zcount(minute, f"({now - 60!r}", "+inf")
             pipe.get(day)
             pipe.get(pause)
+            pipe.get(f"xm:gov:{tenant_id}:daylimit")  # what Xero's headers showed the limit to be
         answers = pipe.execute()
     app_pause = float(answers[0] or 0)
     budgets = {}
     for index, tenant_id in enumerate(tenant_ids):
-        minute_used, day_used, pause = answers[1 + 3 * index : 4 + 3 * index]
+        minute_used, day_used, pause, learned = answers[1 + 4 * index : 5 + 4 * index]
         paused_until = max(app_pause, float(pause or 0))
-        budgets[tenant_id] = budget_left(limits, int(minute_used or 0), int(day_used or 0), paused_until, now)
+        budgets[tenant_id] = budget_left(
+            limits, int(minute_used or 0), int(day_used or 0), paused_until, now, int(learned) if learned else None
+        )
     return budgets
 
 

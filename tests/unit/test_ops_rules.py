@@ -54,3 +54,11 @@ def test_metric_labels_round_trip_and_cannot_break_the_encoding():
     field = metrics.labels_field({"status": "503", "kind": "a|b=c"})
     assert field == "kind=a_b_c|status=503"
     assert metrics.parse_labels(field) == {"kind": "a_b_c", "status": "503"}
+
+
+def test_the_budget_shown_is_the_day_limit_xero_showed_unless_one_is_set():
+    learned = status.budget_left(status.Limits(), 0, 216, 0.0, 0.0, learned_day=1000)
+    assert (learned["day_limit"], learned["day_left"]) == (1000, 784)
+    assert status.budget_left(status.Limits(), 0, 216, 0.0, 0.0)["day_limit"] == 5000  # nothing learned yet
+    fixed = status.Limits.from_env({"XERO_DAY_LIMIT": "5000"})
+    assert status.budget_left(fixed, 0, 216, 0.0, 0.0, learned_day=1000)["day_limit"] == 5000
