@@ -42,7 +42,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a contact merge leaves the moved invoices' UpdatedDateUTC alone and sends no INVOICE UPDATE",
     )
     for limit in fields(Limits):
-        parser.add_argument(f"--limit-{limit.name.replace('_', '-')}", type=int, default=limit.default)
+        names = [f"--limit-{limit.name.replace('_', '-')}"]
+        if limit.name == "day":
+            names.append("--day-limit")  # every tenant's daily calls (Xero: 1000 Starter, 5000 paid)
+        parser.add_argument(*names, type=int, default=limit.default, dest=f"limit_{limit.name}")
+    parser.add_argument(
+        "--tenant-day-limit",
+        action="append",
+        default=[],
+        metavar="N:DAY",
+        help="the Nth seeded tenant (0-based) gets its own daily limit, e.g. 0:1000 (repeatable)",
+    )
     for fault in fields(FaultSettings):
         parser.add_argument(
             f"--{fault.name.replace('_', '-')}", type=type(fault.default), default=fault.default
@@ -69,10 +79,23 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
     )
 
 
+def tenant_day_limits(values: list[str]) -> list[tuple[int, int]]:
+    """`["0:1000", "2:5000"]` -> [(0, 1000), (2, 5000)]."""
+    pairs = []
+    for value in values:
+        index, sep, day = value.partition(":")
+        if not sep:
+            raise SystemExit(f"--tenant-day-limit takes INDEX:DAY, not {value!r}")
+        pairs.append((int(index), int(day)))
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = config_from(args)
     state = EmulatorState(config)
+    for index, day in tenant_day_limits(args.tenant_day_limit):
+        state.set_tenant_limits(state.tenant_ids[index], day=day)
     handler = QuietHandler if args.quiet else WSGIRequestHandler
     server = make_server(args.host, args.port, create_app(state), threaded=True, request_handler=handler)
     url = (args.public_url or f"http://{args.host}:{server.server_port}").rstrip("/")
@@ -87,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     for tenant in state.tenants():
         print(
             f"  tenant {tenant['tenant_id']} {tenant['name']} {tenant['short_code']} "
-            f"{tenant['base_currency']} contacts={tenant['contacts']} invoices={tenant['invoices']}"
+            f"{tenant['base_currency']} contacts={tenant['contacts']} invoices={tenant['invoices']} "
+            f"day-limit={state.limits.day_limit(tenant['tenant_id'])}"
         )
     sys.stdout.flush()
     try:

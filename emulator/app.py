@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, g, request
 
 from . import accounting, control, identity
+from .encoding import compress, wants_gzip
 from .config import EmulatorConfig
 from .state import EmulatorState
 
@@ -20,6 +21,12 @@ class CaseInsensitivePaths:
         if not path.startswith("/_emulator"):
             environ["PATH_INFO"] = path.lower()
         return self.wsgi_app(environ, start_response)
+
+
+def _negotiable(path: str) -> bool:
+    """The Accounting API and /connections answer gzip on request (paths are lower-cased already)."""
+    path = path.lower()
+    return path.startswith("/api.xro/2.0/") or path == "/connections" or path.startswith("/connections/")
 
 
 def create_app(state: EmulatorState | None = None, config: EmulatorConfig | None = None) -> Flask:
@@ -38,10 +45,18 @@ def create_app(state: EmulatorState | None = None, config: EmulatorConfig | None
             state.base_url = request.host_url.rstrip("/")
 
     @app.after_request
-    def count_call(response):
-        if not request.path.startswith("/_emulator"):
-            label = g.get("call_label") or f"{request.method} (unmatched)"
-            state.calls.record(g.get("tenant_id"), label, response.status_code)
+    def encode_and_count(response):
+        if request.path.startswith("/_emulator"):
+            return response
+        raw = 0 if request.method == "HEAD" else len(response.get_data())
+        if _negotiable(request.path) and raw:
+            response.vary.add("Accept-Encoding")
+            if wants_gzip(request.headers.get("Accept-Encoding")) and "Content-Encoding" not in response.headers:
+                response.set_data(compress(response.get_data()))
+                response.headers["Content-Encoding"] = "gzip"
+        label = g.get("call_label") or f"{request.method} (unmatched)"
+        wire = 0 if request.method == "HEAD" else len(response.get_data())
+        state.calls.record(g.get("tenant_id"), label, response.status_code, wire, raw)
         return response
 
     return app

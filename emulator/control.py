@@ -221,11 +221,15 @@ def delete_payment(tenant_id, payment_id):
 @bp.get("/calls")
 @controlled
 def calls():
-    """{"total": n, "rows": [...]}, filtered by ?tenant_id=&endpoint=&status= when given."""
+    """{"total": n, "bytes": wire, "bytes_uncompressed": n, "rows": [{tenant_id, endpoint, status,
+    count, bytes, bytes_uncompressed}]}, filtered by ?tenant_id=&endpoint=&status= when given."""
     args = request.args
     status = int(args["status"]) if args.get("status") else None
     state = emulator()
-    total = state.call_count(args.get("tenant_id"), args.get("endpoint"), status)
+    tenant, endpoint = args.get("tenant_id") or None, args.get("endpoint") or None
+    total = state.call_count(tenant, endpoint, status)
+    wire = state.calls.bytes(tenant, endpoint, status)
+    raw = state.calls.bytes(tenant, endpoint, status, uncompressed=True)
     rows = [
         r
         for r in state.call_counts()
@@ -233,7 +237,7 @@ def calls():
         and (not args.get("endpoint") or r["endpoint"] == args["endpoint"])
         and (status is None or r["status"] == status)
     ]
-    return {"total": total, "rows": rows}
+    return {"total": total, "bytes": wire, "bytes_uncompressed": raw, "rows": rows}
 
 
 @bp.delete("/calls")
@@ -274,6 +278,26 @@ def get_limits():
 @controlled
 def set_limits():
     return emulator().set_limits(**_body())
+
+
+@bp.get("/tenants/<tenant_id>/limits")
+@controlled
+def get_tenant_limits(tenant_id):
+    return emulator().tenant_limits(tenant_id)
+
+
+@bp.patch("/tenants/<tenant_id>/limits")
+@bp.put("/tenants/<tenant_id>/limits")
+@controlled
+def set_tenant_limits(tenant_id):
+    """{"day": 1000} gives the tenant its own daily limit; {"day": null} puts it back on the shared one."""
+    body = _body()
+    unknown = set(body) - {"day"}
+    if unknown:
+        raise ValueError(f"per-tenant limits take only 'day', not {sorted(unknown)}")
+    if "day" not in body:
+        raise ValueError('per-tenant limits take {"day": N}')
+    return emulator().set_tenant_limits(tenant_id, body["day"])
 
 
 @bp.post("/limits/reset")

@@ -35,6 +35,7 @@ class RateLimiter:
         self._day: dict[str, deque] = defaultdict(deque)
         self._app: deque = deque()
         self._in_flight: dict[str, int] = defaultdict(int)
+        self._tenant_day: dict[str, int] = {}  # per-tenant daily limit (Xero's tiers), else limits.day
 
     def configure(self, **changes) -> dict:
         with self._lock:
@@ -46,6 +47,38 @@ class RateLimiter:
 
     def settings(self) -> dict:
         return asdict(self.limits)
+
+    def day_limit(self, tenant_id: str) -> int:
+        """The tenant's own daily limit (e.g. 1,000 on Starter) or the shared `limits.day`."""
+        return self._tenant_day.get(tenant_id, self.limits.day)
+
+    def set_tenant_limits(self, tenant_id: str, day: int | None = None) -> dict:
+        """Give one tenant its own daily limit; `day=None` makes it follow `limits.day` again."""
+        with self._lock:
+            if day is None:
+                self._tenant_day.pop(tenant_id, None)
+            else:
+                day = int(day)
+                if day < 0:
+                    raise ValueError("day must be >= 0")
+                self._tenant_day[tenant_id] = day
+            return self._tenant_settings(tenant_id)
+
+    def tenant_settings(self, tenant_id: str) -> dict:
+        with self._lock:
+            return self._tenant_settings(tenant_id)
+
+    def _tenant_settings(self, tenant_id: str) -> dict:
+        return {
+            **asdict(self.limits),
+            "day": self.day_limit(tenant_id),
+            "day_override": tenant_id in self._tenant_day,
+        }
+
+    def clear_tenant_limits(self) -> None:
+        """Every tenant back on the shared limits."""
+        with self._lock:
+            self._tenant_day.clear()
 
     def reset(self) -> None:
         """Forget all recorded calls (windows start empty); in-flight counts are kept."""
@@ -66,15 +99,15 @@ class RateLimiter:
             if problem:
                 window = {"day": (day, DAY), "minute": (minute, MINUTE), "appminute": (self._app, MINUTE)}
                 retry = 1 if problem == "concurrent" else _retry_after(*window[problem], now)
-                return Verdict(False, problem, retry, self._headers(minute, day))
+                return Verdict(False, problem, retry, self._headers(tenant_id, minute, day))
             minute.append(now)
             day.append(now)
             self._app.append(now)
             self._in_flight[tenant_id] += 1
-            return Verdict(True, headers=self._headers(minute, day))
+            return Verdict(True, headers=self._headers(tenant_id, minute, day))
 
     def _problem(self, tenant_id: str, minute: deque, day: deque) -> str | None:
-        if len(day) >= self.limits.day:
+        if len(day) >= self.day_limit(tenant_id):
             return "day"
         if len(minute) >= self.limits.minute:
             return "minute"
@@ -98,9 +131,9 @@ class RateLimiter:
             self._app.append(now)
             return Verdict(True, headers=self._app_header())
 
-    def _headers(self, minute: deque, day: deque) -> dict[str, str]:
+    def _headers(self, tenant_id: str, minute: deque, day: deque) -> dict[str, str]:
         return {
-            "X-DayLimit-Remaining": str(max(0, self.limits.day - len(day))),
+            "X-DayLimit-Remaining": str(max(0, self.day_limit(tenant_id) - len(day))),
             "X-MinLimit-Remaining": str(max(0, self.limits.minute - len(minute))),
             **self._app_header(),
         }

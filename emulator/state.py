@@ -737,6 +737,14 @@ class EmulatorState:
     def call_counts(self) -> list[dict]:
         return self.calls.rows()
 
+    def bytes_sent(self, tenant_id: str | None = None, endpoint: str | None = None) -> int:
+        """Response-body bytes sent on the wire (gzip size when compressed), as an egress meter."""
+        return self.calls.bytes(tenant_id, endpoint)
+
+    def bytes_uncompressed(self, tenant_id: str | None = None, endpoint: str | None = None) -> int:
+        """The same bodies before any Content-Encoding."""
+        return self.calls.bytes(tenant_id, endpoint, uncompressed=True)
+
     def reset_calls(self) -> None:
         self.calls.reset()
 
@@ -757,6 +765,17 @@ class EmulatorState:
 
     def reset_rate_limits(self) -> None:
         self.limits.reset()
+
+    def set_tenant_limits(self, tenant_id: str, day: int | None = None) -> dict:
+        """A tenant's own daily limit (Xero's tiers: 1,000 on Starter, 5,000 paid); None: the shared one."""
+        return self.limits.set_tenant_limits(self.tenant(tenant_id).tenant_id, day)
+
+    def tenant_limits(self, tenant_id: str) -> dict:
+        """The limits that apply to one tenant (`day_override`: whether its day limit is its own)."""
+        return self.limits.tenant_settings(self.tenant(tenant_id).tenant_id)
+
+    def clear_tenant_limits(self) -> None:
+        self.limits.clear_tenant_limits()
 
     def set_webhook_url(self, url: str | None) -> None:
         self.webhooks.set_url(url)
