@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     config = config_from(args)
     state = EmulatorState(config)
     for index, day in tenant_day_limits(args.tenant_day_limit):
+        if not 0 <= index < len(state.tenant_ids):
+            raise SystemExit(f"--tenant-day-limit: no tenant {index} (there are {len(state.tenant_ids)})")
         state.set_tenant_limits(state.tenant_ids[index], day=day)
     handler = QuietHandler if args.quiet else WSGIRequestHandler
     server = make_server(args.host, args.port, create_app(state), threaded=True, request_handler=handler)

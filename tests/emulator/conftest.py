@@ -33,13 +33,15 @@ def xero():
 
 @pytest.fixture(autouse=True)
 def fresh_limits_and_faults(xero):
-    """Each test starts with Xero's default limits, empty rate windows and no faults."""
+    """Each test starts with Xero's default limits (none per tenant), empty rate windows and no faults."""
     state = xero.state
     state.set_limits(**vars(Limits()))
+    state.clear_tenant_limits()
     state.reset_rate_limits()
     state.faults.configure(**vars(FaultSettings()))
     yield
     state.faults.configure(**vars(FaultSettings()))
+    state.clear_tenant_limits()
 
 
 @pytest.fixture

@@ -1,0 +1,94 @@
+"""What a list call includes, as Xero documents it: line items on pages and single GETs only,
+`summaryOnly` dropping every array a client might wrongly rely on."""
+
+from __future__ import annotations
+
+from .http import bearer, call
+
+HEAVY = ("LineItems", "Payments", "CreditNotes", "Prepayments", "Overpayments")
+
+
+def _get(xero, path, tenant):
+    token = xero.state.client_credentials_token()["access_token"]
+    reply = call("GET", f"{xero.api_url}{path}", headers=bearer(token, tenant))
+    assert reply.status == 200, reply.text
+    return reply.json()
+
+
+def _sample(xero, tenant):
+    """Ten invoices with line items, one part paid and one credited among them."""
+    books = xero.state.books[tenant]
+    paid = next(i for i in books.invoices.values() if i.amount_paid and i.status == "PAID")
+    credited = next(i for i in books.invoices.values() if i.allocations)
+    chosen = [paid.invoice_id, credited.invoice_id]
+    for invoice in books.invoices.values():
+        if len(chosen) == 10:
+            break
+        if invoice.line_items and invoice.invoice_id not in chosen:
+            chosen.append(invoice.invoice_id)
+    return chosen
+
+
+def test_unpaged_list_leaves_line_items_out(xero, read_tenant):
+    body = _get(xero, "/Invoices", read_tenant)
+    assert "pagination" not in body and len(body["Invoices"]) > 100
+    assert all(i["LineItems"] == [] for i in body["Invoices"])
+    assert any(i["Payments"] for i in body["Invoices"])  # the money arrays stay
+    ids = ",".join(_sample(xero, read_tenant))
+    by_ids = _get(xero, f"/Invoices?IDs={ids}", read_tenant)["Invoices"]
+    assert len(by_ids) == 10 and all(i["LineItems"] == [] for i in by_ids)
+
+
+def test_paged_list_and_single_get_carry_line_items(xero, read_tenant):
+    ids = _sample(xero, read_tenant)
+    paged = _get(xero, f"/Invoices?IDs={','.join(ids)}&page=1", read_tenant)
+    assert paged["pagination"]["itemCount"] == 10
+    assert all(i["LineItems"] for i in paged["Invoices"])
+    assert {"Description", "UnitAmount", "LineAmount"} <= set(paged["Invoices"][0]["LineItems"][0])
+    one = _get(xero, f"/Invoices/{ids[0]}", read_tenant)["Invoices"]
+    assert len(one) == 1 and one[0]["LineItems"] and one[0]["Payments"]
+
+
+def test_summary_only_drops_line_items_and_every_money_array(xero, read_tenant):
+    ids = _sample(xero, read_tenant)
+    full = {i["InvoiceID"]: i for i in _get(xero, f"/Invoices?IDs={','.join(ids)}&page=1", read_tenant)["Invoices"]}
+    assert full[ids[0]]["Payments"] and full[ids[1]]["CreditNotes"] + full[ids[1]]["Prepayments"] + full[ids[1]][
+        "Overpayments"
+    ]
+    for query in ("&summaryOnly=true&page=1", "&summaryOnly=True", "&summaryOnly=true&page=1&pageSize=5"):
+        body = _get(xero, f"/Invoices?IDs={','.join(ids)}{query}", read_tenant)
+        for invoice in body["Invoices"]:
+            assert not set(HEAVY) & set(invoice), query
+            whole = full[invoice["InvoiceID"]]
+            for scalar in ("Total", "AmountDue", "AmountPaid", "AmountCredited", "Status", "UpdatedDateUTC"):
+                assert invoice[scalar] == whole[scalar]
+    paged = _get(xero, f"/Invoices?IDs={','.join(ids)}&summaryOnly=true&page=1&pageSize=5", read_tenant)
+    assert len(paged["Invoices"]) == 5 and paged["pagination"]["pageCount"] == 2
+
+
+def test_summary_only_false_is_the_default(xero, read_tenant):
+    ids = ",".join(_sample(xero, read_tenant))
+    assert _get(xero, f"/Invoices?IDs={ids}&page=1&summaryOnly=false", read_tenant) | {"Id": 0, "DateTimeUTC": 0} == (
+        _get(xero, f"/Invoices?IDs={ids}&page=1", read_tenant) | {"Id": 0, "DateTimeUTC": 0}
+    )
+
+
+def test_summary_only_is_smaller_on_the_wire(xero, read_tenant):
+    xero.state.reset_calls()
+    _get(xero, "/Invoices?page=1&pageSize=500", read_tenant)
+    full = xero.state.bytes_sent(read_tenant, "GET /Invoices")
+    _get(xero, "/Invoices?page=1&pageSize=500&summaryOnly=true", read_tenant)
+    summary = xero.state.bytes_sent(read_tenant, "GET /Invoices") - full
+    assert summary < full * 0.6
+
+
+def test_contacts_summary_only_and_credit_note_line_items(xero, read_tenant):
+    contacts = _get(xero, "/Contacts?summaryOnly=true", read_tenant)["Contacts"]
+    assert contacts and not {"ContactPersons", "Addresses", "Phones"} & set(contacts[0])
+    assert "ContactPersons" in _get(xero, "/Contacts?page=1", read_tenant)["Contacts"][0]
+    unpaged = _get(xero, "/CreditNotes", read_tenant)["CreditNotes"]
+    assert unpaged and all(c["LineItems"] == [] for c in unpaged)
+    paged = _get(xero, "/CreditNotes?page=1", read_tenant)["CreditNotes"]
+    assert all(c["LineItems"] for c in paged)
+    one = _get(xero, f"/CreditNotes/{paged[0]['CreditNoteID']}", read_tenant)["CreditNotes"][0]
+    assert one["LineItems"]
