@@ -51,7 +51,8 @@ def create_app(state: EmulatorState | None = None, config: EmulatorConfig | None
         raw = 0 if request.method == "HEAD" else len(response.get_data())
         if _negotiable(request.path) and raw:
             response.vary.add("Accept-Encoding")
-            if wants_gzip(request.headers.get("Accept-Encoding")) and "Content-Encoding" not in response.headers:
+            asked = wants_gzip(request.headers.get("Accept-Encoding"))
+            if asked and "Content-Encoding" not in response.headers:
                 response.set_data(compress(response.get_data()))
                 response.headers["Content-Encoding"] = "gzip"
         label = g.get("call_label") or f"{request.method} (unmatched)"
