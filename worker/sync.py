@@ -270,15 +270,10 @@ class _Drain:
         with transaction(self.sessions) as session:
             written = STORE[kind](session, self.tenant_id, items, self.now)
             if kind == "invoices":
-                sales = {
-                    str((raw.get("Contact") or {}).get("ContactID", "")).lower()
-                    for raw in items
-                    if raw.get("Type") == "ACCREC" and str(raw.get("InvoiceID", "")).lower() in written.changed
-                }
-                self.customers.update(mirror.contacts_needing_refresh(session, self.tenant_id, sales - {""}))
+                self.customers.update(_sales_contacts_missing(session, self.tenant_id, items, written.changed))
             if kind == "contacts":
-                merged_into = {translate.contact_row(self.tenant_id, raw)["merged_to_contact_id"] for raw in items}
-                self.survivors.update(mirror.contacts_needing_refresh(session, self.tenant_id, merged_into - {None}))
+                merged_into = {translate.merged_to(raw) for raw in items} - {None}
+                self.survivors.update(mirror.contacts_needing_refresh(session, self.tenant_id, merged_into))
         setattr(self.result, kind, getattr(self.result, kind) + len(items))
         return {str(raw.get(ID_KEY[kind], "")).lower() for raw in items}
 
@@ -409,9 +404,14 @@ def _advance_mark(state, kind: str, page: XeroPage, last: bool) -> None:
         setattr(state, HWM[kind], mark)
 
 
-def _sales_contacts_missing(session: Session, tenant_id: str, items: list[dict]) -> list[str]:
+def _sales_contacts_missing(
+    session: Session, tenant_id: str, items: list[dict], only: frozenset[str] | None = None
+) -> list[str]:
+    """Contacts of these sales invoices (of those in `only`, when given) the mirror lacks."""
     contacts = {
-        str((raw.get("Contact") or {}).get("ContactID") or "").lower() for raw in items if raw.get("Type") == "ACCREC"
+        str((raw.get("Contact") or {}).get("ContactID") or "").lower()
+        for raw in items
+        if raw.get("Type") == "ACCREC" and (only is None or str(raw.get("InvoiceID", "")).lower() in only)
     }
     return mirror.contacts_needing_refresh(session, tenant_id, contacts - {""})
 

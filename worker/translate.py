@@ -77,7 +77,6 @@ PRIVATE_CONTACT_FIELDS = ("BankAccountDetails", "TaxNumber", "BatchPayments")
 
 def contact_row(tenant_id: str, raw: dict) -> dict[str, Any]:
     email = _text(raw.get("EmailAddress"))
-    merged = raw.get("MergedToContactID")
     return {
         "tenant_id": tenant_id,
         "contact_id": _required(raw, "ContactID"),
@@ -87,13 +86,19 @@ def contact_row(tenant_id: str, raw: dict) -> dict[str, Any]:
         "is_customer": bool(raw.get("IsCustomer", False)),
         "is_supplier": bool(raw.get("IsSupplier", False)),
         "contact_status": _text(raw.get("ContactStatus")),
-        "merged_to_contact_id": str(merged).lower() if merged and merged != _NIL_ID else None,
+        "merged_to_contact_id": merged_to(raw),
         "updated_utc": _updated(raw),
         "raw": {k: v for k, v in raw.items() if k not in PRIVATE_CONTACT_FIELDS},
     }
 
 
 _NIL_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def merged_to(raw: dict) -> str | None:
+    """The contact this one was merged into (MergedToContactID; the nil GUID means none)."""
+    merged = raw.get("MergedToContactID")
+    return str(merged).lower() if merged and merged != _NIL_ID else None
 
 
 def _email(text: str | None) -> str | None:
