@@ -2,7 +2,7 @@
 
 The production defaults (RECONCILE_SECONDS 3600, the learned day limit, gzip asked for) run
 against the emulator on an injected clock: every simulated minute the ticker's own rule
-(`Ticker._due`) picks the tenants a sweep is due for, and each due tenant is reconciled as
+(`Ticker.due`) picks the tenants a sweep is due for, and each due tenant is reconciled as
 its job would be (`jobs.due_kinds`, then `sync.reconcile`), while the emulator's clock moves
 a minute too. Nothing changes in the organisation all day. The emulator counts the calls
 and the bytes it sent.
@@ -60,7 +60,7 @@ def _day(rt: WorkerRuntime, state, tenant_id: str, way: str, start: datetime) ->
         now = clock["now"] = start + timedelta(minutes=minute)
         state.advance_clock(60)
         if way == "ours":
-            for due_tenant in ticker._due(now, base):
+            for due_tenant in ticker.due(now, base):
                 kinds = jobs.due_kinds(rt.sessions, rt.governor, due_tenant, now, base)
                 sync.reconcile(due_tenant, api=rt.api(due_tenant, governor.RECONCILE), sessions=rt.sessions,
                                now=now, kinds=tuple(kinds))

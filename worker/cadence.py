@@ -101,3 +101,11 @@ def due(
         if evidence.now >= last + period:
             kinds.append(kind)
     return kinds
+
+
+def due_for(tenant_id: str, state, now: datetime, day_left: int | None, base: timedelta = DEFAULT_BASE) -> list[str]:
+    """`due` for a tenant's sync_state row (anything with `{kind}_swept_at`, `last_webhook_at`
+    and `unannounced_at`), as the ticker and the reconcile job both ask it."""
+    swept = {kind: getattr(state, f"{kind}_swept_at") for kind in KINDS}
+    evidence = Evidence(now, state.last_webhook_at, state.unannounced_at, day_left)
+    return due(tenant_id, swept, evidence, base)

@@ -80,9 +80,7 @@ def due_kinds(
     """What reconciliation should sweep for this tenant now (worker.cadence on its evidence)."""
     with sessions() as session:
         state = mirror.sync_state(session, tenant_id)
-        swept = {kind: getattr(state, sync.SWEPT[kind]) for kind in cadence.KINDS}
-        evidence = cadence.Evidence(now, state.last_webhook_at, state.unannounced_at, gov.day_left(tenant_id))
-    return cadence.due(tenant_id, swept, evidence, base)
+        return cadence.due_for(tenant_id, state, now, gov.day_left(tenant_id), base)
 
 
 def _backfill(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) -> str:

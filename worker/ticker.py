@@ -72,24 +72,19 @@ class Ticker(threading.Thread):
         now = now or datetime.now(timezone.utc)
         base = timedelta(seconds=self.options.reconcile_seconds)
         started = 0
-        for tenant_id in self._due(now, base):
+        for tenant_id in self.due(now, base):
             started += queueing.enqueue(self.redis, queueing.RECONCILE, tenant_id)
         return started
 
-    def _due(self, now: datetime, base: timedelta) -> list[str]:
-        live = set(self._tenants(done=True))
+    def due(self, now: datetime, base: timedelta) -> list[str]:
+        """The live, backfilled tenants a sweep of some kind is due for at `now`."""
+        live = self._tenants(done=True)
         with self.sessions() as session:
-            states = session.scalars(select(SyncState).where(SyncState.tenant_id.in_(sorted(live)))).all()
-            facts = [
-                (s.tenant_id, {k: getattr(s, f"{k}_swept_at") for k in cadence.KINDS}, s.last_webhook_at, s.unannounced_at)
-                for s in states
+            states = session.scalars(select(SyncState).where(SyncState.tenant_id.in_(live))).all()
+            return [
+                s.tenant_id for s in states
+                if cadence.due_for(s.tenant_id, s, now, self.governor.day_left(s.tenant_id), base)
             ]
-        due = []
-        for tenant_id, swept, last_webhook, unannounced in facts:
-            evidence = cadence.Evidence(now, last_webhook, unannounced, self.governor.day_left(tenant_id))
-            if cadence.due(tenant_id, swept, evidence, base):
-                due.append(tenant_id)
-        return due
 
     def resume_backfills(self) -> int:
         """Start the backfill of a live tenant that has none, or resume one whose worker died."""
