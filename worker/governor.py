@@ -99,10 +99,15 @@ class Lease:
         self.governor._release(self.tenant_id, self.lease_id)
 
 
-# KEYS: minute zset, day counter, in-flight zset, tenant pause, app pause
-# ARGV: now, minute cap, day cap, concurrent cap, lease id, lease expiry, day ttl seconds
+# KEYS: minute zset, day counter, in-flight zset, tenant pause, app pause, learned day limit
+# ARGV: now, minute cap, day limit (or '' to use the learned one, else ARGV[8]), concurrent cap,
+# lease id, lease expiry, day ttl seconds, default day limit, day headroom share, day share
+# (the day cap is Budget.day_cap's arithmetic, done here so the learned limit costs no round trip)
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[3]) or tonumber(redis.call('GET', KEYS[6]) or ARGV[8])
+local usable = math.max(1, limit - math.ceil(limit * tonumber(ARGV[9])))
+local daycap = math.max(1, math.floor(usable * tonumber(ARGV[10])))
 local pause = math.max(tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(redis.call('GET', KEYS[5]) or '0'))
 if pause > now then return {'paused', tostring(pause - now)} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60)
@@ -113,7 +118,7 @@ if used >= cap then
   return {'minute', tostring(tonumber(oldest[2]) + 60 - now)}
 end
 local day = tonumber(redis.call('GET', KEYS[2]) or '0')
-if day >= tonumber(ARGV[3]) then
+if day >= daycap then
   return {'day', '0'}
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -207,7 +212,6 @@ class Governor:
         """A lease for one call now, or Throttled with how long to wait."""
         now = self.clock()
         lease_id = uuid.uuid4().hex
-        per_day = self.day_limit(tenant_id)
         verdict, wait = self._acquire(
             keys=[
                 self._key(tenant_id, "minute"),
@@ -215,15 +219,19 @@ class Governor:
                 self._key(tenant_id, "inflight"),
                 self._key(tenant_id, "pause"),
                 "xm:gov:app:pause",
+                self._key(tenant_id, "daylimit"),
             ],
             args=[
                 repr(now),
                 self.budget.minute_cap(priority),
-                self.budget.day_cap(priority, per_day),
+                self.budget.per_day if self.budget.day_limit_set else "",
                 self.budget.concurrent,
                 lease_id,
                 repr(now + self.budget.lease_seconds),
                 self._seconds_to_midnight(now) + 3600,
+                self.budget.per_day,
+                repr(self.budget.day_headroom_share),
+                repr(self.budget.day_share[priority]),
             ],
         )
         verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
