@@ -259,6 +259,11 @@ def credit_ref_json(allocation: Allocation, books: TenantBooks) -> dict:
 
 def allocation_invoice_json(invoice: Invoice) -> dict:
     """The Invoice summary nested in an allocation."""
+    return {**_invoice_stub(invoice), "LineItems": []}
+
+
+def _invoice_stub(invoice: Invoice) -> dict:
+    """What every Invoice summary nested in another document says: its ids and empty arrays."""
     return {
         "InvoiceID": invoice.invoice_id,
         "InvoiceNumber": invoice.number,
@@ -268,7 +273,6 @@ def allocation_invoice_json(invoice: Invoice) -> dict:
         "Overpayments": [],
         "HasErrors": False,
         "IsDiscounted": False,
-        "LineItems": [],
     }
 
 
@@ -340,14 +344,7 @@ def payment_invoice_json(invoice: Invoice, books: TenantBooks) -> dict:
     contact = books.contact(invoice.contact_id)
     return {
         "Type": invoice.type,
-        "InvoiceID": invoice.invoice_id,
-        "InvoiceNumber": invoice.number,
-        "Payments": [],
-        "CreditNotes": [],
-        "Prepayments": [],
-        "Overpayments": [],
-        "HasErrors": False,
-        "IsDiscounted": False,
+        **_invoice_stub(invoice),
         "Contact": {
             "ContactID": contact.contact_id,
             "ContactNumber": contact.contact_number,
