@@ -273,11 +273,12 @@ def _inbox_facts(session: Session, tenant_id: str | None) -> dict[str, dict[str,
 # --- Redis ------------------------------------------------------------------------------------
 
 
-def governor_keys(tenant_id: str, now: float) -> tuple[str, str, str]:
-    """The governor's keys for a tenant (worker/governor.py): minute window, today's count, pause."""
+def governor_keys(tenant_id: str, now: float) -> tuple[str, str, str, str]:
+    """The governor's keys for a tenant (worker/governor.py): minute window, today's count, pause,
+    and the day limit Xero's headers showed."""
     day = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d")
     base = f"xm:gov:{tenant_id}:"
-    return base + "minute", base + "day:" + day, base + "pause"
+    return base + "minute", base + "day:" + day, base + "pause", base + "daylimit"
 
 
 APP_PAUSE_KEY = "xm:gov:app:pause"
@@ -290,11 +291,11 @@ def rate_budgets(
     with redis.pipeline(transaction=False) as pipe:
         pipe.get(APP_PAUSE_KEY)
         for tenant_id in tenant_ids:
-            minute, day, pause = governor_keys(tenant_id, now)
+            minute, day, pause, learned = governor_keys(tenant_id, now)
             pipe.zcount(minute, f"({now - 60!r}", "+inf")
             pipe.get(day)
             pipe.get(pause)
-            pipe.get(f"xm:gov:{tenant_id}:daylimit")  # what Xero's headers showed the limit to be
+            pipe.get(learned)
         answers = pipe.execute()
     app_pause = float(answers[0] or 0)
     budgets = {}
