@@ -39,6 +39,10 @@ def _executemany(session: Session, stmt, rows: list[dict]) -> None:
     session.connection().execute(stmt, rows)
 
 
+# The kinds reconciliation sweeps as summaries: their model and id column.
+MODEL: dict[str, tuple[type, str]] = {"invoices": (Invoice, "invoice_id"), "contacts": (Contact, "contact_id")}
+
+
 def stored_versions(session: Session, model: type, key: str, tenant_id: str, ids: list[str]) -> dict[str, datetime]:
     """The UpdatedDateUTC the mirror holds for each of these ids (absent: not held)."""
     column = getattr(model, key)

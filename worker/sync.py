@@ -35,6 +35,18 @@ SETTLE = timedelta(minutes=5)  # a change this recent may not be visible to a li
 STABLE_ORDER = {"contacts": "ContactID ASC", "invoices": "InvoiceID ASC", "payments": "PaymentID ASC"}
 SWEEP_ORDER = "UpdatedDateUTC ASC"
 PHASES = ("contacts", "invoices", "payments")
+# The backfill loads contacts and invoices only: each invoice lists its live payments, so a
+# payments phase would download every one of them a second time. Reconciliation's payments
+# sweep (from the backfill's start) then brings each payment's full record as it changes.
+BACKFILL_PHASES = ("contacts", "invoices")
+# A call by IDs: invoices un-paged (Xero leaves line items out of un-paged lists and the
+# mirror reads none; if it sends them anyway, only bytes differ), contacts paged (Xero
+# returns MergedToContactID only on paged calls).
+BY_IDS_PAGE: dict[str, int | None] = {"invoices": None, "contacts": 1}
+# Reconciliation sweeps these kinds as summaries (summaryOnly: ids and UpdatedDateUTC are all
+# it reads of them) and fetches in full only what the mirror does not hold at that version.
+# Payments have no summaryOnly; a payment record is small.
+SUMMARY_SWEEP = ("contacts", "invoices")
 
 Heartbeat = Callable[[], None]
 
@@ -76,8 +88,12 @@ def _store_invoices(session: Session, tenant_id: str, items: list[dict], now: da
     installments = [p for raw in items for p in translate.installment_rows(tenant_id, raw)]
     allocations = [a for raw in items for a in translate.allocation_rows(tenant_id, raw)]
     result = mirror.upsert_invoices(session, tenant_id, rows, now)
-    mirror.apply_installments(session, tenant_id, rows, installments, now)
-    mirror.apply_allocations(session, tenant_id, rows, allocations, now)
+    # An answer that leaves an array out (Xero's summaries may) says nothing about what it
+    # lists: only invoices that carry the arrays replace their installments and allocations.
+    listing = [row for row, raw in zip(rows, items) if "Payments" in raw]
+    mirror.apply_installments(session, tenant_id, listing, installments, now)
+    crediting = [row for row, raw in zip(rows, items) if all(k in raw for k, _, _ in translate.ALLOCATION_ARRAYS)]
+    mirror.apply_allocations(session, tenant_id, crediting, allocations, now)
     return result
 
 
@@ -99,13 +115,21 @@ def _fetch(api: TenantApi, kind: str, **params) -> XeroPage:
     return getattr(api, kind)(**params)
 
 
+def _by_ids(api: TenantApi, kind: str, ids: list[str]) -> XeroPage:
+    """Up to IDS_PER_CALL objects by id, in the form BY_IDS_PAGE says."""
+    return _fetch(api, kind, ids=ids, page=BY_IDS_PAGE[kind])
+
+
 def _sweep(
-    api: TenantApi, kind: str, since: datetime, heartbeat: Heartbeat, page_size: int = PAGE_SIZE
+    api: TenantApi, kind: str, since: datetime, heartbeat: Heartbeat, page_size: int = PAGE_SIZE,
+    summary: bool = False,
 ) -> Iterator[XeroPage]:
-    """Every object changed after `since`, a page of 1,000 at a time, oldest change first."""
+    """Every object changed after `since`, a page of 1,000 at a time, oldest change first
+    (as summaries when `summary`)."""
     page = 1
+    extra = {"summary_only": True} if summary else {}
     while True:
-        result = _fetch(api, kind, modified_since=since, page=page, page_size=page_size, order=SWEEP_ORDER)
+        result = _fetch(api, kind, modified_since=since, page=page, page_size=page_size, order=SWEEP_ORDER, **extra)
         yield result
         heartbeat()
         if len(result.items) < page_size:
@@ -251,7 +275,7 @@ class _Drain:
         is asked for alone, so one bad id cannot sink the others."""
         seen: set[str] = set()
         try:
-            seen |= self.store(kind, _fetch(self.api, kind, ids=ids, page=1).items)
+            seen |= self.store(kind, _by_ids(self.api, kind, ids).items)
         except PERMANENT as exc:
             log.warning("%s by IDs refused (%s); asking one by one", kind, exc)
         failed: set[str] = set()
@@ -365,9 +389,11 @@ def reconcile(
     for kind in (k for k in PHASES if k in kinds):
         since = marks[kind] or now - SETTLE
         result.fetched[kind] = 0
-        for page in _sweep(api, kind, since, heartbeat, page_size):
+        summary = kind in SUMMARY_SWEEP
+        for page in _sweep(api, kind, since, heartbeat, page_size, summary=summary):
+            items = _lacking(api, sessions, tenant_id, kind, page.items, heartbeat) if summary else page.items
             with transaction(sessions) as session:
-                written = STORE[kind](session, tenant_id, page.items, now)
+                written = STORE[kind](session, tenant_id, items, now)
                 unannounced = set(written.changed)
                 if kind in CATEGORY:
                     unannounced -= backlog.awaiting_sync(session, tenant_id, CATEGORY[kind], unannounced)
@@ -379,15 +405,44 @@ def reconcile(
                 if len(page.items) < page_size:
                     setattr(state, SWEPT[kind], now)
                 if kind == "invoices":
-                    missing.update(_sales_contacts_missing(session, tenant_id, page.items))
-            result.fetched[kind] += len(page.items)
+                    missing.update(_sales_contacts_missing(session, tenant_id, items))
+            result.fetched[kind] += len(items)
             result.unannounced += len(unannounced)
     for chunk in list(_chunks(sorted(missing), IDS_PER_CALL))[:2]:
         with transaction(sessions) as session:
-            STORE["contacts"](session, tenant_id, _fetch(api, "contacts", ids=chunk, page=1).items, now)
+            STORE["contacts"](session, tenant_id, _by_ids(api, "contacts", chunk).items, now)
         heartbeat()
     _record_success(sessions, tenant_id, now)
     return result
+
+
+def _lacking(
+    api: TenantApi, sessions: sessionmaker[Session], tenant_id: str, kind: str, summaries: list[dict],
+    heartbeat: Heartbeat,
+) -> list[dict]:
+    """The full objects of the summaries the mirror does not hold at their version, by IDs.
+
+    An object a webhook announced and the drain has not fetched yet is left to the drain (its
+    event is never lost); one the mirror holds at this version or newer costs nothing."""
+    stamps: dict[str, datetime] = {}
+    for raw in summaries:
+        object_id, updated = str(raw.get(ID_KEY[kind]) or "").lower(), translate.ms_datetime(raw.get("UpdatedDateUTC"))
+        if object_id and updated is not None:
+            stamps[object_id] = max(updated, stamps.get(object_id, updated))
+    model, key = mirror.MODEL[kind]
+    with sessions() as session:
+        held = mirror.stored_versions(session, model, key, tenant_id, sorted(stamps))
+        wanted = [i for i in sorted(stamps) if held.get(i) is None or held[i] < stamps[i]]
+        wanted = sorted(set(wanted) - backlog.awaiting_sync(session, tenant_id, CATEGORY[kind], wanted))
+    items: list[dict] = []
+    for chunk in _chunks(wanted, IDS_PER_CALL):
+        found = _by_ids(api, kind, chunk).items
+        got = {str(raw.get(ID_KEY[kind]) or "").lower() for raw in found}
+        for absent in (i for i in chunk if i not in got):  # a list may leave some out: ask for each
+            found = found + _one(api, kind, absent)
+        items.extend(found)
+        heartbeat()
+    return items
 
 
 def _advance_mark(state, kind: str, page: XeroPage, last: bool) -> None:
@@ -429,6 +484,13 @@ def start_backfill(sessions: sessionmaker[Session], tenant_id: str) -> None:
         state.backfill_fetched = 0
 
 
+def _finish_backfill(state, now: datetime) -> None:
+    state.backfill_status, state.backfill_phase = "done", None
+    state.last_success_at = now
+    # the marks hold from the backfill's start: the first sweeps are due a period on
+    state.contacts_swept_at = state.invoices_swept_at = state.payments_swept_at = now
+
+
 def backfill(
     tenant_id: str,
     *,
@@ -440,7 +502,8 @@ def backfill(
     heartbeat: Heartbeat = _nothing,
     page_size: int = PAGE_SIZE,
 ) -> BackfillResult:
-    """Load every contact, invoice and payment at pageSize 1000, in a stable order.
+    """Load every contact and invoice at pageSize 1000, in a stable order (the invoices'
+    own lists bring their payments and allocations: see BACKFILL_PHASES).
 
     Each page is written in one transaction with the progress (phase, page, fetched), so a
     worker killed at any moment resumes from the page after the last one it finished. The
@@ -452,8 +515,12 @@ def backfill(
         state = mirror.sync_state(session, tenant_id, lock=True)
         if state.backfill_status == "done":
             return BackfillResult(True, None, state.backfill_page, state.backfill_fetched)
-        if state.backfill_status != "running" or state.backfill_phase not in PHASES:
-            state.backfill_status, state.backfill_phase = "running", PHASES[0]
+        if state.backfill_status == "running" and state.backfill_phase == "payments":
+            # begun by a release that had a payments phase: the invoices brought their payments
+            _finish_backfill(state, now)
+            return BackfillResult(True, None, state.backfill_page, state.backfill_fetched)
+        if state.backfill_status != "running" or state.backfill_phase not in BACKFILL_PHASES:
+            state.backfill_status, state.backfill_phase = "running", BACKFILL_PHASES[0]
             state.backfill_page, state.backfill_fetched = 0, 0
             state.contacts_hwm = state.invoices_hwm = state.payments_hwm = None
         phase, page_no = state.backfill_phase, state.backfill_page
@@ -468,10 +535,10 @@ def backfill(
             yield phase, page_no, page
             if len(page.items) == page_size:
                 page_no += 1
-            elif phase == PHASES[-1]:
+            elif phase == BACKFILL_PHASES[-1]:
                 return
             else:
-                phase, page_no = PHASES[PHASES.index(phase) + 1], 0
+                phase, page_no = BACKFILL_PHASES[BACKFILL_PHASES.index(phase) + 1], 0
 
     spent = 0.0  # clock time the last page took to store: fetch no page this slice would drop
 
@@ -494,14 +561,11 @@ def backfill(
                 state.backfill_page = page_no = page_no + 1
                 state.backfill_fetched += len(page.items)
                 if len(page.items) < page_size:
-                    index = PHASES.index(phase)
-                    if index + 1 == len(PHASES):
-                        state.backfill_status, state.backfill_phase = "done", None
-                        state.last_success_at = now
-                        # the marks hold from the backfill's start: the first sweeps are due a period on
-                        state.contacts_swept_at = state.invoices_swept_at = state.payments_swept_at = now
+                    index = BACKFILL_PHASES.index(phase)
+                    if index + 1 == len(BACKFILL_PHASES):
+                        _finish_backfill(state, now)
                         return BackfillResult(True, None, page_no, state.backfill_fetched)
-                    phase = state.backfill_phase = PHASES[index + 1]
+                    phase = state.backfill_phase = BACKFILL_PHASES[index + 1]
                     page_no = state.backfill_page = 0
                 fetched = state.backfill_fetched
             heartbeat()

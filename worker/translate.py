@@ -145,8 +145,13 @@ def invoice_row(tenant_id: str, raw: dict) -> dict[str, Any]:
         "reference": _text(raw.get("Reference")),
         "fully_paid_on": ms_date(raw.get("FullyPaidOnDate")),
         "updated_utc": _updated(raw),
-        "raw": raw,
+        "raw": {k: v for k, v in raw.items() if k not in UNREAD_INVOICE_FIELDS},
     }
+
+
+# Kept out of the mirror's raw copies of invoices: nothing reads them (the product shows no
+# line items) and they are most of an invoice's bytes.
+UNREAD_INVOICE_FIELDS = ("LineItems",)
 
 
 def installment_rows(tenant_id: str, invoice_raw: dict) -> list[dict[str, Any]]:

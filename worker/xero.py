@@ -183,11 +183,15 @@ class XeroClient:
         *,
         ids: list[str] | None = None,
         modified_since: datetime | None = None,
-        page: int = 1,
+        page: int | None = 1,
         page_size: int | None = None,
         order: str | None = None,
+        summary_only: bool = False,
     ) -> XeroPage:
-        kwargs = _optional(i_ds=ids, if_modified_since=modified_since, page=page, page_size=page_size, order=order)
+        """`page=None`: un-paged (Xero leaves line items out); `summary_only`: Xero's light
+        form, of which only ids, numbers and UpdatedDateUTC may be relied on."""
+        kwargs = _optional(i_ds=ids, if_modified_since=modified_since, page=page, page_size=page_size, order=order,
+                           summary_only=summary_only or None)
         return self._call(access_token, "Invoices", self._accounting.get_invoices, tenant_id, **kwargs)
 
     def invoice(self, tenant_id: str, access_token: str, *, invoice_id: str) -> XeroPage:
@@ -204,13 +208,14 @@ class XeroClient:
         *,
         ids: list[str] | None = None,
         modified_since: datetime | None = None,
-        page: int = 1,
+        page: int | None = 1,
         page_size: int | None = None,
         order: str | None = None,
+        summary_only: bool = False,
     ) -> XeroPage:
         kwargs = _optional(
             i_ds=ids, if_modified_since=modified_since, page=page, page_size=page_size, order=order,
-            include_archived=True,
+            include_archived=True, summary_only=summary_only or None,
         )
         return self._call(access_token, "Contacts", self._accounting.get_contacts, tenant_id, **kwargs)
 

@@ -42,7 +42,11 @@ def test_dropped_webhooks_converge_through_reconciliation_and_are_counted(emulat
 
     result, calls = reconcile(runtime, t)
     assert result.unannounced == 4
-    assert calls == 3  # one page each of contacts, invoices and payments
+    # a page each of contact and invoice summaries and of payments, then the changed
+    # invoices in one call by IDs and the contact in another; the announced invoice is the drain's
+    assert calls == 5
+    assert result.fetched == {"contacts": 1, "invoices": 3, "payments": 2}
+    sync.drain(t, api=runtime.api(t, governor.WEBHOOK), sessions=runtime.sessions, now=runtime.now())
     assert_mirror_equals_emulator(runtime.sessions, emulator, t)
     held = mirror_rows(runtime.sessions, t)
     assert new_invoice in held["invoices"]
@@ -50,7 +54,7 @@ def test_dropped_webhooks_converge_through_reconciliation_and_are_counted(emulat
     with runtime.sessions() as session:
         state_row = session.get(SyncState, t)
         assert state_row.unannounced_changes == 4
-        assert set(session.scalars(select(InboxEvent.state))) == {"pending"}  # the drain still settles it
+        assert set(session.scalars(select(InboxEvent.state))) == {"done"}  # the drain settled it
 
     # a second pass finds nothing new, and the high-water marks moved forward
     marks = (state_row.contacts_hwm, state_row.invoices_hwm, state_row.payments_hwm)
@@ -85,3 +89,25 @@ def test_only_the_kinds_asked_for_are_swept(emulator, runtime, connected):
     api = runtime.api(t, governor.RECONCILE)
     result = sync.reconcile(t, api=api, sessions=runtime.sessions, now=runtime.now(), kinds=("invoices",))
     assert set(result.fetched) == {"invoices"} and api.calls == 1
+
+
+def test_a_sweep_does_not_download_again_what_a_webhook_already_brought(emulator, runtime, connected):
+    t, state = connected, emulator.state
+    sync.backfill(t, api=runtime.api(t, governor.BACKFILL), sessions=runtime.sessions, now=runtime.now())
+    customer = next(c["ContactID"] for c in state.snapshot(t)["Contacts"] if c["IsCustomer"])
+    mark = last_sequence(emulator)
+    created = [state.create_invoice(t, customer, f"{n + 1}.50")["InvoiceID"] for n in range(5)]
+    store_events(runtime.sessions, announced(emulator, mark))
+    sync.drain(t, api=runtime.api(t, governor.WEBHOOK), sessions=runtime.sessions, now=runtime.now())
+    assert set(created) <= set(mirror_rows(runtime.sessions, t)["invoices"])
+
+    state.reset_calls()
+    result, calls = reconcile(runtime, t)  # the five are inside the sweep's window
+    assert result.fetched["invoices"] == 0 and result.unannounced == 0
+    assert calls == 3  # summaries only: nothing fetched by IDs
+    full = state.bytes_uncompressed(t, "GET /Invoices")
+    # five summaries cost less than one full invoice each would: the line items stay in Xero
+    state.reset_calls()
+    api = runtime.api(t, governor.RECONCILE)
+    api.invoices(ids=created, page=1)
+    assert full < state.bytes_uncompressed(t, "GET /Invoices")

@@ -57,7 +57,9 @@ def test_invoice_row_keeps_exact_money_lower_case_ids_and_the_raw_object():
     assert row["date"] == date(2018, 10, 20) and row["due_date"] == date(2018, 10, 30)
     assert row["fully_paid_on"] is None
     assert row["updated_utc"] == datetime(2018, 11, 2, 16, 31, 30, 160000, tzinfo=timezone.utc)
-    assert row["raw"] is raw and row["raw"]["SomethingXeroAddsTomorrow"] == {"x": [1, 2]}
+    assert row["raw"]["SomethingXeroAddsTomorrow"] == {"x": [1, 2]} and row["raw"]["Payments"] == raw["Payments"]
+    lined = {**raw, "LineItems": [{"Description": "Consulting", "LineAmount": 100.1}]}
+    assert "LineItems" not in invoice_row("t1", lined)["raw"]  # nothing reads them: not stored
 
 
 def test_money_read_as_float_is_refused():
