@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="a contact merge leaves the moved invoices' UpdatedDateUTC alone and sends no INVOICE UPDATE",
     )
+    parser.add_argument(
+        "--unpaged-line-items",
+        action="store_true",
+        help="un-paged invoice and credit lists carry LineItems too (Xero's text implies they do not)",
+    )
     for limit in fields(Limits):
         names = [f"--limit-{limit.name.replace('_', '-')}"]
         if limit.name == "day":
@@ -74,6 +79,7 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         fault_seed=args.fault_seed,
         timezone=args.timezone,
         merge_moves_invoices_updated=not args.merge_keeps_invoice_dates,
+        unpaged_line_items=args.unpaged_line_items,
         limits=Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in fields(Limits)}),
         faults=FaultSettings(**{f.name: getattr(args, f.name) for f in fields(FaultSettings)}),
     )

@@ -156,8 +156,8 @@ def _listed(records: list, args: Args, fields: set[str], key: str, full, shape, 
                 rows = [row for row in rows if predicate(row[1])]
             records = [record for record, _ in sort_rows(rows, clauses)]
     page, size = page_request(args)
-    if page is None:
-        return _envelope(key, [shape(record, False) for record in records])
+    if page is None:  # un-paged: line items left out, unless the switch says Xero sends them anyway
+        return _envelope(key, [shape(record, emulator().unpaged_line_items) for record in records])
     block, pagination = paginate(records, page, size)
     return _envelope(key, [shape(record, True) for record in block], pagination)
 

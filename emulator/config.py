@@ -75,6 +75,7 @@ class EmulatorConfig:
     webhook_timeout: float = 5.0
     timezone: str | None = None  # every organisation's Timezone (a TimeZone enum value); None: per profile
     merge_moves_invoices_updated: bool = True  # a contact merge gives each moved invoice a new UpdatedDateUTC
+    unpaged_line_items: bool = False  # un-paged lists carry LineItems too (Xero's text implies not)
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> EmulatorConfig:

@@ -168,7 +168,7 @@ def get_behaviour():
 @bp.patch("/behaviour")
 @controlled
 def set_behaviour():
-    """{"merge_moves_invoices_updated": bool}; answers the current switches."""
+    """{"merge_moves_invoices_updated": bool, "unpaged_line_items": bool}; answers the current switches."""
     return emulator().set_behaviour(**_body())
 
 

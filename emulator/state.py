@@ -57,6 +57,7 @@ class EmulatorState:
             for books in self.books.values():
                 books.org.timezone = _known_timezone(self.config.timezone)
         self.merge_moves_invoices_updated = bool(self.config.merge_moves_invoices_updated)
+        self.unpaged_line_items = bool(self.config.unpaged_line_items)
         self._ids = random.Random(f"{seed}:new-records")
         self.base_url: str | None = None
         self.signer = Signer()
@@ -176,14 +177,23 @@ class EmulatorState:
 
     def behaviour(self) -> dict:
         """Switches for what Xero does in ways nobody has verified (see the README)."""
-        return {"merge_moves_invoices_updated": self.merge_moves_invoices_updated}
+        return {
+            "merge_moves_invoices_updated": self.merge_moves_invoices_updated,
+            "unpaged_line_items": self.unpaged_line_items,
+        }
 
-    def set_behaviour(self, *, merge_moves_invoices_updated: bool | None = None) -> dict:
+    def set_behaviour(
+        self, *, merge_moves_invoices_updated: bool | None = None, unpaged_line_items: bool | None = None
+    ) -> dict:
+        changes = {"merge_moves_invoices_updated": merge_moves_invoices_updated,
+                   "unpaged_line_items": unpaged_line_items}
         with self.lock:
-            if merge_moves_invoices_updated is not None:
-                if not isinstance(merge_moves_invoices_updated, bool):
-                    raise ValueError("merge_moves_invoices_updated must be true or false")
-                self.merge_moves_invoices_updated = merge_moves_invoices_updated
+            for name, value in changes.items():
+                if value is None:
+                    continue
+                if not isinstance(value, bool):
+                    raise ValueError(f"{name} must be true or false")
+                setattr(self, name, value)
             return self.behaviour()
 
     # -- contacts -------------------------------------------------------------------------

@@ -286,7 +286,7 @@ def test_merge_moves_records_under_both_switch_settings(xero, write_tenant, move
     note = state.create_credit_note(write_tenant, gone, "5.00")
     previous = state.behaviour()
     try:
-        assert state.set_behaviour(merge_moves_invoices_updated=moves) == {"merge_moves_invoices_updated": moves}
+        assert state.set_behaviour(merge_moves_invoices_updated=moves)["merge_moves_invoices_updated"] is moves
         start = len(state.webhook_events())
         result = state.merge_contacts(write_tenant, gone, keep)
     finally:
@@ -329,7 +329,7 @@ def test_timezone_and_merge_flags_and_config():
     state = EmulatorState(EmulatorConfig(tenants=2, contacts=5, invoices=5, timezone="ALASKANSTANDARDTIME"))
     try:
         assert {b.org.timezone for b in state.books.values()} == {"ALASKANSTANDARDTIME"}
-        assert state.behaviour() == {"merge_moves_invoices_updated": True}
+        assert state.behaviour() == {"merge_moves_invoices_updated": True, "unpaged_line_items": False}
     finally:
         state.close()
     with pytest.raises(LedgerError):
@@ -383,9 +383,9 @@ def test_control_routes(xero, write_tenant):
     assert forced["Timezone"] == "Moon"
     xero.state.set_timezone(write_tenant, "AUSEASTERNSTANDARDTIME")
     behaviour = f"{xero.url}/_emulator/behaviour"
-    assert call("GET", behaviour).json() == {"merge_moves_invoices_updated": True}
+    assert call("GET", behaviour).json() == {"merge_moves_invoices_updated": True, "unpaged_line_items": False}
     assert call("PATCH", behaviour, json_body={"merge_moves_invoices_updated": False}).json() == {
-        "merge_moves_invoices_updated": False
+        "merge_moves_invoices_updated": False, "unpaged_line_items": False
     }
     assert call("PATCH", behaviour, json_body={"merge_moves_invoices_updated": True}).status == 200
     assert call("PATCH", behaviour, json_body={"nonsense": 1}).status == 400

@@ -39,6 +39,19 @@ def test_unpaged_list_leaves_line_items_out(xero, read_tenant):
     assert len(by_ids) == 10 and all(i["LineItems"] == [] for i in by_ids)
 
 
+def test_the_unverified_switch_makes_unpaged_lists_carry_line_items(xero, read_tenant):
+    ids = ",".join(_sample(xero, read_tenant))
+    previous = xero.state.behaviour()
+    try:
+        assert xero.state.set_behaviour(unpaged_line_items=True)["unpaged_line_items"] is True
+        by_ids = _get(xero, f"/Invoices?IDs={ids}", read_tenant)["Invoices"]
+    finally:
+        xero.state.set_behaviour(**previous)
+    assert len(by_ids) == 10 and all(i["LineItems"] for i in by_ids)
+    again = _get(xero, f"/Invoices?IDs={ids}", read_tenant)["Invoices"]
+    assert all(i["LineItems"] == [] for i in again)
+
+
 def test_paged_list_and_single_get_carry_line_items(xero, read_tenant):
     ids = _sample(xero, read_tenant)
     paged = _get(xero, f"/Invoices?IDs={','.join(ids)}&page=1", read_tenant)
