@@ -38,7 +38,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from redis import RedisError
 from werkzeug.exceptions import Forbidden
 
-from store import connections, dispatch, lifecycle, timezones
+from store import connections, dispatch, lifecycle, metrics, timezones
 from store.db import transaction
 from store.lifecycle import Detached, LifecycleError
 from store.runtime import Runtime
@@ -399,7 +399,9 @@ def _organisation(tenant_id: str, access_token: str) -> dict:
     """Xero's Organisation record (ShortCode, BaseCurrency, Timezone), if it answers: nice to have
     (reconciliation reads it again while the time zone is unknown)."""
     try:
-        return XeroClient(_runtime().settings).organisation(tenant_id, access_token)
+        runtime = _runtime()  # Xero bills this read's bytes like any other: metered under the tenant
+        client = XeroClient(runtime.settings, on_bytes=lambda t, n: metrics.egress(runtime.redis, t, n))
+        return client.organisation(tenant_id, access_token)
     except XeroError as exc:
         log.info("organisation not read", extra={"tenant_id": tenant_id, "error": str(exc)})
         return {}

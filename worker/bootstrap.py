@@ -68,7 +68,10 @@ class WorkerRuntime:
         self._base = Runtime(settings)
         self.box = TokenBox(settings.token_keys)
         self.xero = XeroClient(
-            settings, on_status=lambda status: metrics.count(self.redis, metrics.XERO_CALLS, status=status)
+            settings, on_status=lambda status: metrics.count(self.redis, metrics.XERO_CALLS, status=status),
+            # every answer's bytes: a tenant's calls through the gateway are metered there (under the
+            # tenant); what is left here is token refreshes, counted under no tenant (`-`)
+            on_bytes=lambda tenant_id, nbytes: metrics.egress(self.redis, tenant_id, nbytes),
         )
         self.governor = Governor(self.redis, Budget.from_env(env))
         self.tokens = TokenKeeper(sessions=self.sessions, redis=self.redis, box=self.box, xero=self.xero)

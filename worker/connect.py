@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from redis import Redis, RedisError
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import connections
+from store import connections, metrics
 from store.config import Settings
 from store.db import transaction
 from store.models import Workspace
@@ -45,7 +45,8 @@ def connect_client_credentials(
         box = TokenBox(settings.token_keys)
     except SecretsError as exc:
         raise ConnectError(str(exc)) from None
-    client = XeroClient(settings)
+    meter = (lambda t, n: metrics.egress(redis, t, n)) if redis is not None else None
+    client = XeroClient(settings, on_bytes=meter)  # the organisation read is egress like any other
     requested = time.time()
     try:
         token = normalise(client.client_credentials_token(), requested)

@@ -1,12 +1,13 @@
 """`flask --app wsgi xero connect-client-credentials`: a custom connection, sealed, backfill queued."""
 import json
+from datetime import datetime, timezone
 
 import redis as redis_lib
 
 from rq import Queue
 from sqlalchemy import select
 
-from store import queue, workspaces
+from store import metrics, queue, workspaces
 from store.db import transaction
 from store.models import SyncState, XeroConnection
 from store.secrets import TokenBox
@@ -46,8 +47,13 @@ def check_connect(app, runner, emulator, settings, sessions, redis_url, workspac
         assert row.timezone == truth["Timezone"] and row.organisation_checked_at is not None  # Xero's id, as sent
         assert TokenBox(settings.token_keys).open(row.token_ciphertext)["access_token"]
         assert session.get(SyncState, tenant_id).backfill_status == "pending"
-    [job] = Queue(queue.BACKFILL, connection=redis_lib.Redis.from_url(redis_url)).get_jobs()
+    redis = redis_lib.Redis.from_url(redis_url)
+    [job] = Queue(queue.BACKFILL, connection=redis).get_jobs()
     assert job.func_name == "worker.jobs.backfill_tenant" and job.args == (tenant_id,)
+    # the Organisation read is Xero egress like any other: metered under the tenant
+    pulled = metrics.egress_today(redis, datetime.now(timezone.utc))[tenant_id]
+    assert pulled.calls == emulator.state.call_count(tenant_id) >= 1
+    assert pulled.bytes == emulator.state.bytes_sent(tenant_id) > 0
 
     again = runner.invoke(args=["xero", "connect-client-credentials", "--workspace", "999", "--tenant", tenant_id])
     assert again.exit_code != 0 and "no workspace 999" in again.output
