@@ -43,6 +43,15 @@ def _executemany(session: Session, stmt, rows: list[dict]) -> None:
 MODEL: dict[str, tuple[type, str]] = {"invoices": (Invoice, "invoice_id"), "contacts": (Contact, "contact_id")}
 
 
+def changed_between(session: Session, model: type, tenant_id: str, after: datetime, upto: datetime) -> int:
+    """How many of the tenant's objects the mirror holds with UpdatedDateUTC in (after, upto]."""
+    return session.scalar(
+        select(func.count()).select_from(model).where(
+            model.tenant_id == tenant_id, model.updated_utc > after, model.updated_utc <= upto
+        )
+    ) or 0
+
+
 def stored_versions(session: Session, model: type, key: str, tenant_id: str, ids: list[str]) -> dict[str, datetime]:
     """The UpdatedDateUTC the mirror holds for each of these ids (absent: not held)."""
     column = getattr(model, key)

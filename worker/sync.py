@@ -217,6 +217,7 @@ class _Drain:
     customers: set[str] = field(default_factory=set)
     credit_note_events: list[int] = field(default_factory=list)  # settled once their invoices are stored
     survivors: set[str] = field(default_factory=set)
+    changed: dict[str, set[str]] = field(default_factory=dict)  # per kind, ids stored at a newer version
 
     def credit_notes(self, events: list[backlog.Event]) -> set[str]:
         """The customer invoices these CREDITNOTE events may have changed: those the credit
@@ -257,18 +258,52 @@ class _Drain:
         seen: set[str] = set()
         if sweep:
             self.result.swept = True
+            since, covers = self.sweep_start(kind, min(e.event_date_utc for e in sweep) - OVERLAP, len(sweep))
+            last: XeroPage | None = None
+            before = set(self.changed.get(kind, ()))
             try:
-                for page in _sweep(self.api, kind, min(e.event_date_utc for e in sweep) - OVERLAP, self.heartbeat):
-                    seen |= self.store(kind, page.items)
+                for last in _sweep(self.api, kind, since, self.heartbeat):
+                    seen |= self.store(kind, last.items)
             except PERMANENT as exc:
                 self.fail([e.id for e in sweep], exc)
             else:
+                if covers and last is not None:
+                    found = self.changed.get(kind, set()) - before
+                    self.advance_mark(kind, last, found - {e.resource_id for e in events} - set(extra))
                 named = {e.id for e in events}  # the rest (credit notes) asked for the sweep itself
                 self.settle([e.id for e in events if e.resource_id in seen] + [e.id for e in sweep if e.id not in named])
         wanted = [i for i in dict.fromkeys([e.resource_id for e in events] + list(extra)) if i not in seen]
         for chunk in _chunks(wanted, IDS_PER_CALL):
             self.by_ids(kind, chunk, [e for e in events if e.resource_id in chunk])
             self.heartbeat()
+
+    def sweep_start(self, kind: str, since: datetime, burst: int) -> tuple[datetime, bool]:
+        """Where a burst's sweep starts, and whether it covers reconciliation's mark.
+
+        From the mark itself when that costs little more (the mirror holds at most a quarter
+        as many changes between the mark and the burst as the burst has): the sweep then does
+        the next reconciliation's work for that span, the mark moves past the burst, and no
+        later sweep lists the burst again."""
+        with self.sessions() as session:
+            mark = getattr(mirror.sync_state(session, self.tenant_id), HWM[kind])
+            if mark is None:
+                return since, False
+            if mark >= since:
+                return since, True
+            model, _ = mirror.MODEL[kind]
+            between = mirror.changed_between(session, model, self.tenant_id, mark, since)
+        return (mark, True) if between * 4 <= burst else (since, False)
+
+    def advance_mark(self, kind: str, last: XeroPage, unnamed: set[str]) -> None:
+        """After a complete sweep from reconciliation's mark: move the mark as reconciliation
+        would, counting the changes no webhook announced."""
+        with transaction(self.sessions) as session:
+            unannounced = unnamed - backlog.awaiting_sync(session, self.tenant_id, CATEGORY[kind], unnamed)
+            state = mirror.sync_state(session, self.tenant_id, lock=True)
+            _advance_mark(state, kind, last, last=True)
+            if unannounced:
+                state.unannounced_changes = (state.unannounced_changes or 0) + len(unannounced)
+                state.unannounced_at = self.now
 
     def by_ids(self, kind: str, ids: list[str], events: list[backlog.Event]) -> None:
         """One call for up to 50 ids; any id it leaves out (or all, if Xero refuses the call)
@@ -293,6 +328,7 @@ class _Drain:
     def store(self, kind: str, items: list[dict]) -> set[str]:
         with transaction(self.sessions) as session:
             written = STORE[kind](session, self.tenant_id, items, self.now)
+            self.changed.setdefault(kind, set()).update(written.changed)
             if kind == "invoices":
                 self.customers.update(_sales_contacts_missing(session, self.tenant_id, items, written.changed))
             if kind == "contacts":

@@ -1,4 +1,6 @@
 """Reconciliation: If-Modified-Since sweeps catch what no webhook delivered, and count it."""
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from store.models import InboxEvent, SyncState
@@ -111,3 +113,32 @@ def test_a_sweep_does_not_download_again_what_a_webhook_already_brought(emulator
     api = runtime.api(t, governor.RECONCILE)
     api.invoices(ids=created, page=1)
     assert full < state.bytes_uncompressed(t, "GET /Invoices")
+
+
+def test_a_burst_swept_by_the_drain_moves_reconciliations_mark_past_it(emulator, runtime, connected):
+    t, state = connected, emulator.state
+    sync.backfill(t, api=runtime.api(t, governor.BACKFILL), sessions=runtime.sessions, now=runtime.now())
+    customer = next(c["ContactID"] for c in state.snapshot(t)["Contacts"] if c["IsCustomer"])
+    with runtime.sessions() as session:
+        before = session.get(SyncState, t).invoices_hwm
+    state.advance_clock(3600)
+    mark = last_sequence(emulator)
+    for n in range(sync.SWEEP_ABOVE + 10):  # more than one call by IDs takes: the drain sweeps
+        state.create_invoice(t, customer, f"{n + 1}.25")
+    lost = state.create_invoice(t, customer, "9.99")["InvoiceID"]
+    events = announced(emulator, mark)
+    store_events(runtime.sessions, [e for e in events if e.resource_id != lost])  # its webhook was lost
+    state.advance_clock(600)
+    result = sync.drain(t, api=runtime.api(t, governor.WEBHOOK), sessions=runtime.sessions, now=runtime.now())
+    assert result.swept
+    with runtime.sessions() as session:
+        row = session.get(SyncState, t)
+        # the sweep started at the mark (nothing else changed since), so it did reconciliation's
+        # work: the mark moved to Xero's clock less SETTLE, and the lost change was counted
+        assert row.invoices_hwm > before + timedelta(minutes=60)
+        assert row.unannounced_changes == 1 and row.unannounced_at is not None
+    assert lost in mirror_rows(runtime.sessions, t)["invoices"]
+    state.reset_calls()
+    again, calls = reconcile(runtime, t)
+    assert again.fetched["invoices"] == 0 and calls == 3  # one empty page each
+    assert state.bytes_uncompressed(t, "GET /Invoices") < 1000
