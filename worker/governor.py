@@ -7,12 +7,21 @@ reschedules itself (it never sleeps). After the call it reports what Xero said:
 `observe(...)` with the remaining-counts headers, `pause(...)` with a 429's Retry-After.
 
 Priority: webhook-driven syncs may spend the whole usable minute and day budget;
-reconciliation and backfill stop earlier, so a share is always left for webhook work.
+reconciliation and backfill stop earlier, so a share is always left for webhook work. The
+shares are of one counter per window, not separate budgets: reconciliation and backfill
+together never pass the larger of their two shares (on Starter 784 of the 1,000 calls a day,
+33 of the 55 usable a minute), and webhook work always has the rest. The app-wide minute is
+shared the same way: reconciliation waits while Xero's last `X-AppMinLimit-Remaining`
+(believed for `app_seen_seconds`) says fewer than 4,000 of the app's 10,000 are left, backfill
+below 5,000, so thousands of tenants' sweeps or backfills cannot bring the app down to the
+floor (100) at which every tenant, webhook work included, waits.
 
 The day limit is learned, not assumed: Xero sends `X-DayLimit-Remaining` on every answer but
 never the limit itself, so the limit a tenant has today is at least what Xero says is left
 plus what we counted (1,000 on Starter, 5,000 on the paid tiers). The largest such figure is
 kept per tenant (`xm:gov:{tenant}:daylimit`, two days); `XERO_DAY_LIMIT`, when set, overrides.
+A call Xero counted and no governor did (the connect's Organisation read) leaves the figure
+that many short, on the safe side: a Starter tenant connected today is learned as 999.
 """
 from __future__ import annotations
 
@@ -27,6 +36,8 @@ from redis import Redis
 
 WEBHOOK, RECONCILE, BACKFILL = "webhook", "reconcile", "backfill"
 MINUTE = 60.0
+APP_PAUSE = "xm:gov:app:pause"  # until when every tenant waits (a 429 or the app's floor)
+APP_LEFT = "xm:gov:app:left"  # "calls-left until": the app's minute as Xero's last answer said
 
 
 class Throttled(Exception):
@@ -53,7 +64,9 @@ class Budget:
         default_factory=lambda: {WEBHOOK: 1.0, RECONCILE: 0.6, BACKFILL: 0.5}
     )
     day_share: dict[str, float] = field(default_factory=lambda: {WEBHOOK: 1.0, RECONCILE: 0.8, BACKFILL: 0.8})
+    app_per_minute: int = 10_000  # Xero's limit for the app across all tenants
     app_minute_floor: int = 100  # below this many app calls left, every tenant waits
+    app_seen_seconds: float = 5.0  # how long Xero's last X-AppMinLimit-Remaining is believed
     lease_seconds: float = 90.0  # an in-flight lease a crashed worker leaves expires after this
 
     def minute_cap(self, priority: str) -> int:
@@ -64,6 +77,11 @@ class Budget:
         limit = self.per_day if per_day is None else per_day
         usable = max(1, limit - math.ceil(limit * self.day_headroom_share))
         return max(1, math.floor(usable * self.day_share[priority]))
+
+    def app_reserve(self, priority: str) -> int:
+        """App calls a minute this priority leaves to the ones above it: it waits while Xero
+        says fewer are left (webhook work keeps only `app_minute_floor`, for every priority)."""
+        return math.ceil(self.app_per_minute * (1.0 - self.minute_share[priority]))
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> "Budget":
@@ -99,10 +117,12 @@ class Lease:
         self.governor._release(self.tenant_id, self.lease_id)
 
 
-# KEYS: minute zset, day counter, in-flight zset, tenant pause, app pause, learned day limit
+# KEYS: minute zset, day counter, in-flight zset, tenant pause, app pause, learned day limit,
+# app calls left (as Xero last said)
 # ARGV: now, minute cap, day limit (or '' to use the learned one, else ARGV[8]), concurrent cap,
-# lease id, lease expiry, day ttl seconds, default day limit, day headroom share, day share
-# (the day cap is Budget.day_cap's arithmetic, done here so the learned limit costs no round trip)
+# lease id, lease expiry, day ttl seconds, default day limit, day headroom share, day share,
+# app reserve (the day cap is Budget.day_cap's arithmetic, done here so the learned limit costs
+# no round trip)
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3]) or tonumber(redis.call('GET', KEYS[6]) or ARGV[8])
@@ -110,6 +130,13 @@ local usable = math.max(1, limit - math.ceil(limit * tonumber(ARGV[9])))
 local daycap = math.max(1, math.floor(usable * tonumber(ARGV[10])))
 local pause = math.max(tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(redis.call('GET', KEYS[5]) or '0'))
 if pause > now then return {'paused', tostring(pause - now)} end
+local seen = redis.call('GET', KEYS[7])
+if seen then
+  local appleft, believed = string.match(seen, '^(%S+) (%S+)$')
+  if tonumber(believed) > now and tonumber(appleft) < tonumber(ARGV[11]) then
+    return {'app', tostring(tonumber(believed) - now)}
+  end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60)
 local used = redis.call('ZCARD', KEYS[1])
 local cap = tonumber(ARGV[2])
@@ -132,10 +159,14 @@ redis.call('EXPIRE', KEYS[3], 600)
 return {'ok', '0'}
 """
 
-# KEYS: minute zset, day counter, learned day limit; ARGV: now, per-minute limit, minute remaining
-# (or ''), per-day limit, day remaining (or ''), day ttl seconds, '1' when the day limit is set
+# KEYS: minute zset, day counter, learned day limit, app calls left; ARGV: now, per-minute limit,
+# minute remaining (or ''), per-day limit, day remaining (or ''), day ttl seconds, '1' when the
+# day limit is set, app minute remaining (or ''), until when to believe it
 _OBSERVE = """
 local now = tonumber(ARGV[1])
+if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[8] .. ' ' .. ARGV[9], 'EX', 120)
+end
 if ARGV[3] ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60)
   local missing = (tonumber(ARGV[2]) - tonumber(ARGV[3])) - redis.call('ZCARD', KEYS[1])
@@ -218,8 +249,9 @@ class Governor:
                 self._day_key(tenant_id, now),
                 self._key(tenant_id, "inflight"),
                 self._key(tenant_id, "pause"),
-                "xm:gov:app:pause",
+                APP_PAUSE,
                 self._key(tenant_id, "daylimit"),
+                APP_LEFT,
             ],
             args=[
                 repr(now),
@@ -232,6 +264,7 @@ class Governor:
                 self.budget.per_day,
                 repr(self.budget.day_headroom_share),
                 repr(self.budget.day_share[priority]),
+                self.budget.app_reserve(priority),
             ],
         )
         verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
@@ -249,7 +282,12 @@ class Governor:
         """Trust Xero's remaining-counts when they say we have used more than we counted."""
         now = self.clock()
         self._observe(
-            keys=[self._key(tenant_id, "minute"), self._day_key(tenant_id, now), self._key(tenant_id, "daylimit")],
+            keys=[
+                self._key(tenant_id, "minute"),
+                self._day_key(tenant_id, now),
+                self._key(tenant_id, "daylimit"),
+                APP_LEFT,
+            ],
             args=[
                 repr(now),
                 self.budget.per_minute,
@@ -258,16 +296,18 @@ class Governor:
                 "" if reported.day_remaining is None else reported.day_remaining,
                 self._seconds_to_midnight(now) + 3600,
                 "1" if self.budget.day_limit_set else "0",
+                "" if reported.app_minute_remaining is None else reported.app_minute_remaining,
+                repr(now + self.budget.app_seen_seconds),
             ],
         )
         app_left = reported.app_minute_remaining
         if app_left is not None and app_left < self.budget.app_minute_floor:
-            self._set_pause("xm:gov:app:pause", now + 10)
+            self._set_pause(APP_PAUSE, now + 10)
 
     def pause(self, tenant_id: str, seconds: float, problem: str | None = None) -> None:
         """A 429: nobody calls this tenant (or, for the app-wide limit, anybody) until it passes."""
         now = self.clock()
-        key = "xm:gov:app:pause" if (problem or "").lower() in ("appminute", "app") else self._key(tenant_id, "pause")
+        key = APP_PAUSE if (problem or "").lower() in ("appminute", "app") else self._key(tenant_id, "pause")
         self._set_pause(key, now + max(0.0, seconds))
 
     def _set_pause(self, key: str, until: float) -> None:
@@ -276,6 +316,6 @@ class Governor:
     def paused_for(self, tenant_id: str) -> float:
         """Seconds until this tenant may be called again (0 when it may)."""
         now = self.clock()
-        values = self.redis.mget([self._key(tenant_id, "pause"), "xm:gov:app:pause"])
+        values = self.redis.mget([self._key(tenant_id, "pause"), APP_PAUSE])
         until = max(float(v) for v in [b"0", *[v for v in values if v]])
         return max(0.0, until - now)

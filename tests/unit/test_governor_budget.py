@@ -142,3 +142,48 @@ def test_xero_day_limit_overrides_what_the_headers_suggest(redis, clock):
     gov.acquire(T, WEBHOOK).release()
     gov.observe(T, Reported(day_remaining=999))
     assert gov.day_limit(T) == 5000 and gov.day_left(T) == 999
+
+
+def test_the_minute_header_from_xero_is_believed_for_every_priority_and_ages_out(redis, clock):
+    """X-MinLimit-Remaining: calls Xero counted that we did not (another process, a call made
+    outside the governor) fill our window, and leave it with the minute."""
+    gov = Governor(redis, Budget(), clock)
+    gov.acquire(T, WEBHOOK).release()
+    gov.observe(T, Reported(minute_remaining=30))  # 30 used at Xero: 29 we never counted
+    assert spend(gov, RECONCILE, 100) == 33 - 30
+    assert spend(gov, WEBHOOK, 100) == 55 - 33
+    clock.now += 60.01
+    assert spend(gov, RECONCILE, 100) == 33
+
+
+def test_the_app_minute_header_below_the_floor_pauses_every_tenant(redis, clock):
+    """X-AppMinLimit-Remaining under 100: every tenant of the app waits, webhook work included."""
+    gov = Governor(redis, Budget(), clock)
+    gov.acquire(T, WEBHOOK).release()
+    gov.observe(T, Reported(app_minute_remaining=99))
+    assert gov.paused_for("tenant-b") == pytest.approx(10)
+    with pytest.raises(Throttled, match="paused"):
+        gov.acquire("tenant-b", WEBHOOK)
+    clock.now += 10.01
+    gov.acquire("tenant-b", WEBHOOK).release()
+
+
+def test_reconciliation_and_backfill_leave_the_app_minute_to_webhook_work(redis, clock):
+    """The app's 10,000 a minute are shared by priority as a tenant's minute is: background work
+    waits while Xero's last answer says fewer than its reserve are left, webhook work does not."""
+    budget = Budget()
+    gov = Governor(redis, budget, clock)
+    assert [budget.app_reserve(p) for p in (WEBHOOK, RECONCILE, BACKFILL)] == [0, 4000, 5000]
+    gov.observe(T, Reported(app_minute_remaining=4500))
+    gov.acquire("tenant-b", RECONCILE).release()  # the app counts, not the tenant
+    with pytest.raises(Throttled, match="backfill app") as caught:
+        gov.acquire("tenant-b", BACKFILL)
+    assert caught.value.retry_after == pytest.approx(budget.app_seen_seconds)
+    gov.observe(T, Reported(app_minute_remaining=3000))
+    with pytest.raises(Throttled, match="reconcile app"):
+        gov.acquire(T, RECONCILE)
+    gov.acquire(T, WEBHOOK).release()
+    clock.now += budget.app_seen_seconds + 0.01  # nothing heard since: the figure is no longer believed
+    gov.acquire(T, BACKFILL).release()
+    gov.observe(T, Reported(app_minute_remaining=9000))  # the window freed up
+    gov.acquire(T, BACKFILL).release()
