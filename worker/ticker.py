@@ -7,10 +7,16 @@ needs the tenant list at each tick. Here each `python -m worker` starts one tick
 once a second, tries a Redis key per task (SET NX with the task's interval as expiry):
 whichever process wins does the task for that interval, so N workers still tick once. The
 tasks only enqueue jobs (coalesced per tenant) or run the relay, which is idempotent.
+
+Reconciliation is spread, not bunched: each tick starts at most SPREAD times the calls an
+average tick of the whole fleet makes (worker.cadence's intervals), most overdue first, and the
+rest wait for the next tick. A deploy onto tenants never swept, or the tick after an outage,
+would otherwise start thousands of tenants' sweeps in one minute against the app's 10,000.
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -21,12 +27,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import connections, inbox
-from store.models import SyncState
-from worker import cadence, queueing
+from store.models import SyncState, XeroConnection
+from worker import cadence, organisation, queueing
 from worker.bootstrap import Options
 from worker.governor import Budget, Governor
 
 log = logging.getLogger(__name__)
+SPREAD = 1.5  # a tick starts at most this many times the fleet's average tick of sweep calls...
+FLOOR_CALLS = 100  # ...and always this many (1% of Xero's 10,000 app calls a minute): small fleets never wait
+
+
+def reconcile_every(base: timedelta) -> float:
+    """Seconds between the ticker's looks for due sweeps: a minute, or a 12th of a short base."""
+    return max(1.0, min(60.0, base.total_seconds() / 12))
 
 
 class Ticker(threading.Thread):
@@ -38,10 +51,10 @@ class Ticker(threading.Thread):
         self.poll = poll
         self.governor = Governor(redis, Budget.from_env(os.environ))
         self._stop_event = threading.Event()
+        self.deferred = 0  # tenants the last look found due and left for a later tick (the spread)
         self.tasks: list[tuple[str, float, Callable[[], object]]] = [
             ("relay", options.relay_seconds, self.relay),
-            # look every minute (or a 12th of the base interval) for tenants a sweep is due for
-            ("reconcile", max(1.0, min(60.0, options.reconcile_seconds / 12)), self.reconcile),
+            ("reconcile", reconcile_every(timedelta(seconds=options.reconcile_seconds)), self.reconcile),
             ("backfills", max(5.0, options.lease_seconds / 2), self.resume_backfills),
         ]
 
@@ -77,14 +90,55 @@ class Ticker(threading.Thread):
         return started
 
     def due(self, now: datetime, base: timedelta) -> list[str]:
-        """The live, backfilled tenants a sweep of some kind is due for at `now`."""
-        live = self._tenants(done=True)
+        """The live, backfilled tenants a sweep of some kind is due for at `now` (worker.cadence),
+        most overdue first, as many as this tick may start (see SPREAD); `deferred` counts the rest.
+
+        One query reads every tenant's cadence columns; the day budget (a Redis read per tenant)
+        is asked only of the tenants due by the cadence with an ample budget, since a budget
+        running low only lengthens intervals. (A kind never swept falls due at an offset into its
+        period, so a stretched period can make it due when the ample one does not: it then waits
+        until both agree, within its stretched period. Nothing starts that the cadence calls not due.)"""
+        tick = reconcile_every(base)
+        per_tenant = {  # the sweep and Organisation calls a tenant makes in an average tick
+            broken: tick / organisation.MAX_AGE.total_seconds() + sum(
+                tick / cadence.interval(kind, evidence, base).total_seconds() for kind in cadence.KINDS)
+            for broken, evidence in ((False, cadence.Evidence(now)), (True, cadence.Evidence(now, None, now)))
+        }
+        expected, candidates = 0.0, []
+        for row in self._sweep_rows():
+            evidence = cadence.Evidence(now, row.last_webhook_at, row.unannounced_at)
+            expected += per_tenant[cadence.webhooks_look_broken(evidence)]
+            kinds = cadence.due_for(row.tenant_id, row, now, None, base)
+            if kinds:
+                candidates.append((_overdue_since(row, kinds, evidence, base), row))
+        candidates.sort(key=lambda candidate: candidate[0])
+        allowed = max(FLOOR_CALLS, math.ceil(SPREAD * expected))
+        chosen, calls, self.deferred = [], 0, 0
+        for index, (_, row) in enumerate(candidates):
+            kinds = cadence.due_for(row.tenant_id, row, now, self.governor.day_left(row.tenant_id), base)
+            if not kinds:
+                continue
+            cost = len(kinds) + organisation.is_stale(row.organisation_checked_at, now)  # the job's calls
+            if chosen and calls + cost > allowed:
+                self.deferred = len(candidates) - index
+                log.info("reconcile: %d tenants due, %d started (%d calls), the rest wait for the next tick",
+                         len(candidates), len(chosen), calls)
+                break
+            chosen.append(row.tenant_id)
+            calls += cost
+        return chosen
+
+    def _sweep_rows(self):
+        """Each live, backfilled tenant's cadence columns and when its Organisation was read."""
         with self.sessions() as session:
-            states = session.scalars(select(SyncState).where(SyncState.tenant_id.in_(live))).all()
-            return [
-                s.tenant_id for s in states
-                if cadence.due_for(s.tenant_id, s, now, self.governor.day_left(s.tenant_id), base)
-            ]
+            return session.execute(
+                select(SyncState.tenant_id, SyncState.contacts_swept_at, SyncState.invoices_swept_at,
+                       SyncState.payments_swept_at, SyncState.last_webhook_at, SyncState.unannounced_at,
+                       XeroConnection.organisation_checked_at)
+                .join(XeroConnection, XeroConnection.tenant_id == SyncState.tenant_id)
+                .where(XeroConnection.status == connections.ACTIVE, SyncState.backfill_status == "done")
+                .order_by(SyncState.tenant_id)
+            ).all()
 
     def resume_backfills(self) -> int:
         """Start the backfill of a live tenant that has none, or resume one whose worker died."""
@@ -101,6 +155,13 @@ class Ticker(threading.Thread):
             finished = set(session.scalars(select(SyncState.tenant_id).where(SyncState.backfill_status == "done")))
         return sorted(live & finished) if done else sorted(live - finished)
 
+
+def _overdue_since(row, kinds: list[str], evidence: cadence.Evidence, base: timedelta) -> tuple:
+    """Sort key: kinds swept before, by when their sweep fell due (the earliest first), then the
+    tenants whose due kinds were never swept (just backfilled: they hold the newest data)."""
+    moments = [getattr(row, f"{kind}_swept_at") + cadence.interval(kind, evidence, base)
+               for kind in kinds if getattr(row, f"{kind}_swept_at") is not None]
+    return (0, min(moments), row.tenant_id) if moments else (1, row.tenant_id)
 
 
 def main(argv: list[str] | None = None) -> int:
