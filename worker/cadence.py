@@ -23,6 +23,7 @@ tenants do not sweep in the same minute.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -74,6 +75,7 @@ def _stretch(evidence: Evidence, base: timedelta) -> int:
     return max(1, -(-int(needed) // int(left)))  # ceil(needed / left)
 
 
+@lru_cache(maxsize=1 << 16)  # the ticker asks for every tenant's kinds each look
 def offset(tenant_id: str, period: timedelta) -> timedelta:
     """Where in each period this tenant's sweeps fall (stable, spread evenly over tenants)."""
     fraction = int(hashlib.sha256(tenant_id.encode()).hexdigest()[:8], 16) / 0x1_0000_0000
