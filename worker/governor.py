@@ -37,6 +37,7 @@ from redis import Redis
 WEBHOOK, RECONCILE, BACKFILL = "webhook", "reconcile", "backfill"
 MINUTE = 60.0
 APP_PAUSE = "xm:gov:app:pause"  # until when every tenant waits (a 429 or the app's floor)
+XERO_USED_SECONDS = 120.0  # how long Xero's day count (from its last answer) is believed
 APP_LEFT = "xm:gov:app:left"  # "calls-left until": the app's minute as Xero's last answer said
 
 
@@ -118,7 +119,7 @@ class Lease:
 
 
 # KEYS: minute zset, day counter, in-flight zset, tenant pause, app pause, learned day limit,
-# app calls left (as Xero last said)
+# app calls left (as Xero last said), Xero's day count (as its last answer said)
 # ARGV: now, minute cap, day limit (or '' to use the learned one, else ARGV[8]), concurrent cap,
 # lease id, lease expiry, day ttl seconds, default day limit, day headroom share, day share,
 # app reserve (the day cap is Budget.day_cap's arithmetic, done here so the learned limit costs
@@ -145,6 +146,12 @@ if used >= cap then
   return {'minute', tostring(tonumber(oldest[2]) + 60 - now)}
 end
 local day = tonumber(redis.call('GET', KEYS[2]) or '0')
+local xero = redis.call('GET', KEYS[8])
+local xused, believed = nil, nil
+if xero then
+  xused, believed = string.match(xero, '^(%S+) (%S+)$')
+  if tonumber(believed) > now then day = math.max(day, tonumber(xused)) else xused = nil end
+end
 if day >= daycap then
   return {'day', '0'}
 end
@@ -154,14 +161,22 @@ redis.call('ZADD', KEYS[1], now, ARGV[5])
 redis.call('EXPIRE', KEYS[1], 120)
 redis.call('INCR', KEYS[2])
 if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7])) end
+if xused then  -- this call counts in Xero's figure too, until its answer says it again
+  redis.call('SET', KEYS[8], tostring(tonumber(xused) + 1) .. ' ' .. believed, 'EX', 600)
+end
 redis.call('ZADD', KEYS[3], tonumber(ARGV[6]), ARGV[5])
 redis.call('EXPIRE', KEYS[3], 600)
 return {'ok', '0'}
 """
 
-# KEYS: minute zset, day counter, learned day limit, app calls left; ARGV: now, per-minute limit,
-# minute remaining (or ''), per-day limit, day remaining (or ''), day ttl seconds, '1' when the
-# day limit is set, app minute remaining (or ''), until when to believe it
+# KEYS: minute zset, our day counter, learned day limit, app calls left, Xero's day count; ARGV:
+# now, per-minute limit, minute remaining (or ''), per-day limit, day remaining (or ''), day ttl
+# seconds, '1' when the day limit is set, app minute remaining (or ''), until when to believe it,
+# until when to believe Xero's day count.
+# Our day counter counts only our own calls since UTC midnight; Xero's count (limit less what it
+# says is left) is kept apart: Xero counts a rolling 24 hours, so it may include yesterday's
+# calls, and copying it into our counter (or learning the limit from it) would inflate both a
+# little more every day.
 _OBSERVE = """
 local now = tonumber(ARGV[1])
 if ARGV[8] ~= '' then
@@ -175,18 +190,14 @@ if ARGV[3] ~= '' then
 end
 if ARGV[5] ~= '' then
   local remaining = tonumber(ARGV[5])
-  local counted = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local own = tonumber(redis.call('GET', KEYS[2]) or '0')
   local limit = tonumber(ARGV[4])
   if ARGV[7] ~= '1' then
-    local learned = math.max(tonumber(redis.call('GET', KEYS[3]) or '0'), remaining + counted)
+    local learned = math.max(tonumber(redis.call('GET', KEYS[3]) or '0'), remaining + own)
     redis.call('SET', KEYS[3], learned, 'EX', 172800)
     limit = learned
   end
-  local used = limit - remaining
-  if used > counted then
-    redis.call('SET', KEYS[2], used)
-    redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
-  end
+  redis.call('SET', KEYS[5], tostring(math.max(0, limit - remaining)) .. ' ' .. ARGV[10], 'EX', 600)
 end
 return 1
 """
@@ -235,7 +246,12 @@ class Governor:
     def day_left(self, tenant_id: str) -> int:
         """Calls left today for this tenant, as far as we know (Xero's count or ours)."""
         now = self.clock()
-        used = int(self.redis.get(self._day_key(tenant_id, now)) or 0)
+        own, xero = self.redis.mget([self._day_key(tenant_id, now), self._key(tenant_id, "xeroused")])
+        used = int(own or 0)
+        if xero:
+            xero_used, believed = xero.decode().split()
+            if float(believed) > now:
+                used = max(used, int(xero_used))
         return max(0, self.day_limit(tenant_id) - used)
 
     # -- the calls a worker makes ---------------------------------------------------------
@@ -252,6 +268,7 @@ class Governor:
                 APP_PAUSE,
                 self._key(tenant_id, "daylimit"),
                 APP_LEFT,
+                self._key(tenant_id, "xeroused"),
             ],
             args=[
                 repr(now),
@@ -287,6 +304,7 @@ class Governor:
                 self._day_key(tenant_id, now),
                 self._key(tenant_id, "daylimit"),
                 APP_LEFT,
+                self._key(tenant_id, "xeroused"),
             ],
             args=[
                 repr(now),
@@ -298,6 +316,7 @@ class Governor:
                 "1" if self.budget.day_limit_set else "0",
                 "" if reported.app_minute_remaining is None else reported.app_minute_remaining,
                 repr(now + self.budget.app_seen_seconds),
+                repr(now + XERO_USED_SECONDS),
             ],
         )
         app_left = reported.app_minute_remaining

@@ -187,3 +187,26 @@ def test_reconciliation_and_backfill_leave_the_app_minute_to_webhook_work(redis,
     gov.acquire(T, BACKFILL).release()
     gov.observe(T, Reported(app_minute_remaining=9000))  # the window freed up
     gov.acquire(T, BACKFILL).release()
+
+
+def test_xeros_rolling_day_count_inflates_neither_our_count_nor_the_learned_limit(redis, clock):
+    """Xero counts a rolling 24 hours: after midnight UTC its count still holds yesterday's
+    calls. Steady use of a third of a Starter limit must stay a third, day after day."""
+    gov = Governor(redis, Budget(per_minute=10_000, minute_headroom=0), clock)
+    window: list[float] = []  # when our calls were made, as Xero's rolling count sees them
+    refused = 0
+    for _ in range(4 * 333):  # four days, a call every 260 s (332 a day)
+        clock.now += 260
+        try:
+            gov.acquire(T, RECONCILE).release()
+        except Throttled:
+            refused += 1
+        else:
+            window.append(clock.now)
+            window = [t for t in window if t > clock.now - 86400]
+            gov.observe(T, Reported(day_remaining=1000 - len(window)))
+    assert refused == 0
+    assert gov.day_limit(T) == 1000  # learned, not 1,000 plus yesterday's calls
+    assert gov.day_left(T) == 1000 - len(window)  # Xero's count is believed while fresh
+    clock.now += 3600  # an hour with no answer: back to our own count since midnight
+    assert gov.day_left(T) >= 1000 - len(window)
