@@ -12,7 +12,7 @@ evidence, not a fixed clock:
   a day, plus one Organisation read: 43.
 - Webhooks look broken (a sweep found a change no webhook announced and no webhook has
   arrived since): invoices every 5 minutes, payments every 10, contacts every 30, until a
-  webhook arrives again.
+  webhook arrives again or an hour passes with no sweep finding another.
 - The tenant's day budget runs low: intervals stretch so that what is left lasts until
   the day ends, keeping a reserve for webhook-driven syncs (the governor enforces it).
 
@@ -31,6 +31,7 @@ KINDS = ("contacts", "invoices", "payments")
 HEALTHY_FACTOR = {"invoices": 1, "payments": 2, "contacts": 4}
 BROKEN = {"invoices": timedelta(minutes=5), "payments": timedelta(minutes=10), "contacts": timedelta(minutes=30)}
 DEFAULT_BASE = timedelta(hours=1)
+BROKEN_HOLD = timedelta(hours=1)  # broken-webhook cadence lasts this long after the last unannounced find
 RESERVE = 100  # calls a day no sweep may take: webhook work comes first
 
 
@@ -45,8 +46,10 @@ class Evidence:
 
 
 def webhooks_look_broken(evidence: Evidence) -> bool:
-    """A sweep found what no webhook announced, and no webhook arrived after it."""
-    if evidence.unannounced_at is None:
+    """A sweep found what no webhook announced in the last BROKEN_HOLD, and no webhook arrived
+    after it. (A night with no change sends no webhook either: an hour of sweeps that find
+    nothing new is evidence enough to relax.)"""
+    if evidence.unannounced_at is None or evidence.now - evidence.unannounced_at > BROKEN_HOLD:
         return False
     return evidence.last_webhook_at is None or evidence.last_webhook_at < evidence.unannounced_at
 

@@ -39,8 +39,8 @@ def test_broken_webhooks_tighten_invoices_to_five_minutes_until_a_webhook_arrive
     found = T0 + timedelta(hours=2)
     healed = T0 + timedelta(hours=5)
 
-    def evidence(now):
-        unannounced = found if now >= found else None
+    def evidence(now):  # while webhooks are lost, every sweep finds another change
+        unannounced = None if now < found else min(now, healed - timedelta(minutes=1))
         webhook = healed if now >= healed else None
         return Evidence(now, last_webhook_at=webhook, unannounced_at=unannounced)
 
@@ -75,3 +75,15 @@ def test_tenants_sweep_at_their_own_offsets_not_all_at_once():
     # a tenant never swept is due from its offset in the hour on: 2,000 first sweeps spread over it
     first = [b - a for a, b in zip([0] + per_minute, per_minute)]
     assert per_minute[-1] >= 2000 * 0.97 and max(first) <= 2000 / 60 * 2.5  # about 33 a minute, no stampede
+
+
+def test_one_finding_before_a_quiet_night_relaxes_after_an_hour():
+    """The day's last change was lost and found at 19:00; nothing changes overnight, so no
+    webhook comes either: an hour of 5-minute sweeps that find nothing, then hourly again."""
+    found = T0 + timedelta(hours=19)
+    sweeps = [at for at, kind in simulate_day("tenant-n", lambda now: Evidence(
+        now, unannounced_at=found if now >= found else None)) if kind == "invoices"]
+    tight = [at for at in sweeps if found <= at <= found + cadence.BROKEN_HOLD]
+    assert len(tight) >= 11 and max(b - a for a, b in zip(tight, tight[1:])) <= timedelta(minutes=5)
+    later = [at for at in sweeps if at > found + cadence.BROKEN_HOLD + timedelta(minutes=5)]
+    assert later and all(b - a == timedelta(hours=1) for a, b in zip(later, later[1:]))
