@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import machine, report
 from bench.postgres import Postgres
 
-BENCHMARKS = ("intake", "economy", "freshness", "neighbour", "reads", "backfill", "idle")
+BENCHMARKS = ("intake", "economy", "freshness", "neighbour", "reads", "backfill", "idle", "month", "scale")
 INTRO = (
     "Figures from `make bench`: each benchmark measures its own baseline in the same run, on this "
     "machine, and reports the ratio. Loopback only; the emulator stands in for Xero (see emulator/README.md)."
