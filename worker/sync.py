@@ -234,7 +234,8 @@ class _Drain:
         invoices: set[str] = set()
         for chunk in _chunks([i for i in ids if i not in failed], CREDIT_NOTES_PER_CALL):
             try:
-                page = _fetch(self.api, "credit_notes", where=credit_notes_where(chunk), page=1)
+                # un-paged (at most CREDIT_NOTES_PER_CALL answers): Xero leaves the line items out
+                page = _fetch(self.api, "credit_notes", where=credit_notes_where(chunk), page=None)
             except PERMANENT as exc:
                 failed.update(chunk)
                 self.fail([e.id for e in live if e.resource_id in chunk], exc)

@@ -239,7 +239,7 @@ class XeroClient:
         *,
         where: str | None = None,
         modified_since: datetime | None = None,
-        page: int = 1,
+        page: int | None = 1,
         page_size: int | None = None,
         order: str | None = None,
     ) -> XeroPage:
