@@ -13,39 +13,25 @@ every 300 s a sweep of contacts, invoices and payments from each kind's newest c
 """
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
 from bench import stack
 from bench.postgres import Postgres
 from bench.report import Goal, Section
 from emulator.testing import run_emulator
-from store import connections, mirror, workspaces
+from store import mirror
 from store.config import Settings
 from store.db import transaction
 from store.migrate import upgrade
 from store.redis_server import start_embedded
-from store.secrets import TokenBox, new_key
+from store.secrets import new_key
 from worker import governor, jobs, sync, translate
 from worker.bootstrap import Options, WorkerRuntime
 from worker.ticker import Ticker
-from worker.tokens import normalise
-from worker.xero import XeroClient
 
 DAY_MINUTES = 24 * 60
 GOAL_CALLS = 48
 GOAL_BYTES = 100_000
-
-
-def _connect(settings: Settings, sessions, tenant_id: str) -> None:
-    client = XeroClient(settings)
-    token = normalise(client.client_credentials_token(), time.time())
-    organisation = client.organisation(tenant_id, token["access_token"])
-    with transaction(sessions) as session:
-        ws = workspaces.create_workspace(session, "idle", datetime.now(timezone.utc))
-        record = connections.connect(session, TokenBox(settings.token_keys), workspace_id=ws.id,
-                                     tenant_id=tenant_id, token=token, now=datetime.now(timezone.utc))
-        connections.note_organisation(session, record.id, organisation, datetime.now(timezone.utc))
 
 
 def _day(rt: WorkerRuntime, state, tenant_id: str, way: str, start: datetime) -> tuple[int, int]:
@@ -101,7 +87,7 @@ def run(pg: Postgres, quick: bool = False) -> Section:
                 settings = Settings.from_env(env)
                 with WorkerRuntime(settings, Options(), env=env) as rt:
                     rt.redis.flushdb()
-                    _connect(settings, rt.sessions, tenant_id)
+                    stack.connect_tenants(settings, rt.sessions, [tenant_id], organisation=True)
                     sync.backfill(tenant_id, api=rt.api(tenant_id, governor.BACKFILL), sessions=rt.sessions,
                                   now=datetime.now(timezone.utc))
                     # the day starts when the backfill's marks are an hour old, as any later day would

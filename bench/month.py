@@ -51,20 +51,19 @@ from bench import stack
 from bench.postgres import Postgres
 from bench.report import Goal, Section
 from emulator.testing import run_emulator
-from store import connections, inbox, mirror, workspaces
+from store import inbox, mirror
 from store.config import Settings
 from store.db import transaction
 from store.models import Contact, Invoice, Payment
 from store.redis_server import start_embedded
-from store.secrets import TokenBox, new_key
+from store.secrets import new_key
 from store.timezones import zone_for
 from webhook.payload import parse
 from worker import governor, jobs, sync, translate
 from worker.bootstrap import Options, WorkerRuntime
 from worker.governor import Throttled
 from worker.ticker import Ticker
-from worker.tokens import normalise
-from worker.xero import XeroClient, XeroRateLimited, XeroUnavailable
+from worker.xero import XeroRateLimited, XeroUnavailable
 
 SEED = 17
 LOSS = 0.01  # the share of webhook events Xero never delivers
@@ -471,17 +470,6 @@ class Poller:
 # --- one way's month ----------------------------------------------------------------------------------
 
 
-def _connect(settings: Settings, sessions, tenant_id: str) -> None:
-    client = XeroClient(settings)
-    token = normalise(client.client_credentials_token(), time.time())
-    organisation = client.organisation(tenant_id, token["access_token"])
-    with transaction(sessions) as session:
-        ws = workspaces.create_workspace(session, "month", datetime.now(timezone.utc))
-        record = connections.connect(session, TokenBox(settings.token_keys), workspace_id=ws.id,
-                                     tenant_id=tenant_id, token=token, now=datetime.now(timezone.utc))
-        connections.note_organisation(session, record.id, organisation, datetime.now(timezone.utc))
-
-
 def _set_clock(state, moment: datetime) -> None:
     """The emulator's clock to the simulated one (it runs on real time plus an offset)."""
     ahead = moment.timestamp() - state.clock.time()
@@ -504,7 +492,7 @@ def _run_way(way: str, size: Size, calendar_for: Callable, redis_url: str,
         settings = Settings.from_env(env)
         with WorkerRuntime(settings, Options(), env=env) as rt:
             rt.redis.flushdb()
-            _connect(settings, rt.sessions, tenant_id)
+            stack.connect_tenants(settings, rt.sessions, [tenant_id], organisation=True)
             if way == OURS:
                 sync.backfill(tenant_id, api=rt.api(tenant_id, governor.BACKFILL), sessions=rt.sessions,
                               now=state.clock.now())

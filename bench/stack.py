@@ -160,14 +160,18 @@ class Connected:
 
 
 def connect_tenants(
-    settings: Settings, sessions, tenant_ids: list[str], *, backfill_done: bool = False, token: dict | None = None
+    settings: Settings, sessions, tenant_ids: list[str], *, backfill_done: bool = False, token: dict | None = None,
+    organisation: bool = False,
 ) -> list[Connected]:
-    """One workspace per tenant, connected with a client-credentials token from the emulator."""
+    """One workspace per tenant, connected with a client-credentials token from the emulator
+    (and, with `organisation`, its Organisation read and noted, as the connect flow does)."""
     from worker.tokens import normalise
     from worker.xero import XeroClient
 
     if token is None:
         token = normalise(XeroClient(settings).client_credentials_token(), time.time())
+    organisations = {t: XeroClient(settings).organisation(t, token["access_token"]) for t in tenant_ids} \
+        if organisation else {}
     box = TokenBox(settings.token_keys)
     now = datetime.now(timezone.utc)
     out = []
@@ -176,7 +180,9 @@ def connect_tenants(
             ws = workspaces.create_workspace(session, f"bench {tenant_id[:8]}", now)
             admin = workspaces.issue_key(session, ws.id, "admin", now)
             read = workspaces.issue_key(session, ws.id, "read", now)
-            connections.connect(session, box, workspace_id=ws.id, tenant_id=tenant_id, token=token, now=now)
+            record = connections.connect(session, box, workspace_id=ws.id, tenant_id=tenant_id, token=token, now=now)
+            if tenant_id in organisations:
+                connections.note_organisation(session, record.id, organisations[tenant_id], now)
             if backfill_done:
                 session.merge(SyncState(tenant_id=tenant_id, backfill_status="done", backfill_page=0,
                                         backfill_fetched=0, unannounced_changes=0, invoices_hwm=now,
