@@ -6,12 +6,15 @@ tests use tenant 1 or 2 (`write_tenant`, `other_tenant`).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from xero_python.api_client.oauth2 import TokenApi
 
 from emulator.config import FaultSettings, Limits
 from emulator.testing import run_emulator
 
+from .http import bearer, call
 from .sdk import Sdk, sdk_token
 
 SEED = 11
@@ -77,3 +80,16 @@ def sdk(xero, token_urls) -> Sdk:
 def customer(xero, write_tenant) -> str:
     """A fresh customer contact in the write tenant."""
     return xero.state.create_contact(write_tenant, "Fixture Customer", "fixture@example.com")["ContactID"]
+
+
+@pytest.fixture
+def get(xero, read_tenant):
+    """GET a path of the Accounting API as a client-credentials app; the JSON of its 200."""
+    token = xero.state.client_credentials_token()["access_token"]
+
+    def fetch(path: str, tenant: str = read_tenant):
+        reply = call("GET", f"{xero.api_url}{path}", headers=bearer(token, tenant))
+        assert reply.status == 200, reply.body[:300]
+        return json.loads(reply.body)
+
+    return fetch

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "xero-openapi"
@@ -64,6 +65,9 @@ def _uri(value) -> bool:
 
 def available() -> bool:
     return (SHARED / "xero_accounting.yaml").is_file()
+
+
+needs_spec = pytest.mark.skipif(not available(), reason=f"Xero's OpenAPI descriptions not found at {SHARED}")
 
 
 @functools.cache

@@ -10,23 +10,9 @@ from . import openapi
 from .http import bearer, call
 from .receiver import Receiver
 
-pytestmark = pytest.mark.skipif(
-    not openapi.available(), reason=f"Xero's OpenAPI descriptions not found at {openapi.SHARED}"
-)
+pytestmark = openapi.needs_spec
 ACCOUNTING = "xero_accounting.yaml"
 IDENTITY = "xero-identity.yaml"
-
-
-@pytest.fixture
-def get(xero, read_tenant):
-    token = xero.state.client_credentials_token()["access_token"]
-
-    def fetch(path: str, tenant: str = read_tenant):
-        reply = call("GET", f"{xero.api_url}{path}", headers=bearer(token, tenant))
-        assert reply.status == 200, reply.body[:300]
-        return json.loads(reply.body)
-
-    return fetch
 
 
 def assert_valid(validator, body) -> None:

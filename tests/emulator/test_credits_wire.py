@@ -3,7 +3,6 @@ every answer validates against Xero's OpenAPI and the real SDK reads it."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from decimal import Decimal
 
@@ -14,21 +13,7 @@ from . import openapi
 from .http import bearer, call
 
 ACCOUNTING = "xero_accounting.yaml"
-needs_spec = pytest.mark.skipif(
-    not openapi.available(), reason=f"Xero's OpenAPI descriptions not found at {openapi.SHARED}"
-)
-
-
-@pytest.fixture
-def get(xero, read_tenant):
-    token = xero.state.client_credentials_token()["access_token"]
-
-    def fetch(path: str, tenant: str = read_tenant):
-        reply = call("GET", f"{xero.api_url}{path}", headers=bearer(token, tenant))
-        assert reply.status == 200, reply.body[:300]
-        return json.loads(reply.body)
-
-    return fetch
+needs_spec = openapi.needs_spec
 
 
 def assert_valid(path: str, body) -> None:

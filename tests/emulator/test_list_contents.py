@@ -3,16 +3,7 @@
 
 from __future__ import annotations
 
-from .http import bearer, call
-
 HEAVY = ("LineItems", "Payments", "CreditNotes", "Prepayments", "Overpayments")
-
-
-def _get(xero, path, tenant):
-    token = xero.state.client_credentials_token()["access_token"]
-    reply = call("GET", f"{xero.api_url}{path}", headers=bearer(token, tenant))
-    assert reply.status == 200, reply.text
-    return reply.json()
 
 
 def _sample(xero, tenant):
@@ -29,79 +20,79 @@ def _sample(xero, tenant):
     return chosen
 
 
-def test_unpaged_list_leaves_line_items_out(xero, read_tenant):
-    body = _get(xero, "/Invoices", read_tenant)
+def test_unpaged_list_leaves_line_items_out(xero, read_tenant, get):
+    body = get("/Invoices")
     assert "pagination" not in body and len(body["Invoices"]) > 100
     assert all(i["LineItems"] == [] for i in body["Invoices"])
     assert any(i["Payments"] for i in body["Invoices"])  # the money arrays stay
     ids = ",".join(_sample(xero, read_tenant))
-    by_ids = _get(xero, f"/Invoices?IDs={ids}", read_tenant)["Invoices"]
+    by_ids = get(f"/Invoices?IDs={ids}")["Invoices"]
     assert len(by_ids) == 10 and all(i["LineItems"] == [] for i in by_ids)
 
 
-def test_the_unverified_switch_makes_unpaged_lists_carry_line_items(xero, read_tenant):
+def test_the_unverified_switch_makes_unpaged_lists_carry_line_items(xero, read_tenant, get):
     ids = ",".join(_sample(xero, read_tenant))
     previous = xero.state.behaviour()
     try:
         assert xero.state.set_behaviour(unpaged_line_items=True)["unpaged_line_items"] is True
-        by_ids = _get(xero, f"/Invoices?IDs={ids}", read_tenant)["Invoices"]
+        by_ids = get(f"/Invoices?IDs={ids}")["Invoices"]
     finally:
         xero.state.set_behaviour(**previous)
     assert len(by_ids) == 10 and all(i["LineItems"] for i in by_ids)
-    again = _get(xero, f"/Invoices?IDs={ids}", read_tenant)["Invoices"]
+    again = get(f"/Invoices?IDs={ids}")["Invoices"]
     assert all(i["LineItems"] == [] for i in again)
 
 
-def test_paged_list_and_single_get_carry_line_items(xero, read_tenant):
+def test_paged_list_and_single_get_carry_line_items(xero, read_tenant, get):
     ids = _sample(xero, read_tenant)
-    paged = _get(xero, f"/Invoices?IDs={','.join(ids)}&page=1", read_tenant)
+    paged = get(f"/Invoices?IDs={','.join(ids)}&page=1")
     assert paged["pagination"]["itemCount"] == 10
     assert all(i["LineItems"] for i in paged["Invoices"])
     assert {"Description", "UnitAmount", "LineAmount"} <= set(paged["Invoices"][0]["LineItems"][0])
-    one = _get(xero, f"/Invoices/{ids[0]}", read_tenant)["Invoices"]
+    one = get(f"/Invoices/{ids[0]}")["Invoices"]
     assert len(one) == 1 and one[0]["LineItems"] and one[0]["Payments"]
 
 
-def test_summary_only_drops_line_items_and_every_money_array(xero, read_tenant):
+def test_summary_only_drops_line_items_and_every_money_array(xero, read_tenant, get):
     ids = _sample(xero, read_tenant)
-    full = {i["InvoiceID"]: i for i in _get(xero, f"/Invoices?IDs={','.join(ids)}&page=1", read_tenant)["Invoices"]}
+    full = {i["InvoiceID"]: i for i in get(f"/Invoices?IDs={','.join(ids)}&page=1")["Invoices"]}
     assert full[ids[0]]["Payments"] and full[ids[1]]["CreditNotes"] + full[ids[1]]["Prepayments"] + full[ids[1]][
         "Overpayments"
     ]
     for query in ("&summaryOnly=true&page=1", "&summaryOnly=True", "&summaryOnly=true&page=1&pageSize=5"):
-        body = _get(xero, f"/Invoices?IDs={','.join(ids)}{query}", read_tenant)
+        body = get(f"/Invoices?IDs={','.join(ids)}{query}")
         for invoice in body["Invoices"]:
             assert not set(HEAVY) & set(invoice), query
             whole = full[invoice["InvoiceID"]]
             for scalar in ("Total", "AmountDue", "AmountPaid", "AmountCredited", "Status", "UpdatedDateUTC"):
                 assert invoice[scalar] == whole[scalar]
-    paged = _get(xero, f"/Invoices?IDs={','.join(ids)}&summaryOnly=true&page=1&pageSize=5", read_tenant)
+    paged = get(f"/Invoices?IDs={','.join(ids)}&summaryOnly=true&page=1&pageSize=5")
     assert len(paged["Invoices"]) == 5 and paged["pagination"]["pageCount"] == 2
 
 
-def test_summary_only_false_is_the_default(xero, read_tenant):
+def test_summary_only_false_is_the_default(xero, read_tenant, get):
     ids = ",".join(_sample(xero, read_tenant))
-    assert _get(xero, f"/Invoices?IDs={ids}&page=1&summaryOnly=false", read_tenant) | {"Id": 0, "DateTimeUTC": 0} == (
-        _get(xero, f"/Invoices?IDs={ids}&page=1", read_tenant) | {"Id": 0, "DateTimeUTC": 0}
+    assert get(f"/Invoices?IDs={ids}&page=1&summaryOnly=false") | {"Id": 0, "DateTimeUTC": 0} == (
+        get(f"/Invoices?IDs={ids}&page=1") | {"Id": 0, "DateTimeUTC": 0}
     )
 
 
-def test_summary_only_is_smaller_on_the_wire(xero, read_tenant):
+def test_summary_only_is_smaller_on_the_wire(xero, read_tenant, get):
     xero.state.reset_calls()
-    _get(xero, "/Invoices?page=1&pageSize=500", read_tenant)
+    get("/Invoices?page=1&pageSize=500")
     full = xero.state.bytes_sent(read_tenant, "GET /Invoices")
-    _get(xero, "/Invoices?page=1&pageSize=500&summaryOnly=true", read_tenant)
+    get("/Invoices?page=1&pageSize=500&summaryOnly=true")
     summary = xero.state.bytes_sent(read_tenant, "GET /Invoices") - full
     assert summary < full * 0.6
 
 
-def test_contacts_summary_only_and_credit_note_line_items(xero, read_tenant):
-    contacts = _get(xero, "/Contacts?summaryOnly=true", read_tenant)["Contacts"]
+def test_contacts_summary_only_and_credit_note_line_items(xero, read_tenant, get):
+    contacts = get("/Contacts?summaryOnly=true")["Contacts"]
     assert contacts and not {"ContactPersons", "Addresses", "Phones"} & set(contacts[0])
-    assert "ContactPersons" in _get(xero, "/Contacts?page=1", read_tenant)["Contacts"][0]
-    unpaged = _get(xero, "/CreditNotes", read_tenant)["CreditNotes"]
+    assert "ContactPersons" in get("/Contacts?page=1")["Contacts"][0]
+    unpaged = get("/CreditNotes")["CreditNotes"]
     assert unpaged and all(c["LineItems"] == [] for c in unpaged)
-    paged = _get(xero, "/CreditNotes?page=1", read_tenant)["CreditNotes"]
+    paged = get("/CreditNotes?page=1")["CreditNotes"]
     assert all(c["LineItems"] for c in paged)
-    one = _get(xero, f"/CreditNotes/{paged[0]['CreditNoteID']}", read_tenant)["CreditNotes"][0]
+    one = get(f"/CreditNotes/{paged[0]['CreditNoteID']}")["CreditNotes"][0]
     assert one["LineItems"]
