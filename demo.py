@@ -29,7 +29,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from store.redis_server import start_embedded
+from infra.redis_server import start_embedded
 
 ROOT = Path(__file__).resolve().parent
 VAR = ROOT / "var"

@@ -10,11 +10,12 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from store.migrate import upgrade
-from store.runtime import Runtime
-from store import lifecycle, logs, workspaces
+from infra.runtime import Runtime
+from store import lifecycle, workspaces
+from infra import logs
 from store.secrets import TokenBox
 from views.admin import bp as admin_bp
 from views.api import bp as api_bp
@@ -205,7 +206,7 @@ def ops_status(tenant_id: str | None, include_disconnected: bool, as_json: bool,
     from flask import current_app
     import json
 
-    from worker import ops  # the web process never imports it
+    from ops import commands as ops# the web process never imports it
 
     rt = runtime(current_app)
     report = ops.tenant_status(rt.sessions, _redis_or_none(rt), datetime.now(timezone.utc),
@@ -242,7 +243,7 @@ def ops_replay(event_ids, tenant_id, since, until, states, dry_run: bool, as_jso
     from flask import current_app
     import json
 
-    from worker import ops
+    from ops import commands as ops
 
     rt = runtime(current_app)
     selection = ops.Selection(ids=tuple(event_ids), tenant_id=tenant_id, since=_moment(since, "--since"),
@@ -272,7 +273,7 @@ def ops_replay(event_ids, tenant_id, since, until, states, dry_run: bool, as_jso
 def ops_resync(tenant_id: str, since: str | None, wait: bool, timeout: float) -> None:
     from flask import current_app
 
-    from worker import ops
+    from ops import commands as ops
 
     rt = runtime(current_app)
     redis = _redis_required(rt)
@@ -320,7 +321,7 @@ def ops_failed(tenant_id, requeue_ids, requeue_all: bool, drop_ids, as_json: boo
     from flask import current_app
     import json
 
-    from worker import ops
+    from ops import commands as ops
 
     redis = _redis_required(runtime(current_app))
     try:

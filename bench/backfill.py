@@ -22,13 +22,13 @@ from bench.postgres import Postgres
 from bench.report import Goal, Section
 from bench.stats import median
 from emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_WEBHOOK_KEY
-from store.config import Settings
+from infra.settings import Settings
 from store.models import SyncState
-from store.redis_server import free_port, start_embedded
+from infra.redis_server import free_port, start_embedded
 from worker import governor, sync
 from worker.bootstrap import Options, WorkerRuntime
-from worker.tokens import normalise
-from worker.xero import XeroClient
+from xero.tokens import normalise
+from xero.client import XeroClient
 
 UNLIMITED = {"XERO_MINUTE_LIMIT": "1000000", "XERO_DAY_LIMIT": "10000000", "XERO_CONCURRENT_LIMIT": "100"}
 

@@ -33,11 +33,12 @@ from sqlalchemy import func, select
 from bench import stack
 from emulator.state import LedgerError
 from emulator.testing import run_emulator
-from store.config import Settings
+from infra.settings import Settings
 from store.models import Contact, InboxEvent, Invoice, Payment, SyncState
-from store.redis_server import RedisServer, start_embedded
+from infra.redis_server import RedisServer, start_embedded
 from webhook.payload import parse
-from worker import queueing, translate
+from infra import queue
+from xero import translate
 
 INVOICE_FIELDS = ("invoice_number", "type", "status", "contact_id", "date", "due_date", "currency_code",
                   "currency_rate", "total", "amount_due", "amount_paid", "amount_credited", "reference",
@@ -296,16 +297,16 @@ def _reconcile(redis, sessions, tenant_id: str, deadline: float) -> None:
 
     from store.db import transaction
     from store.models import SyncState
-    from worker.ops import LONG_AGO
+    from ops.commands import LONG_AGO
 
     with transaction(sessions) as session:
         session.execute(update(SyncState).where(SyncState.tenant_id == tenant_id).values(
             contacts_swept_at=LONG_AGO, invoices_swept_at=LONG_AGO, payments_swept_at=LONG_AGO))
     while time.monotonic() < deadline:
-        if not queueing.enqueue(redis, queueing.RECONCILE, tenant_id):
+        if not queue.enqueue(redis, queue.RECONCILE, tenant_id):
             time.sleep(0.5)  # one is queued already (the ticker's): let it start, then ask for ours
             continue
-        job_id = redis.get(queueing.guard_key(queueing.RECONCILE, tenant_id))
+        job_id = redis.get(queue.guard_key(queue.RECONCILE, tenant_id))
         if job_id is None:
             continue
         job_id = job_id.decode()

@@ -7,7 +7,7 @@ payments, due dates moved). When every event is settled and the mirror holds the
 versions, the emulator's counts say how many Accounting API calls the burst cost.
 
 Baseline, the naive way: one GET /Invoices/{id} per event, through the same xero-python
-adapter (`worker.xero.XeroClient`), with the emulator's limits lifted so it can finish.
+adapter (`xero.client.XeroClient`), with the emulator's limits lifted so it can finish.
 """
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ from bench.postgres import Postgres
 from bench.report import Goal, Section
 from bench.system import LiveSystem
 from store.models import InboxEvent, Invoice, SyncState
-from worker import governor, sync, translate
+from worker import governor, sync
+from xero import translate
 from worker.bootstrap import Options, WorkerRuntime
-from worker.tokens import normalise
-from worker.xero import XeroClient
+from xero.tokens import normalise
+from xero.client import XeroClient
 
 BURST = 1000
 

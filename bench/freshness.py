@@ -28,7 +28,7 @@ from bench.report import Goal, Section
 from bench.stats import percentile
 from bench.system import LiveSystem
 from store.models import InboxEvent
-from worker import translate
+from xero import translate
 from worker.governor import WEBHOOK, Budget
 
 POLL_SECONDS = 0.05  # a change is seen at most this long (plus one read) after it became visible

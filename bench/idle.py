@@ -20,12 +20,13 @@ from bench.postgres import Postgres
 from bench.report import Goal, Section
 from emulator.testing import run_emulator
 from store import mirror
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from store.migrate import upgrade
-from store.redis_server import start_embedded
+from infra.redis_server import start_embedded
 from store.secrets import new_key
-from worker import governor, jobs, sync, translate
+from worker import governor, jobs, sync
+from xero import translate
 from worker.bootstrap import Options, WorkerRuntime
 from worker.ticker import Ticker
 

@@ -41,7 +41,7 @@ from bench.stats import median, percentile
 from store import connections, workspaces
 from store.db import transaction
 from store.models import InboxEvent
-from store.redis_server import start_embedded
+from infra.redis_server import start_embedded
 from store.secrets import TokenBox
 from webhook.signature import sign
 

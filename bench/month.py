@@ -20,7 +20,7 @@ calls and the bytes on the wire each way costs:
 - a 13-minute poller with a 28-minute look-back, as Breadwinner's: the same calls every 13
   minutes, modified since 28 minutes ago.
 
-Every way calls Xero through the same client (`worker.xero.XeroClient`, gzip asked for;
+Every way calls Xero through the same client (`xero.client.XeroClient`, gzip asked for;
 ours through its governor, `WorkerRuntime.api`, as the jobs do) on a simulated clock moved a
 minute at a time, the emulator's clock with it. The tenant is on Xero's Starter tier (1,000
 calls a day) and the worker runs on its defaults (the day limit learned from Xero's headers).
@@ -52,18 +52,19 @@ from bench.postgres import Postgres
 from bench.report import Goal, Section
 from emulator.testing import run_emulator
 from store import inbox, mirror
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from store.models import Contact, Invoice, Payment
-from store.redis_server import start_embedded
+from infra.redis_server import start_embedded
 from store.secrets import new_key
-from store.timezones import zone_for
+from xero.timezones import zone_for
 from webhook.payload import parse
-from worker import governor, jobs, sync, translate
+from worker import governor, jobs, sync
+from xero import translate
 from worker.bootstrap import Options, WorkerRuntime
 from worker.governor import Throttled
 from worker.ticker import Ticker
-from worker.xero import XeroRateLimited, XeroUnavailable
+from xero.client import XeroRateLimited, XeroUnavailable
 
 SEED = 17
 LOSS = 0.01  # the share of webhook events Xero never delivers

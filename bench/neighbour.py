@@ -20,8 +20,7 @@ from bench.postgres import Postgres
 from bench.report import Goal, Section
 from bench.stats import percentile
 from bench.system import LiveSystem
-from worker import queueing
-
+from infra import queue
 RATE = 0.5  # B's changes a second: 30 a minute stays inside B's own Xero budget (55 of 60 a minute),
 # so what slows B down can only be its neighbour
 
@@ -55,7 +54,7 @@ def run(pg: Postgres, quick: bool = False, workers: int = 2) -> Section:
         quiet, quiet_missing, _ = _phase(live, probe, b, 10 if quick else 30)
 
         live.connect([a])
-        queueing.enqueue(redis_lib.Redis.from_url(live.redis.url), queueing.BACKFILL, a)
+        queue.enqueue(redis_lib.Redis.from_url(live.redis.url), queue.BACKFILL, a)
         backfilled = threading.Event()
 
         def watch_backfill() -> None:

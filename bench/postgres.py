@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from store import db as store_db
 from store.migrate import upgrade
-from store.redis_server import free_port
+from infra.redis_server import free_port
 
 
 @dataclass

@@ -34,13 +34,13 @@ from bench.report import Goal, Section
 from bench.stats import median, percentile
 from emulator.testing import run_emulator
 from store import connections, workspaces
-from store.config import Settings
+from infra.settings import Settings
 from store.db import make_engine, transaction
 from store.migrate import upgrade
 from store.secrets import TokenBox
-from worker.tokens import normalise
+from xero.tokens import normalise
 from store.natural import number_key
-from worker.xero import XeroClient
+from xero.client import XeroClient
 
 READS_VERSION = 2  # bump when the generated data changes: the cache is rebuilt (migrations are applied to it)
 TENANT = "5e1f0c2a-7d3b-4c9e-8a61-000000000001"

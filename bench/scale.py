@@ -39,7 +39,7 @@ from emulator.state import EmulatorState
 from store import connections
 from store.db import transaction
 from store.models import SyncState, Workspace, XeroConnection
-from store.redis_server import start_embedded
+from infra.redis_server import start_embedded
 from worker import cadence, governor, jobs, organisation, sync
 from worker.bootstrap import Options
 from worker.governor import Reported, Throttled
@@ -125,7 +125,7 @@ class Fleet:
             self.governor.pause(tenant_id, verdict.retry_after or 1, verdict.problem)
             self.governor.observe(tenant_id, Reported(day_remaining=_int(headers, "X-DayLimit-Remaining")))
             return False
-        self.governor.observe(tenant_id, Reported(  # as worker.xero reads Xero's headers
+        self.governor.observe(tenant_id, Reported(  # as xero.client reads Xero's headers
             minute_remaining=_int(headers, "X-MinLimit-Remaining"),
             day_remaining=_int(headers, "X-DayLimit-Remaining"),
             app_minute_remaining=_int(headers, "X-AppMinLimit-Remaining"),

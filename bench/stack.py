@@ -28,11 +28,11 @@ from typing import Any, Iterator
 from cryptography.fernet import Fernet
 
 from store import connections, workspaces
-from store.config import Settings
+from infra.settings import Settings
 from store.db import make_engine, make_sessionmaker, transaction
 from store.migrate import upgrade
 from store.models import SyncState
-from store.redis_server import free_port
+from infra.redis_server import free_port
 from store.secrets import TokenBox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,8 +165,8 @@ def connect_tenants(
 ) -> list[Connected]:
     """One workspace per tenant, connected with a client-credentials token from the emulator
     (and, with `organisation`, its Organisation read and noted, as the connect flow does)."""
-    from worker.tokens import normalise
-    from worker.xero import XeroClient
+    from xero.tokens import normalise
+    from xero.client import XeroClient
 
     if token is None:
         token = normalise(XeroClient(settings).client_credentials_token(), time.time())

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 from bench import stack
 from emulator.testing import RunningEmulator, run_emulator
-from store.config import Settings
+from infra.settings import Settings
 from store.models import InboxEvent, SyncState
-from store.redis_server import RedisServer, start_embedded
+from infra.redis_server import RedisServer, start_embedded
 
 
 @dataclass

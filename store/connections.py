@@ -34,7 +34,7 @@ class ConnectionRecord:
     status: str
     token_expires_at: datetime | None
     last_error: str | None
-    timezone: str | None = None  # Organisation.Timezone as Xero sent it (store.timezones maps it)
+    timezone: str | None = None  # Organisation.Timezone as Xero sent it (xero.timezones maps it)
     organisation_checked_at: datetime | None = None  # when GET /Organisation last answered
 
 

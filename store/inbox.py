@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import dispatch
+from infra import queue
 from store.db import chunks, transaction
 from store.models import InboxEvent, SyncState, WebhookDelivery, XeroConnection
 
@@ -274,7 +274,7 @@ def relay(
     if not due:
         return 0
     tenants = sorted({tenant_id for _, tenant_id in due})
-    dispatch.wake(redis, tenants)
+    queue.wake(redis, tenants)
     with transaction(sessions) as session:
         mark_enqueued(session, [event_id for event_id, _ in due], now)
     return len(tenants)

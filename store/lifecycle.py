@@ -30,7 +30,8 @@ from rq.job import Job
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from store import connections, dispatch, queue
+from store import connections
+from infra import queue
 from store.connections import AUTHORIZATION_CODE, DISCONNECTED
 from store.models import (
     Contact, InboxEvent, Invoice, Payment, Pin, RecordLink, SyncState, XeroConnection,
@@ -297,7 +298,7 @@ def cancel_jobs(redis: Redis, tenant_id: str, guard_keys: Iterable[str] = ()) ->
                 with contextlib.suppress(InvalidJobOperation, NoSuchJobError):
                     send_stop_job_command(redis, job.id)
                     hit += 1
-    dispatch.clear_queued(redis, tenant_id)
+    queue.clear_queued(redis, tenant_id)
     for key in guard_keys:
         redis.delete(key)
     return hit

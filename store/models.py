@@ -87,7 +87,7 @@ class XeroConnection(Base):
     token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Organisation.Timezone as Xero names it (a Windows zone id, e.g. NEWZEALANDSTANDARDTIME);
-    # store.timezones maps it to IANA. Refreshed by reconciliation at most once a day.
+    # xero.timezones maps it to IANA. Refreshed by reconciliation at most once a day.
     timezone: Mapped[str | None] = mapped_column(String(64))
     organisation_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from store import db as store_db
 from store.migrate import upgrade
 from store.models import Base
-from store.redis_server import RedisServer, start_embedded
+from infra.redis_server import RedisServer, start_embedded
 
 POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgresql")
 

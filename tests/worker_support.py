@@ -20,14 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from emulator.testing import RunningEmulator, run_emulator
 from store import connections, inbox, workspaces
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from store.models import Allocation, Contact, ContactEmail, Invoice, Payment
 from store.secrets import TokenBox, new_key
-from worker import translate
+from xero import translate
 from worker.bootstrap import Options, WorkerRuntime
-from worker.tokens import normalise
-from worker.xero import XeroClient
+from xero.tokens import normalise
+from xero.client import XeroClient
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 FAST = {  # the worker's knobs, shortened so tests wait seconds, not minutes

@@ -38,17 +38,19 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from redis import RedisError
 from werkzeug.exceptions import Forbidden
 
-from store import connections, dispatch, lifecycle, metrics, timezones
+from store import connections, lifecycle
+from infra import queue
+from infra import metrics
+from xero import timezones
 from store.db import transaction
 from store.lifecycle import Detached, LifecycleError
-from store.runtime import Runtime
+from infra.runtime import Runtime
 from store.secrets import SecretsError, TokenBox
-from store.status import timezone_warning
+from ops.status import timezone_warning
 from store.workspaces import authenticate
 from views import health, oauth
-from worker import queueing
-from worker.identity import IdentityClient, IdentityError, IdentityRefused, TenantConnection
-from worker.xero import XeroClient, XeroError
+from xero.identity import IdentityClient, IdentityError, IdentityRefused, TenantConnection
+from xero.client import XeroClient, XeroError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 log = logging.getLogger(__name__)
@@ -320,8 +322,8 @@ def save():
         return _reply(str(exc), 409)
     log.info("xero connection saved", extra={"workspace_id": g.admin.workspace_id, "tenant_id": record.tenant_id})
     try:
-        queueing.enqueue(rt.redis, queueing.BACKFILL, record.tenant_id)
-        dispatch.wake(rt.redis, [record.tenant_id])  # what Xero announced while it waited (e.g. for re-consent)
+        queue.enqueue(rt.redis, queue.BACKFILL, record.tenant_id)
+        queue.wake(rt.redis, [record.tenant_id])  # what Xero announced while it waited (e.g. for re-consent)
     except RedisError:
         log.warning("backfill not queued: Redis unavailable", extra={"tenant_id": record.tenant_id})
         return _reply(f"Saved: {record.tenant_name} is connected. The initial load will start within "
@@ -337,7 +339,7 @@ def remove():
     if detached is None:
         return _reply("There is no Xero connection to remove.", 409)
     problems = []
-    guards = [queueing.guard_key(kind, detached.tenant_id) for kind in queueing.QUEUE]
+    guards = [queue.guard_key(kind, detached.tenant_id) for kind in queue.QUEUE]
     try:
         lifecycle.cancel_jobs(rt.redis, detached.tenant_id, guards)
     except RedisError:

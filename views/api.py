@@ -9,7 +9,7 @@ reveals; a read key gets 403 there. `GET /api/v1/openapi.json` needs no key.
 
 Today: the API's "today" is the organisation's date: the date, at the moment of the request,
 in the connected Xero organisation's own time zone (Organisation.Timezone, mapped to IANA by
-store.timezones; UTC when Xero's id cannot be mapped, and the answer says so). Every answer
+xero.timezones; UTC when Xero's id cannot be mapped, and the answer says so). Every answer
 carries the `today` it used.
 
 Embed tokens (views/widget.py): `POST /api/v1/embed-tokens` with a workspace key returns a
@@ -37,10 +37,11 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from store import timezones
+from xero import timezones
 from store.db import transaction
 from store.workspaces import Caller, authenticate
-from views import deeplinks, installments, queries, records, saved_views, totals, widget
+from views import deeplinks, installments, queries, saved_views, totals, widget
+from store import records
 from views.openapi import (
     DEFAULT_PER_PAGE,
     ID_MAX,

@@ -2,7 +2,7 @@
 
 Neither needs a key and neither shows a secret. /healthz says whether the database and Redis
 answer (200, or 503 with the reason). /metrics is built at scrape time from the counters every
-process keeps in Redis (store/metrics.py) and from the database, so gunicorn workers and RQ
+process keeps in Redis (infra/metrics.py) and from the database, so gunicorn workers and RQ
 workers report one set of figures whichever web process is scraped.
 """
 from __future__ import annotations
@@ -20,8 +20,9 @@ from redis import Redis, RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from store import metrics, status
-from store.runtime import Runtime
+from infra import metrics
+from ops import status
+from infra.runtime import Runtime
 
 bp = Blueprint("health", __name__)
 

@@ -3,7 +3,7 @@
 Every query is scoped twice: CRM rows by workspace_id, mirror rows by the tenant_id of the
 workspace's live connection. A page of invoices is one statement (the payment count is a
 correlated subquery on ix_payments_invoice, the total row count an uncorrelated subquery run
-once), after the small lookups that resolve the record's scope (views.records.scope): no N+1.
+once), after the small lookups that resolve the record's scope (store.records.scope): no N+1.
 Not a window function for the count: it would make the page read, and fetch the payment
 count of, every matching row before the LIMIT; this way, on ix_invoices_contact_status, the
 page stops after per_page rows and the count reads the index alone.
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from store.models import Allocation, Invoice, Payment, SyncState, XeroConnection
 from store.types import Money
 from views import saved_views, totals
-from views.records import Scope
+from store.records import Scope
 from views.totals import Line
 
 
@@ -30,7 +30,7 @@ class Tenant:
     tenant_id: str
     short_code: str | None
     base_currency: str | None
-    timezone: str | None = None  # Organisation.Timezone as Xero names it (store.timezones maps it)
+    timezone: str | None = None  # Organisation.Timezone as Xero names it (xero.timezones maps it)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from store.models import ApiKey, Invoice
 from store.workspaces import Caller
 from store.workspaces import key_hash as stored_key_hash  # the form api_keys.key_hash holds
-from views import records
+from store import records
 from views.openapi import ID_MAX, KINDS, MAX_PER_PAGE
 
 embed_bp = Blueprint(
@@ -154,7 +154,7 @@ def _serializer(secret: str) -> URLSafeSerializer:
 
 @embed_bp.record_once
 def _configure(state) -> None:
-    """The widget's knobs, from the app's Settings (store/config.py) unless the app was given them."""
+    """The widget's knobs, from the app's Settings (infra/settings.py) unless the app was given them."""
     settings = state.app.extensions["xm"].settings
     config = state.app.config
     config.setdefault("EMBED_FRAME_ANCESTORS", settings.embed_frame_ancestors)

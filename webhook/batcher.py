@@ -8,7 +8,7 @@ request answers 200 only once its own events are committed, and with gunicorn's 
 workers the concurrent requests of a process pay for one commit between them.
 
 Telling the queue is off the request's path: after each commit a waker thread wakes every
-tenant of the batch once (`dispatch.wake`), counts the batch in the metrics (one Redis
+tenant of the batch once (`queue.wake`), counts the batch in the metrics (one Redis
 pipeline), logs it, and marks the events `enqueued` in one statement: on SQLite the writer
 does it in its next transaction (one write lock), on PostgreSQL the waker on a connection of
 its own (a sync job's row lock then holds up only the waker). If any of that fails, or the
@@ -42,8 +42,10 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from store import dispatch, inbox, metrics
-from store.runtime import Runtime
+from store import inbox
+from infra import queue
+from infra import metrics
+from infra.runtime import Runtime
 from webhook import payload
 
 log = logging.getLogger(__name__)
@@ -357,7 +359,7 @@ class Intake:
             return False
         now = datetime.now(timezone.utc)
         try:
-            woken = dispatch.wake(self._runtime.redis, sorted(pending))
+            woken = queue.wake(self._runtime.redis, sorted(pending))
         except (RedisError, RuntimeError) as error:  # RuntimeError: REDIS_URL unset
             log.warning("webhooks accepted; queue unavailable, events stay pending for the relay",
                         extra={**facts, "error": str(error)})

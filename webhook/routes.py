@@ -19,8 +19,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from store import metrics
-from store.runtime import Runtime
+from infra import metrics
+from infra.runtime import Runtime
 from webhook import batcher, signature, writer
 
 bp = Blueprint("webhook", __name__)

@@ -42,9 +42,9 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from store import logs
-from store.config import Settings
-from store.runtime import Runtime
+from infra import logs
+from infra.settings import Settings
+from infra.runtime import Runtime
 from webhook import batcher, cpus
 
 log = logging.getLogger(__name__)

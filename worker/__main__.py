@@ -23,8 +23,9 @@ import time
 from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
 
-from store import logs, queue
-from store.config import Settings
+from infra import logs
+from infra import queue
+from infra.settings import Settings
 from worker.bootstrap import Options
 
 log = logging.getLogger("worker")

@@ -12,14 +12,14 @@ from datetime import datetime, timezone
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import metrics
-from store.config import Settings
-from store.runtime import Runtime
+from infra import metrics
+from infra.settings import Settings
+from infra.runtime import Runtime
 from store.secrets import TokenBox
 from worker.gateway import TenantApi
 from worker.governor import Budget, Governor
-from worker.tokens import TokenKeeper
-from worker.xero import XeroClient
+from xero.tokens import TokenKeeper
+from xero.client import XeroClient
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,16 @@ from datetime import datetime, timezone
 from redis import Redis, RedisError
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import connections, metrics
-from store.config import Settings
+from store import connections
+from infra import metrics
+from infra.settings import Settings
 from store.db import transaction
 from store.models import Workspace
 from store.secrets import SecretsError, TokenBox
-from worker import queueing, sync
-from worker.tokens import normalise
-from worker.xero import XeroClient, XeroError
+from worker import sync
+from infra import queue
+from xero.tokens import normalise
+from xero.client import XeroClient, XeroError
 
 
 class ConnectError(Exception):
@@ -74,7 +76,7 @@ def connect_client_credentials(
     queued = False
     if redis is not None:
         try:
-            queued = queueing.enqueue(redis, queueing.BACKFILL, record.tenant_id)
+            queued = queue.enqueue(redis, queue.BACKFILL, record.tenant_id)
         except RedisError:
             queued = False  # the workers' ticker starts the backfill of every live tenant anyway
     return Connected(record, queued)

@@ -6,17 +6,17 @@ and answers one 401 with one token replacement before giving the connection up.
 
 Every answer Xero sends during a call (the token refresh it needed included, refusals too) is
 metered to this tenant: one call and its bytes on the wire, under today's UTC day in Redis
-(store.metrics.egress), as Xero's egress billing counts them.
+(infra.metrics.egress), as Xero's egress billing counts them.
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
 from typing import Callable
 
-from store import metrics
+from infra import metrics
 from worker.governor import Governor, Reported
-from worker.tokens import TokenKeeper
-from worker.xero import ConnectionRevoked, XeroClient, XeroPage, XeroRateLimited, XeroUnauthorized
+from xero.tokens import TokenKeeper
+from xero.client import ConnectionRevoked, XeroClient, XeroPage, XeroRateLimited, XeroUnauthorized
 
 
 class TenantApi:

@@ -26,34 +26,36 @@ from datetime import datetime, timedelta
 from redis.exceptions import LockError, LockNotOwnedError
 from sqlalchemy.exc import OperationalError
 
-from store import metrics, mirror
-from store.config import Settings
+from store import mirror
+from infra import metrics
+from infra.settings import Settings
 from store.connections import NoConnection
-from worker import cadence, governor, queueing, sync
+from worker import cadence, governor, sync
+from infra import queue
 from worker.bootstrap import Options, WorkerRuntime
 from worker.governor import Budget, Throttled
-from worker.translate import TranslationError
-from worker.xero import ConnectionRevoked, XeroNotFound, XeroRateLimited, XeroRequestError, XeroUnavailable
+from xero.translate import TranslationError
+from xero.client import ConnectionRevoked, XeroNotFound, XeroRateLimited, XeroRequestError, XeroUnavailable
 
 log = logging.getLogger(__name__)
 SHORT_WAIT_SECONDS = 1.0
 SHORT_WAITS = 3
-PRIORITY = {queueing.SYNC: governor.WEBHOOK, queueing.RECONCILE: governor.RECONCILE, queueing.BACKFILL: governor.BACKFILL}
+PRIORITY = {queue.SYNC: governor.WEBHOOK, queue.RECONCILE: governor.RECONCILE, queue.BACKFILL: governor.BACKFILL}
 
 
 def sync_tenant(tenant_id: str) -> str:
     """Drain the tenant's inbox (webhook-driven)."""
-    return _run(queueing.SYNC, tenant_id, _drain)
+    return _run(queue.SYNC, tenant_id, _drain)
 
 
 def reconcile_tenant(tenant_id: str) -> str:
     """Sweep what changed since the high-water marks (scheduled)."""
-    return _run(queueing.RECONCILE, tenant_id, _reconcile)
+    return _run(queue.RECONCILE, tenant_id, _reconcile)
 
 
 def backfill_tenant(tenant_id: str) -> str:
     """Load the whole organisation, one time slice per job, resuming where it stopped."""
-    return _run(queueing.BACKFILL, tenant_id, _backfill)
+    return _run(queue.BACKFILL, tenant_id, _backfill)
 
 
 def _drain(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) -> str:
@@ -88,7 +90,7 @@ def _backfill(rt: WorkerRuntime, tenant_id: str, heartbeat: Callable[[], None]) 
     result = sync.backfill(tenant_id, api=rt.api(tenant_id, governor.BACKFILL), sessions=rt.sessions, now=rt.now(),
                            deadline=deadline, clock=rt.clock, heartbeat=heartbeat)
     if not result.done:
-        queueing.enqueue(rt.redis, queueing.BACKFILL, tenant_id)  # the next slice, behind other queues' work
+        queue.enqueue(rt.redis, queue.BACKFILL, tenant_id)  # the next slice, behind other queues' work
         return f"backfill continues: {result.phase} page {result.page}, {result.fetched} fetched"
     return f"backfill done: {result.fetched} fetched"
 
@@ -118,10 +120,10 @@ def _runtime() -> WorkerRuntime:
 
 def _run(kind: str, tenant_id: str, work: Callable[[WorkerRuntime, str, Callable[[], None]], str]) -> str:
     rt = _runtime()
-    queueing.clear_guard(rt.redis, kind, tenant_id)  # first: later events queue one follow-up
-    held = queueing.lease(rt.redis, kind, tenant_id, rt.options.lease_seconds)
+    queue.clear_guard(rt.redis, kind, tenant_id)  # first: later events queue one follow-up
+    held = queue.lease(rt.redis, kind, tenant_id, rt.options.lease_seconds)
     if held is None:
-        queueing.enqueue(rt.redis, kind, tenant_id, delay=rt.options.busy_retry_seconds)
+        queue.enqueue(rt.redis, kind, tenant_id, delay=rt.options.busy_retry_seconds)
         metrics.job(rt.redis, kind, "busy")
         return "another job is running for this tenant: follow-up scheduled"
 
@@ -146,13 +148,13 @@ def _guarded(rt: WorkerRuntime, kind: str, tenant_id: str, work, heartbeat: Call
     backoff_key = f"xm:backoff:{kind}:{tenant_id}"
     paused = rt.governor.paused_for(tenant_id)
     if paused > 0:
-        queueing.enqueue(rt.redis, kind, tenant_id, delay=paused)
+        queue.enqueue(rt.redis, kind, tenant_id, delay=paused)
         metrics.job(rt.redis, kind, "paused")
         return f"tenant paused by Xero's limits: rescheduled in {paused:.1f}s"
     try:
         outcome = _sitting_out_short_waits(rt, kind, tenant_id, work, heartbeat)
     except (Throttled, XeroRateLimited) as exc:
-        queueing.enqueue(rt.redis, kind, tenant_id, delay=exc.retry_after + 0.5)
+        queue.enqueue(rt.redis, kind, tenant_id, delay=exc.retry_after + 0.5)
         log.info("%s for %s rescheduled: %s", kind, tenant_id, exc)
         metrics.job(rt.redis, kind, "rescheduled_429" if isinstance(exc, XeroRateLimited) else "throttled")
         return f"rescheduled in {exc.retry_after:.1f}s: {exc}"
@@ -167,8 +169,8 @@ def _guarded(rt: WorkerRuntime, kind: str, tenant_id: str, work, heartbeat: Call
             metrics.job(rt.redis, kind, "failed")
             log.error("%s of %s failed after %d attempts: %s", kind, tenant_id, attempt, what)
             raise
-        delay = queueing.backoff_delay(attempt, rt.options.retry_base_seconds, rt.options.retry_max_seconds)
-        queueing.enqueue(rt.redis, kind, tenant_id, delay=delay)
+        delay = queue.backoff_delay(attempt, rt.options.retry_base_seconds, rt.options.retry_max_seconds)
+        queue.enqueue(rt.redis, kind, tenant_id, delay=delay)
         metrics.job(rt.redis, kind, "retried")
         log.warning("%s of %s: %s; retry %d in %.1fs", kind, tenant_id, what, attempt, delay)
         return f"{what}; retry {attempt} in {delay:.1f}s"
@@ -207,7 +209,7 @@ def _sitting_out_short_waits(rt: WorkerRuntime, kind: str, tenant_id: str, work,
             return work(rt, tenant_id, heartbeat)
         except Throttled as exc:
             waits += 1
-            if kind != queueing.SYNC or exc.retry_after > SHORT_WAIT_SECONDS or waits > SHORT_WAITS:
+            if kind != queue.SYNC or exc.retry_after > SHORT_WAIT_SECONDS or waits > SHORT_WAITS:
                 raise
             metrics.job(rt.redis, kind, "waited")
             time.sleep(exc.retry_after)

@@ -1,6 +1,6 @@
 """Keeping the connection's copy of Xero's Organisation record fresh: its Timezone above all.
 
-"Today" for every rule is the date in the organisation's own time zone (store.timezones), and
+"Today" for every rule is the date in the organisation's own time zone (xero.timezones), and
 an organisation can move: reconciliation calls `refresh_if_stale`, which asks Xero for
 GET /Organisation at most once per `max_age` per tenant (one budgeted call a day by default),
 and at once when the record was never read (Xero did not answer when the connection was made).
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store import connections
 from store.db import transaction
 from store.models import XeroConnection
-from store.timezones import zone_for
+from xero.timezones import zone_for
 from worker.gateway import TenantApi
 
 log = logging.getLogger(__name__)

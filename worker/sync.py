@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import backlog, connections, mirror
 from store.db import transaction
-from worker import organisation, translate
+from worker import organisation
+from xero import translate
 from worker.gateway import TenantApi
 from worker.prefetch import Ahead
-from worker.xero import XeroNotFound, XeroPage, XeroRequestError, credit_notes_where, is_xero_id
+from xero.client import XeroNotFound, XeroPage, XeroRequestError, credit_notes_where, is_xero_id
 
 log = logging.getLogger(__name__)
 PERMANENT = (XeroRequestError, XeroNotFound, translate.TranslationError)  # a list call's 404: the gateway refused it

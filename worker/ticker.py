@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import connections, inbox
 from store.models import SyncState, XeroConnection
-from worker import cadence, organisation, queueing
+from worker import cadence, organisation
+from infra import queue
 from worker.bootstrap import Options
 from worker.governor import Budget, Governor
 
@@ -86,7 +87,7 @@ class Ticker(threading.Thread):
         base = timedelta(seconds=self.options.reconcile_seconds)
         started = 0
         for tenant_id in self.due(now, base):
-            started += queueing.enqueue(self.redis, queueing.RECONCILE, tenant_id)
+            started += queue.enqueue(self.redis, queue.RECONCILE, tenant_id)
         return started
 
     def due(self, now: datetime, base: timedelta) -> list[str]:
@@ -144,9 +145,9 @@ class Ticker(threading.Thread):
         """Start the backfill of a live tenant that has none, or resume one whose worker died."""
         started = 0
         for tenant_id in self._tenants(done=False):
-            if queueing.is_running(self.redis, queueing.BACKFILL, tenant_id):
+            if queue.is_running(self.redis, queue.BACKFILL, tenant_id):
                 continue
-            started += queueing.enqueue(self.redis, queueing.BACKFILL, tenant_id)
+            started += queue.enqueue(self.redis, queue.BACKFILL, tenant_id)
         return started
 
     def _tenants(self, done: bool) -> list[str]:
@@ -170,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import sys
 
-    from store import logs, queue
-    from store.config import Settings
+    from infra import logs
+    from infra import queue
+    from infra.settings import Settings
     from store.db import make_engine, make_sessionmaker
 
     parser = argparse.ArgumentParser(prog="python -m worker.ticker", description=main.__doc__)

@@ -17,7 +17,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from store.config import Settings
+from infra.settings import Settings
 from wsgi import close_app, create_app
 
 CHROMIUM = next(

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from emulator.testing import run_emulator
 from store import workspaces
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from store.models import Invoice, SyncState
 from store.secrets import new_key

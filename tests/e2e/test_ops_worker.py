@@ -9,10 +9,9 @@ import pytest
 from rq.registry import FailedJobRegistry
 from sqlalchemy import select
 
-from store import queue
+from infra import queue
 from store.models import SyncState, XeroConnection
 from store.secrets import TokenBox
-from worker import queueing
 from tests.e2e.worker_process import ROOT, WorkerProcess
 from tests.ops_support import customer_of, ops, post_webhook, scrape, status_of, value, xero_body
 from tests.worker_support import (
@@ -60,12 +59,12 @@ def test_a_job_failed_beyond_its_retries_is_listed_requeued_and_the_mirror_conve
     state.apply_payment(t, invoice_id, "12.00")
     delivery = xero_body(announced(emulator, mark))
     assert post_webhook(client, delivery, settings.xero_webhook_key).status_code == 200
-    failed = FailedJobRegistry(queue.WEBHOOK, connection=runtime.redis)
+    failed = FailedJobRegistry(queue.WEBHOOK_QUEUE, connection=runtime.redis)
     assert wait_until(lambda: failed.count == 1, 20), worker.output()
 
     [job] = json.loads(flask_cli(worker_env, "ops", "failed", "--json"))["failed"]
-    assert (job["tenant_id"], job["function"], job["queue"]) == (t, "worker.jobs.sync_tenant", queue.WEBHOOK)
-    assert job["error"] == "worker.xero.XeroUnavailable: Xero answered 503"
+    assert (job["tenant_id"], job["function"], job["queue"]) == (t, "worker.jobs.sync_tenant", queue.WEBHOOK_QUEUE)
+    assert job["error"] == "xero.client.XeroUnavailable: Xero answered 503"
     waiting = status_of(app, t)
     assert waiting["jobs"]["failed"] == 1 and waiting["changed_waiting"] == 1
     assert f"WARNING {t}: 1 failed job(s): flask --app wsgi ops failed --tenant {t}" in ops(app, "status").stdout
@@ -109,7 +108,7 @@ def test_resync_wait_follows_a_real_worker_to_the_end_with_a_progress_bar(
     t = connected
 
     def finished() -> bool:  # a resync refuses while a backfill job still holds the tenant
-        running = queueing.is_running(runtime.redis, queueing.BACKFILL, t)
+        running = queue.is_running(runtime.redis, queue.BACKFILL, t)
         return backfilled(runtime.sessions, t) and not running
     assert wait_until(finished, 30), worker.output()
     with runtime.sessions() as session:
@@ -124,4 +123,4 @@ def test_resync_wait_follows_a_real_worker_to_the_end_with_a_progress_bar(
     emulator.state.set_faults(error_rate=1.0)  # the next one fails beyond its retry: --wait says so
     assert wait_until(finished, 10), worker.output()
     refused = ops(app, "resync", t, "--wait", "--timeout", "30", expect=1).output
-    assert "the backfill job failed: worker.xero.XeroUnavailable: Xero answered 503 (see `ops failed`)" in refused
+    assert "the backfill job failed: xero.client.XeroUnavailable: Xero answered 503 (see `ops failed`)" in refused

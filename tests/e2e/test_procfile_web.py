@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from store.models import InboxEvent
-from store.redis_server import free_port
+from infra.redis_server import free_port
 from tests.integration.test_webhook_intake import TENANT, body, connect, event
 from webhook.signature import sign
 

@@ -7,10 +7,10 @@ from sqlalchemy import select
 
 from emulator.config import Limits
 from emulator.testing import run_emulator
-from store.config import Settings
-from store import dispatch, mirror
+from infra.settings import Settings
+from store import mirror
+from infra import queue
 from store.models import InboxEvent, SyncState
-from worker import queueing
 from tests.e2e.worker_process import WorkerProcess
 from tests.worker_support import (
     announced,
@@ -57,7 +57,7 @@ def test_a_worker_process_backfills_then_syncs_what_the_inbox_announces(
     state.apply_payment(t, invoice_id, "21.00")
     events = announced(emulator, mark)
     store_events(sessions, events[:2])
-    dispatch.wake(redis_lib.Redis.from_url(redis_url), [t])  # as intake does
+    queue.wake(redis_lib.Redis.from_url(redis_url), [t])  # as intake does
     store_events(sessions, events[2:])  # no wake (Redis "was down"): the queued job or the relay takes them
 
     def synced() -> bool:
@@ -89,7 +89,7 @@ def test_backfill_of_20000_invoices_survives_a_sigkilled_worker(big_emulator, wo
     t = state.tenant_ids[0]
     env = {**emulator.env(), "XERO_MINUTE_LIMIT": "600"}
     connect_client_credentials(Settings.from_env({**worker_env, **env}), sessions, t)
-    queueing.enqueue(redis_lib.Redis.from_url(redis_url), queueing.BACKFILL, t)  # as `xero connect` does
+    queue.enqueue(redis_lib.Redis.from_url(redis_url), queue.BACKFILL, t)  # as `xero connect` does
 
     started = time.monotonic()
     first = start_worker(**env)

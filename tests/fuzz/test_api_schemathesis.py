@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from tests.integration.mirror_rows import contact, invoice, payment, workspace
 from wsgi import close_app, create_app

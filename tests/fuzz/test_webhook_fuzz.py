@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from store.models import InboxEvent, WebhookDelivery, Workspace, XeroConnection
 from webhook.signature import sign

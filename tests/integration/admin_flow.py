@@ -21,8 +21,9 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from emulator.testing import RunningEmulator, run_emulator
-from store import queue, workspaces
-from store.config import Settings
+from store import workspaces
+from infra import queue
+from infra.settings import Settings
 from store.db import transaction
 from store.secrets import TokenBox, new_key
 from webhook import batcher

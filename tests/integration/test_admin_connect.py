@@ -15,10 +15,11 @@ import pytest
 from rq import Queue
 from sqlalchemy import select, text
 
-from store import queue, timezones
+from infra import queue
+from xero import timezones
 from store.models import Invoice, XeroConnection
 from store.secrets import SecretsError, TokenBox
-from worker.identity import IdentityClient
+from xero.identity import IdentityClient
 from wsgi import close_app
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     app, bearer, calls, connect_and_save, consent, count, csrf, dance, emulator, new_workspace, open_session, parse,
@@ -56,7 +57,7 @@ def test_admin_connects_with_pkce_sees_company_and_email_saves_and_the_backfill_
     assert page["connected-email"] == emulator.config.user_email
     assert page["short-code"] == org["short_code"] and page["base-currency"] == org["base_currency"]
     assert "save" in page and "connect" not in page
-    assert not Queue(queue.BACKFILL, connection=redis).get_jobs(), "nothing loads before Save"
+    assert not Queue(queue.BACKFILL_QUEUE, connection=redis).get_jobs(), "nothing loads before Save"
 
     with app.extensions["xm"].sessions() as s:
         row = s.scalars(select(XeroConnection)).one()
@@ -72,7 +73,7 @@ def test_admin_connects_with_pkce_sees_company_and_email_saves_and_the_backfill_
     assert page["status"] == "Connected" and "Saved" in page["message"]
     assert "remove" in page and "save" not in page
 
-    jobs = Queue(queue.BACKFILL, connection=redis).get_jobs()
+    jobs = Queue(queue.BACKFILL_QUEUE, connection=redis).get_jobs()
     assert [(j.func_name, j.args) for j in jobs] == [("worker.jobs.backfill_tenant", (tenant,))]
 
     run_worker(redis)

@@ -6,13 +6,12 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import select
 
-from store import dispatch, queue
+from infra import queue
 from store.db import transaction
 from store.models import (
     Contact, CrmRecord, InboxEvent, Invoice, Payment, Pin, RecordLink, SyncState, XeroConnection,
 )
-from worker import queueing
-from worker.identity import IdentityClient
+from xero.identity import IdentityClient
 from wsgi import close_app, create_app, runtime
 from tests.worker_support import connect_client_credentials
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
@@ -63,7 +62,7 @@ def test_remove_disconnects_at_xero_cancels_jobs_purges_the_mirror_and_leaves_ot
     ws = new_workspace(app)
     browser = connect_and_save(app, ws, mine)
     other_connection = connect_client_credentials(settings, runtime(app).sessions, theirs)
-    queueing.enqueue(redis, queueing.BACKFILL, theirs)
+    queue.enqueue(redis, queue.BACKFILL, theirs)
     run_worker(redis)
     with runtime(app).sessions() as s:
         other_ws = s.get(XeroConnection, other_connection).workspace_id
@@ -76,8 +75,8 @@ def test_remove_disconnects_at_xero_cancels_jobs_purges_the_mirror_and_leaves_ot
     seq = last_sequence(emulator)
     emulator.state.create_invoice(mine, customer(emulator, mine), "42.00")
     seq = deliver_webhooks(client, emulator, settings, seq)
-    queueing.enqueue(redis, queueing.RECONCILE, mine, delay=300)
-    assert len(jobs_for(redis, mine)) == 2 and dispatch.is_queued(redis, mine)
+    queue.enqueue(redis, queue.RECONCILE, mine, delay=300)
+    assert len(jobs_for(redis, mine)) == 2 and queue.sync_queued(redis, mine)
     mine_calls = tenant_calls(emulator, mine)
 
     removed = browser.post("/admin/xero/remove", data={"csrf": csrf(browser)})
@@ -93,8 +92,8 @@ def test_remove_disconnects_at_xero_cancels_jobs_purges_the_mirror_and_leaves_ot
         events = s.scalars(select(InboxEvent).where(InboxEvent.tenant_id == mine)).all()
     assert held(app, mine) == {name: 0 for name in held(app, mine)}
     assert events and {e.state for e in events} <= {"ignored", "done"}, "history kept, nothing left to do"
-    assert jobs_for(redis, mine) == [] and not dispatch.is_queued(redis, mine)
-    assert not any(queueing.is_queued(redis, kind, mine) for kind in queueing.QUEUE)
+    assert jobs_for(redis, mine) == [] and not queue.sync_queued(redis, mine)
+    assert not any(queue.is_queued(redis, kind, mine) for kind in queue.QUEUE)
 
     # Xero keeps announcing changes: answered 200, ignored, and Xero hears nothing from us about it
     emulator.state.create_invoice(mine, customer(emulator, mine), "7.00")
@@ -125,7 +124,7 @@ def test_reconnecting_after_remove_starts_a_fresh_backfill(app, emulator, redis)
 
     connect_and_save(app, ws, tenant)
     assert count(app, SyncState, tenant_id=tenant) == 0
-    assert [j.args for j in Queue(queue.BACKFILL, connection=redis).get_jobs()] == [(tenant,)]
+    assert [j.args for j in Queue(queue.BACKFILL_QUEUE, connection=redis).get_jobs()] == [(tenant,)]
     run_worker(redis)
     assert count(app, Invoice, tenant_id=tenant) == len(emulator.state.snapshot(tenant)["Invoices"])
 

@@ -7,7 +7,9 @@ import redis as redis_lib
 from rq import Queue
 from sqlalchemy import select
 
-from store import metrics, queue, workspaces
+from store import workspaces
+from infra import metrics
+from infra import queue
 from store.db import transaction
 from store.models import SyncState, XeroConnection
 from store.secrets import TokenBox
@@ -48,7 +50,7 @@ def check_connect(app, runner, emulator, settings, sessions, redis_url, workspac
         assert TokenBox(settings.token_keys).open(row.token_ciphertext)["access_token"]
         assert session.get(SyncState, tenant_id).backfill_status == "pending"
     redis = redis_lib.Redis.from_url(redis_url)
-    [job] = Queue(queue.BACKFILL, connection=redis).get_jobs()
+    [job] = Queue(queue.BACKFILL_QUEUE, connection=redis).get_jobs()
     assert job.func_name == "worker.jobs.backfill_tenant" and job.args == (tenant_id,)
     # the Organisation read is Xero egress like any other: metered under the tenant
     pulled = metrics.egress_today(redis, datetime.now(timezone.utc))[tenant_id]

@@ -9,7 +9,7 @@ from freezegun import freeze_time
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import update
 
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from store.models import ApiKey, Pin
 from views import widget

@@ -15,7 +15,8 @@ from redis import Redis, RedisError
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from store import dispatch, inbox
+from store import inbox
+from infra import queue
 from store.db import transaction as transaction_of
 from store.models import InboxEvent, SyncState, WebhookDelivery, XeroConnection
 from tests.conftest import POSTGRES
@@ -207,7 +208,7 @@ def test_when_the_wake_fails_after_the_commit_the_events_stay_pending_for_the_re
 
 def test_the_waker_survives_an_unexpected_error_and_wakes_the_next_delivery(app, sessions, redis, monkeypatch):
     connect(sessions, TENANT)
-    real_wake = dispatch.wake
+    real_wake = queue.wake
     calls = []
 
     def flaky(*args, **kwargs):
@@ -226,7 +227,7 @@ def test_the_waker_survives_an_unexpected_error_and_wakes_the_next_delivery(app,
 
 EXITING = """
 import os, sys
-from store.config import Settings
+from infra.settings import Settings
 from tests.integration.test_webhook_intake import body, event, KEY
 from webhook.signature import sign
 from wsgi import create_app

@@ -16,7 +16,7 @@ import pytest
 from redis import Redis
 from sqlalchemy import func, select
 
-from store.config import Settings
+from infra.settings import Settings
 from store.models import InboxEvent, WebhookDelivery
 from tests.integration.test_webhook_intake import KEY, MAX_BYTES, TENANT, body, connect, event, jobs
 from webhook import writer

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from store import metrics
+from infra import metrics
 from worker import governor
 from tests.ops_support import ops, scrape, status_of, value
 

@@ -15,10 +15,12 @@ from emulator.testing import run_emulator
 from store import mirror
 from store.db import transaction
 from store.models import Contact, InboxEvent
-from views import queries, records, totals
+from views import queries, totals
+from store import records
 from views.queries import Filters
-from views.records import RecordInput
-from worker import governor, sync, translate
+from store.records import RecordInput
+from worker import governor, sync
+from xero import translate
 from tests.worker_support import (
     Announced,
     announced,

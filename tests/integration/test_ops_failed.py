@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from store import dispatch, queue
+from infra import queue
 from worker import jobs
 from tests.ops_support import customer_of, ops, run_worker, status_of
 from tests.worker_support import announced, assert_mirror_equals_emulator, last_sequence, store_events
@@ -14,9 +14,9 @@ from tests.worker_support import announced, assert_mirror_equals_emulator, last_
 def fail_a_sync(emulator, runtime, tenant_id) -> str:
     """Xero answers 503 to everything and the job has no retries left: it fails into the registry."""
     emulator.state.set_faults(error_rate=1.0)
-    dispatch.wake(runtime.redis, [tenant_id])
+    queue.wake(runtime.redis, [tenant_id])
     run_worker(runtime.redis)
-    [job_id] = FailedJobRegistry(queue.WEBHOOK, connection=runtime.redis).get_job_ids()
+    [job_id] = FailedJobRegistry(queue.WEBHOOK_QUEUE, connection=runtime.redis).get_job_ids()
     return job_id
 
 
@@ -34,9 +34,9 @@ def test_failed_jobs_are_listed_dropped_and_requeued_until_the_mirror_converges(
     doomed = fail_a_sync(emulator, runtime, t)
     listed = json.loads(ops(app, "failed", "--json").stdout)["failed"]
     assert [(j["id"], j["queue"], j["function"], j["tenant_id"]) for j in listed] == [
-        (doomed, queue.WEBHOOK, "worker.jobs.sync_tenant", t)
+        (doomed, queue.WEBHOOK_QUEUE, "worker.jobs.sync_tenant", t)
     ]
-    assert listed[0]["error"] == "worker.xero.XeroUnavailable: Xero answered 503"
+    assert listed[0]["error"] == "xero.client.XeroUnavailable: Xero answered 503"
     failed_at = datetime.fromisoformat(listed[0]["failed_at"])
     assert timedelta(0) <= datetime.now(timezone.utc) - failed_at < timedelta(seconds=30)
     table = ops(app, "failed").stdout

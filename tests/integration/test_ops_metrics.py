@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 
-from store.redis_server import free_port
+from infra.redis_server import free_port
 from worker import jobs
 from wsgi import close_app, create_app
 from tests.ops_support import admin_key, customer_of, post_webhook, run_worker, scrape, value, xero_body

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 from rq import Queue
 from sqlalchemy import delete, func, select
 
-from store import queue
+from infra import queue
 from store.backlog import settle
 from store.db import transaction
 from store.models import Contact, InboxEvent, Invoice, Payment
@@ -67,7 +67,7 @@ def test_replay_over_a_time_range_resyncs_and_a_second_run_changes_nothing_more(
     assert dry == {"dry_run": True, "events": 2, "tenants": {t: {"done": 2}}, "woken": [],
                    "queue_error": None}
     assert inbox_states(runtime.sessions, t) == outside  # nothing written
-    assert Queue(queue.WEBHOOK, connection=runtime.redis).count == 0  # nothing queued
+    assert Queue(queue.WEBHOOK_QUEUE, connection=runtime.redis).count == 0  # nothing queued
     assert "would replay 2 events for 1 tenants (dry run: nothing written)" in ops(app, "replay", *window,
                                                                                    "--dry-run").stdout
 
@@ -95,9 +95,8 @@ def test_replay_over_a_time_range_resyncs_and_a_second_run_changes_nothing_more(
 
 
 def run_worker_after_wake(runtime, tenant_id):
-    from store import dispatch
-
-    dispatch.wake(runtime.redis, [tenant_id])
+    from infra import queue
+    queue.wake(runtime.redis, [tenant_id])
     run_worker(runtime.redis)
 
 

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 from rq import Queue
 
-from store import queue
+from infra import queue
 from store.db import transaction
 from store.models import SyncState
 from worker import jobs
@@ -27,7 +27,7 @@ def test_resync_from_scratch_restarts_the_backfill_as_a_job(emulator, runtime, c
     assert f"flask --app wsgi ops status --tenant {t}" in out
     restarted = status_of(app, t)["backfill"]
     assert restarted == {"status": "pending", "phase": None, "page": 0, "fetched": 0}
-    [job] = Queue(queue.BACKFILL, connection=runtime.redis).get_jobs()
+    [job] = Queue(queue.BACKFILL_QUEUE, connection=runtime.redis).get_jobs()
     assert job.func_name == "worker.jobs.backfill_tenant" and job.args == (t,) and job.id in out
 
     run_worker(runtime.redis)
@@ -52,7 +52,7 @@ def test_resync_since_a_date_sweeps_what_changed_since_then(emulator, runtime, c
     assert f"sweep of changes since {since.isoformat()} of {t}: job reconcile-" in out
     marks = sync_state(runtime.sessions, t)
     assert marks.invoices_hwm == marks.contacts_hwm == marks.payments_hwm == since
-    [job] = Queue(queue.RECONCILE, connection=runtime.redis).get_jobs()
+    [job] = Queue(queue.RECONCILE_QUEUE, connection=runtime.redis).get_jobs()
     assert job.func_name == "worker.jobs.reconcile_tenant" and job.args == (t,)
 
     run_worker(runtime.redis)
@@ -74,4 +74,4 @@ def test_resync_refuses_an_unknown_tenant_and_a_sweep_before_the_backfill(runtim
     refused = ops(app, "resync", connected, "--since", "2026-01-01", expect=1).output
     assert "backfill" in refused and "pending" in refused
     assert "is not an ISO date" in ops(app, "resync", connected, "--since", "yesterday", expect=2).output
-    assert Queue(queue.RECONCILE, connection=runtime.redis).count == 0
+    assert Queue(queue.RECONCILE_QUEUE, connection=runtime.redis).count == 0

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from rq import Queue
 
-from store import dispatch, queue
+from infra import queue
 from worker import governor, jobs
 from worker.governor import Governor
 from worker.organisation import refresh_if_stale
@@ -24,7 +24,7 @@ def test_status_lag_grows_while_no_worker_runs_and_falls_to_zero_when_one_does(
     invoice_id = state.create_invoice(t, customer_of(emulator, t), "99.00")["InvoiceID"]
     state.apply_payment(t, invoice_id, "9.00")
     store_events(runtime.sessions, announced(emulator, mark))
-    dispatch.wake(runtime.redis, [t])  # as intake does; no worker is running
+    queue.wake(runtime.redis, [t])  # as intake does; no worker is running
 
     first = status_of(app, t)
     assert first["changed_waiting"] == 1 and first["inbox"]["pending"] == 2  # one invoice, two events
@@ -115,7 +115,7 @@ def admin_json(client, sessions, tenant_id: str) -> dict:
 def test_status_without_redis_still_shows_the_database_side(emulator, runtime, connected, settings):
     from dataclasses import replace
 
-    from store.redis_server import free_port
+    from infra.redis_server import free_port
     from wsgi import create_app
 
     down = create_app(replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
@@ -126,7 +126,7 @@ def test_status_without_redis_still_shows_the_database_side(emulator, runtime, c
         close_app(down)
     assert '"redis": "unreachable: ConnectionError"' in report and '"jobs": null' in report
     assert connected in table and "WARNING Redis is unreachable" in table
-    assert Queue(queue.WEBHOOK, connection=runtime.redis).count == 0
+    assert Queue(queue.WEBHOOK_QUEUE, connection=runtime.redis).count == 0
 
 
 def test_status_shows_the_organisations_time_zone_and_warns_when_xeros_id_is_unknown(

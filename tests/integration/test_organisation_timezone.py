@@ -2,7 +2,8 @@
 read when it never was, and again once it is older than max_age, never more often."""
 from datetime import timedelta
 
-from store import connections, timezones
+from store import connections
+from xero import timezones
 from store.models import XeroConnection
 from worker import governor
 from worker.organisation import refresh_if_stale

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from freezegun import freeze_time
 
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from store.models import Pin, SyncState
 from wsgi import close_app, create_app

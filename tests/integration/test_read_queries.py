@@ -11,9 +11,10 @@ from sqlalchemy import event, text
 
 from store.db import transaction
 from store.models import SyncState
-from views import queries, records, saved_views, totals
+from views import queries, saved_views, totals
+from store import records
 from views.queries import Filters
-from views.records import RecordInput
+from store.records import RecordInput
 
 from .mirror_rows import NOW, contact, invoice, payment, workspace
 

@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 import pytest
 
 from store import connections, workspaces
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from store.secrets import TokenBox
 from webhook.signature import sign
 from worker import jobs
-from worker.tokens import normalise
+from xero.tokens import normalise
 from wsgi import close_app, create_app
 from tests.worker_support import announced, last_sequence, store_events
 from .mirror_rows import workspace

@@ -22,7 +22,7 @@ from worker import jobs, sync
 from worker.bootstrap import Options
 from worker.governor import BACKFILL, RECONCILE, WEBHOOK, Throttled
 from worker.ticker import Ticker
-from worker.xero import XeroClient
+from xero.client import XeroClient
 from tests.worker_support import (
     announced,
     assert_contact_matches,

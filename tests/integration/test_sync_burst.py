@@ -5,7 +5,7 @@ import pytest
 from rq import SimpleWorker
 
 from emulator.testing import run_emulator
-from store import dispatch, queue
+from infra import queue
 from worker import governor, sync
 from tests.worker_support import announced, assert_mirror_equals_emulator, last_sequence, store_events
 
@@ -29,7 +29,7 @@ def test_a_burst_of_1000_invoice_changes_costs_at_most_25_calls_and_no_429(emula
     state.reset_calls()
 
     store_events(runtime.sessions, events)
-    dispatch.wake(runtime.redis, [t])  # as intake does: one coalesced job
+    queue.wake(runtime.redis, [t])  # as intake does: one coalesced job
     SimpleWorker(queue.queues(runtime.redis), connection=runtime.redis).work(burst=True)
 
     calls = state.call_count(t)

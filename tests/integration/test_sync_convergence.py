@@ -7,11 +7,13 @@ from rq import SimpleWorker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import select
 
-from store import dispatch, mirror, queue
+from store import mirror
+from infra import queue
 from store.db import transaction
 from store.models import InboxEvent, Invoice, SyncState
-from worker import governor, jobs, sync, translate
-from worker.xero import XeroRateLimited
+from worker import governor, jobs, sync
+from xero import translate
+from xero.client import XeroRateLimited
 from tests.worker_support import (
     Announced,
     announced,
@@ -101,9 +103,9 @@ def test_a_429_reschedules_the_job_after_retry_after_and_loses_nothing(emulator,
     assert time.monotonic() - started < 1.5  # it did not sit out the Retry-After
     assert outcome.startswith("rescheduled")
     assert runtime.governor.paused_for(t) == pytest.approx(2, abs=0.5)
-    [delay] = scheduled_in(runtime, queue.WEBHOOK)
+    [delay] = scheduled_in(runtime, queue.WEBHOOK_QUEUE)
     assert 2.0 <= delay <= 4.0  # Retry-After, rounded up to RQ's whole seconds
-    assert dispatch.is_queued(runtime.redis, t)  # the follow-up is the tenant's one queued job
+    assert queue.sync_queued(runtime.redis, t)  # the follow-up is the tenant's one queued job
     assert invoice_id not in mirror_rows(runtime.sessions, t)["invoices"]
 
     time.sleep(delay + 0.2)
@@ -122,18 +124,18 @@ def test_5xx_are_retried_with_backoff_and_lose_nothing(emulator, runtime, connec
     delays = []
     for _attempt in range(2):
         assert jobs.sync_tenant(t).startswith("Xero unavailable")
-        [delay] = scheduled_in(runtime, queue.WEBHOOK)
+        [delay] = scheduled_in(runtime, queue.WEBHOOK_QUEUE)
         delays.append(delay)
-        ScheduledJobRegistry(queue.WEBHOOK, connection=runtime.redis).remove(
-            ScheduledJobRegistry(queue.WEBHOOK, connection=runtime.redis).get_job_ids()[0]
+        ScheduledJobRegistry(queue.WEBHOOK_QUEUE, connection=runtime.redis).remove(
+            ScheduledJobRegistry(queue.WEBHOOK_QUEUE, connection=runtime.redis).get_job_ids()[0]
         )
-        dispatch.clear_queued(runtime.redis, t)
+        queue.clear_queued(runtime.redis, t)
     assert all(0 < d <= 1.5 for d in delays)  # 0.2 s base, doubling, jittered; RQ schedules in whole seconds
     with runtime.sessions() as session:
         assert "Xero unavailable" in session.get(SyncState, t).last_error
 
     state.set_faults(error_rate=0.0)
-    dispatch.wake(runtime.redis, [t])
+    queue.wake(runtime.redis, [t])
     run_worker(runtime)
     assert_invoice_matches(mirror_rows(runtime.sessions, t)["invoices"][invoice_id], state.invoice(t, invoice_id))
 
@@ -145,9 +147,9 @@ def test_retries_are_bounded_and_a_failed_job_leaves_the_events_outstanding(emul
     state.create_invoice(t, customer(emulator, t), "42.00")
     store_events(runtime.sessions, announced(emulator, mark))
     state.set_faults(error_rate=1.0, error_status=500)
-    dispatch.wake(runtime.redis, [t])
+    queue.wake(runtime.redis, [t])
     deadline = time.monotonic() + 10
-    failed = FailedJobRegistry(queue.WEBHOOK, connection=runtime.redis)
+    failed = FailedJobRegistry(queue.WEBHOOK_QUEUE, connection=runtime.redis)
     while time.monotonic() < deadline and not failed.get_job_ids():
         run_worker(runtime)
         time.sleep(0.3)
@@ -171,11 +173,11 @@ def test_the_daily_limit_429_surfaces_retry_after_and_the_job_waits_for_it(emula
     store_events(runtime.sessions, announced(emulator, mark))
     state.reset_calls()
     assert jobs.sync_tenant(t).startswith("rescheduled")
-    [delay] = scheduled_in(runtime, queue.WEBHOOK)
+    [delay] = scheduled_in(runtime, queue.WEBHOOK_QUEUE)
     assert 86000 < delay <= 86402
     assert runtime.governor.paused_for(t) > 86000
     # another job for the tenant, e.g. from a new webhook, spends nothing while the pause holds
-    dispatch.clear_queued(runtime.redis, t)
+    queue.clear_queued(runtime.redis, t)
     assert jobs.sync_tenant(t).startswith("tenant paused")
     assert state.call_count(t) == 1
     assert set(outstanding_states(runtime, t)) <= {"pending", "enqueued"}

@@ -5,11 +5,11 @@ import pytest
 import redis as redis_lib
 from rq import Queue
 
-from store import connections, queue, workspaces
+from store import connections, workspaces
+from infra import queue
 from store.db import transaction
 from store.models import SyncState
 from store.secrets import TokenBox, new_key
-from worker import queueing
 from worker.bootstrap import Options
 from worker.ticker import Ticker
 from tests.worker_support import NOW, Announced, store_events
@@ -47,20 +47,20 @@ def jobs_on(redis, name):
 def test_two_workers_tickers_enqueue_each_periodic_job_once(sessions, redis, tenants):
     store_events(sessions, [Announced(LIVE_DONE, "INVOICE", "UPDATE", "i1", NOW)],
                  now=datetime.now(timezone.utc) - timedelta(seconds=30))  # Redis was down at intake
-    redis.set(queueing.lease_key(queueing.BACKFILL, LIVE_RUNNING), "another worker")
+    redis.set(queue.lease_key(queue.BACKFILL, LIVE_RUNNING), "another worker")
     first, second = (Ticker(sessions, redis, Options(reconcile_seconds=300, relay_seconds=5)) for _ in range(2))
 
     first.tick()
     second.tick()
-    assert jobs_on(redis, queue.RECONCILE) == [LIVE_DONE]  # live, backfilled: once, not twice
-    assert jobs_on(redis, queue.BACKFILL) == [LIVE_STALLED]  # its worker died; the running one is left alone
-    assert jobs_on(redis, queue.WEBHOOK) == [LIVE_DONE]  # the relay woke the stranded event
+    assert jobs_on(redis, queue.RECONCILE_QUEUE) == [LIVE_DONE]  # live, backfilled: once, not twice
+    assert jobs_on(redis, queue.BACKFILL_QUEUE) == [LIVE_STALLED]  # its worker died; the running one is left alone
+    assert jobs_on(redis, queue.WEBHOOK_QUEUE) == [LIVE_DONE]  # the relay woke the stranded event
 
     redis.delete("xm:tick:reconcile", "xm:tick:backfills")  # the intervals pass
-    queueing.clear_guard(redis, queueing.RECONCILE, LIVE_DONE)  # ...and the reconcile job started
+    queue.clear_guard(redis, queue.RECONCILE, LIVE_DONE)  # ...and the reconcile job started
     first.tick()
-    assert jobs_on(redis, queue.RECONCILE) == [LIVE_DONE, LIVE_DONE]
-    assert jobs_on(redis, queue.BACKFILL) == [LIVE_STALLED]  # still queued: not queued twice
+    assert jobs_on(redis, queue.RECONCILE_QUEUE) == [LIVE_DONE, LIVE_DONE]
+    assert jobs_on(redis, queue.BACKFILL_QUEUE) == [LIVE_STALLED]  # still queued: not queued twice
 
 
 def test_a_tenant_swept_recently_is_not_reconciled_until_its_next_sweep_is_due(sessions, redis, tenants):
@@ -73,4 +73,4 @@ def test_a_tenant_swept_recently_is_not_reconciled_until_its_next_sweep_is_due(s
     ticker = Ticker(sessions, redis, Options(reconcile_seconds=3600, relay_seconds=5))
     assert ticker.reconcile(now) == 0
     assert ticker.reconcile(now + timedelta(minutes=1, seconds=1)) == 1  # the invoices' hour is up
-    assert jobs_on(redis, queue.RECONCILE) == [LIVE_DONE]
+    assert jobs_on(redis, queue.RECONCILE_QUEUE) == [LIVE_DONE]

@@ -11,8 +11,8 @@ from store.db import transaction
 from store.models import XeroConnection
 from store.secrets import TokenBox
 from worker import governor, jobs, sync
-from worker.tokens import TokenKeeper, normalise
-from worker.xero import ConnectionRevoked, XeroClient
+from xero.tokens import TokenKeeper, normalise
+from xero.client import ConnectionRevoked, XeroClient
 from tests.worker_support import NOW, announced, last_sequence, mirror_rows, store_events
 
 

@@ -15,8 +15,9 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from store import dispatch, inbox, queue
-from store.config import Settings
+from store import inbox
+from infra import queue
+from infra.settings import Settings
 from store.db import transaction
 from store.models import InboxEvent, SyncState, WebhookDelivery, Workspace, XeroConnection
 from webhook import batcher
@@ -109,7 +110,7 @@ def settled(app, timeout: float = 2.0) -> bool:
 
 
 def jobs(redis) -> list:
-    return Queue(queue.WEBHOOK, connection=redis).get_jobs()
+    return Queue(queue.WEBHOOK_QUEUE, connection=redis).get_jobs()
 
 
 def inbox_rows(sessions) -> list[InboxEvent]:
@@ -172,7 +173,7 @@ def test_two_tenants_get_one_job_each(client, sessions, redis):
 def test_events_arriving_after_the_job_started_queue_one_follow_up(client, sessions, redis):
     connect(sessions, TENANT)
     post(client, body(event()))
-    dispatch.clear_queued(redis, TENANT)  # as the worker does when the job starts
+    queue.clear_queued(redis, TENANT)  # as the worker does when the job starts
     post(client, body(event()))
     post(client, body(event()))
 

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from store.config import Settings
+from infra.settings import Settings
 from store.db import transaction
 from store.models import CrmRecord, Pin, RecordLink
 from wsgi import close_app, create_app

@@ -1,6 +1,6 @@
 import random
 
-from worker.queueing import backoff_delay
+from infra.queue import backoff_delay
 
 
 def test_backoff_doubles_from_the_base_up_to_the_cap_with_half_of_it_jittered():

@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import urllib3
 
-from store.config import Settings
-from worker import xero
-from worker.xero import XeroClient, XeroNotFound
+from infra.settings import Settings
+from xero import client as xero
+from xero.client import XeroClient, XeroNotFound
 
 TENANT = "8330550f-f695-42b8-8ecf-8a1779827b7a"
 INVOICES = {"Id": "x", "Status": "OK", "DateTimeUTC": "/Date(1552326816230)/",

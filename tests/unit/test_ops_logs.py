@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from store import logs
+from infra import logs
 
 ACCESS = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 REFRESH = "rt-6f1d2c3b4a5e6f7a8b9c"

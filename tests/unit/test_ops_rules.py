@@ -1,7 +1,8 @@
 """The pure rules behind `ops status` and /metrics: sync lag, webhook suspicion, budget left."""
 from datetime import datetime, timedelta, timezone
 
-from store import metrics, status
+from infra import metrics
+from ops import status
 from worker.governor import Budget
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)

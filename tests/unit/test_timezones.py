@@ -1,4 +1,4 @@
-"""store.timezones: Xero's Windows zone ids -> IANA (through CLDR), and the organisation's today."""
+"""xero.timezones: Xero's Windows zone ids -> IANA (through CLDR), and the organisation's today."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
@@ -9,8 +9,8 @@ import pytest
 from freezegun import freeze_time
 from tzlocal.windows_tz import win_tz
 
-from store import timezones
-from store.timezones import OrgZone, org_today, zone_for
+from xero import timezones
+from xero.timezones import OrgZone, org_today, zone_for
 
 OPENAPI = Path("/work/shared/xero-openapi/xero_accounting.yaml")
 

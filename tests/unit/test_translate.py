@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from worker.translate import (
+from xero.translate import (
     TranslationError,
     contact_row,
     installment_rows,

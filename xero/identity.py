@@ -24,8 +24,8 @@ from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException, HTTPStatusException
 from xero_python.identity import IdentityApi
 
-from store.config import Settings
-from worker.tokens import normalise
+from infra.settings import Settings
+from xero.tokens import normalise
 
 TIMEOUT = urllib3.Timeout(connect=5.0, read=15.0)
 JWKS_PATH = "/.well-known/openid-configuration/jwks"
@@ -69,7 +69,7 @@ class IdentityClient:
 
     # -- token endpoint ------------------------------------------------------------------
     def exchange_code(self, code: str, redirect_uri: str, verifier: str) -> dict:
-        """The token set for an authorization code, as the worker keeps tokens (worker.tokens)."""
+        """The token set for an authorization code, as the worker keeps tokens (xero.tokens)."""
         requested_at = time.time()
         answer = self._post_form(
             "/connect/token",

@@ -22,11 +22,12 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import connections, dispatch, inbox, metrics, mirror, queue, status
+from store import connections, inbox, mirror
+from infra import queue
+from infra import metrics
+from ops import status
 from store.db import transaction
 from store.models import InboxEvent, SyncState
-from worker import queueing
-
 REPLAYABLE = ("pending", "enqueued", "failed", "done", "ignored")
 CHUNK = 500
 
@@ -255,7 +256,7 @@ def replay(
     try:
         if redis is None:
             raise RedisError("REDIS_URL is not set")
-        result.woken = dispatch.wake(redis, tenants)
+        result.woken = queue.wake(redis, tenants)
     except RedisError as error:
         result.queue_error = f"{type(error).__name__}: {error}"[:200]
         return result  # the events are pending: the workers' relay queues them within seconds
@@ -315,12 +316,12 @@ def resync_from_scratch(
     from worker import sync  # imports the Xero adapter: only when asked
 
     _live(sessions, tenant_id)
-    if queueing.is_running(redis, queueing.BACKFILL, tenant_id):
+    if queue.is_running(redis, queue.BACKFILL, tenant_id):
         raise OpsError(f"a backfill of {tenant_id} is running now: follow it with `ops status --tenant "
                        f"{tenant_id}` and resync when it is done")
     sync.start_backfill(sessions, tenant_id)
-    queued = queueing.enqueue(redis, queueing.BACKFILL, tenant_id)
-    return Started(tenant_id, "backfill", _guarded_job(redis, queueing.BACKFILL, tenant_id), now, queued)
+    queued = queue.enqueue(redis, queue.BACKFILL, tenant_id)
+    return Started(tenant_id, "backfill", _guarded_job(redis, queue.BACKFILL, tenant_id), now, queued)
 
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -335,7 +336,7 @@ def resync_since(
     queued here, sweeps from there; the marks then advance as it stores what it finds.
     """
     _live(sessions, tenant_id)
-    if queueing.is_running(redis, queueing.RECONCILE, tenant_id):
+    if queue.is_running(redis, queue.RECONCILE, tenant_id):
         raise OpsError(f"a reconciliation of {tenant_id} is running now; try again in a moment")
     with transaction(sessions) as session:
         state = mirror.sync_state(session, tenant_id, lock=True)
@@ -347,13 +348,13 @@ def resync_since(
             setattr(state, mark, since if current is None else min(current, since))
         for swept in ("contacts_swept_at", "invoices_swept_at", "payments_swept_at"):
             setattr(state, swept, LONG_AGO)  # every kind is due now, whatever the cadence says
-    queued = queueing.enqueue(redis, queueing.RECONCILE, tenant_id)
-    return Started(tenant_id, "reconcile", _guarded_job(redis, queueing.RECONCILE, tenant_id), now, queued)
+    queued = queue.enqueue(redis, queue.RECONCILE, tenant_id)
+    return Started(tenant_id, "reconcile", _guarded_job(redis, queue.RECONCILE, tenant_id), now, queued)
 
 
 def _guarded_job(redis: Redis, kind: str, tenant_id: str) -> str | None:
     """The id of the tenant's queued job of this kind (the guard key holds it)."""
-    raw = redis.get(queueing.guard_key(kind, tenant_id))
+    raw = redis.get(queue.guard_key(kind, tenant_id))
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
@@ -403,14 +404,14 @@ def _step(sessions: sessionmaker[Session], redis: Redis, started: Started) -> St
     record = metrics.reconcile_records(redis, [started.tenant_id]).get(started.tenant_id)
     if record is not None and record.at is not None and record.at >= started.requested_at:
         return Step(1, 1, f"done: {record.last_unannounced} changes no webhook had announced", finished=True)
-    running = queueing.is_running(redis, queueing.RECONCILE, started.tenant_id)
+    running = queue.is_running(redis, queue.RECONCILE, started.tenant_id)
     return Step(0, 1, "sweeping" if running else "queued: waiting for a worker")
 
 
 def _failed_since(redis: Redis, started: Started) -> str | None:
     """The error of a job of this tenant and kind that failed after the resync was asked for."""
     for job in failed_jobs(redis, started.tenant_id):
-        ours = job.function == queueing.JOB[started.kind]
+        ours = job.function == queue.JOB[started.kind]
         if ours and job.failed_at and job.failed_at >= started.requested_at:
             return job.error
     return None
@@ -496,7 +497,7 @@ def drop(redis: Redis, job_ids: list[str]) -> list[str]:
 
 
 def _kind(function: str | None) -> str:
-    return next((kind for kind, name in queueing.JOB.items() if name == function), "other")
+    return next((kind for kind, name in queue.JOB.items() if name == function), "other")
 
 
 def render_failed(jobs: list[FailedJob]) -> str:

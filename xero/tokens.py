@@ -33,7 +33,7 @@ from store import connections
 from store.db import read_only_sessions, transaction
 from store.models import XeroConnection
 from store.secrets import TokenBox
-from worker.xero import ConnectionRevoked, XeroClient, XeroUnavailable
+from xero.client import ConnectionRevoked, XeroClient, XeroUnavailable
 
 REFRESH_MARGIN = 300.0  # refresh when less than five minutes of life remain
 LOCK_SECONDS = 45.0  # longer than one token request can take (connect 5 s + read 30 s)

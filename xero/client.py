@@ -7,7 +7,7 @@ retry and refreshes no token by itself:
 
 - urllib3's own retries are off (by default it sleeps out a 429's Retry-After, up to hours);
 - the SDK's automatic refresh is off (its token getter always hands back our current access
-  token with no expiry); `worker.tokens` refreshes under a per-connection lock instead.
+  token with no expiry); `xero.tokens` refreshes under a per-connection lock instead.
 
 It asks for gzip (`Accept-Encoding: gzip` on every request: Xero bills integrations by the
 bytes they pull, see docs XERO.md §7.1) and measures what each answer cost on the wire: the
@@ -42,9 +42,9 @@ from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
 from xero_python.exceptions import ApiException, HTTPStatusException
 from xero_python.identity import IdentityApi
 
-from store.config import Settings
+from infra.settings import Settings
 from worker.governor import Reported
-from worker.translate import ms_datetime
+from xero.translate import ms_datetime
 
 DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read: a page of 1,000 invoices can take a while
 

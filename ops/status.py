@@ -5,7 +5,7 @@ ids waiting in the inbox, queued and failed jobs, the Xero rate budget left, the
 progress, whether the tenant's webhooks look broken, and the organisation's time zone (and
 so its today), with a warning when Xero's id for it is unknown and dates fall back to UTC,
 and the Xero egress metered for it (calls answered and bytes pulled, today and over the last
-30 UTC days: what Xero bills integrations by, see store.metrics.egress).
+30 UTC days: what Xero bills integrations by, see infra.metrics.egress).
 Read-only; `ops status`, `GET /metrics` and the admin page all read it here. `sync_lag`,
 `webhook_suspicion`, `timezone_warning` and `budget_left` are pure.
 
@@ -31,7 +31,9 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store import metrics, queue, timezones
+from infra import metrics
+from infra import queue
+from xero import timezones
 from store.models import InboxEvent, SyncState, Workspace, XeroConnection
 
 OUTSTANDING = ("pending", "enqueued")
@@ -87,7 +89,7 @@ class TenantStatus:
     jobs: dict[str, int] | None = None  # queued, scheduled, running, failed; None: Redis unread
     rate_budget: dict[str, Any] | None = None
     webhook_warning: str | None = None
-    # Xero egress (store.metrics.egress), per UTC day; None: Redis unread
+    # Xero egress (infra.metrics.egress), per UTC day; None: Redis unread
     calls_today: int | None = None
     bytes_today: int | None = None
     calls_30d: int | None = None
