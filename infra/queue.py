@@ -116,7 +116,7 @@ def wake(redis: Redis, tenant_ids: Iterable[str], queue_name: str = WEBHOOK_QUEU
         tenant_id
         for tenant_id, queued in zip(tenants, guarded)
         if not queued
-        and enqueue_once(redis, queue_name, SYNC_JOB, tenant_id, queued_key(tenant_id), job_id(tenant_id))
+        and enqueue_once(redis, queue_name, SYNC_JOB, tenant_id, queued_key(tenant_id), sync_job_id(tenant_id))
     ]
 
 
