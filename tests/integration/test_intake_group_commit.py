@@ -195,7 +195,7 @@ def test_when_the_wake_fails_after_the_commit_the_events_stay_pending_for_the_re
     def down(*_args, **_kwargs):
         raise RedisError("connection refused")
 
-    monkeypatch.setattr(dispatch, "wake", down)
+    monkeypatch.setattr(queue, "wake", down)
     response = post(app.test_client(), body(event(), event()))
 
     assert response.status_code == 200  # the commit is all the answer waits for
@@ -217,7 +217,7 @@ def test_the_waker_survives_an_unexpected_error_and_wakes_the_next_delivery(app,
             raise ValueError("a bug")
         return real_wake(*args, **kwargs)
 
-    monkeypatch.setattr(dispatch, "wake", flaky)
+    monkeypatch.setattr(queue, "wake", flaky)
     post(app.test_client(), body(event()))
     post(app.test_client(), body(event()))
 
