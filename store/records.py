@@ -18,7 +18,7 @@ Overriding: `xero_contact_ids`, when given, replaces email matching unless `matc
 is also set to true. So `{"xero_contact_ids": ["<right id>"]}` swaps a wrong email match
 for the right contact, and `{"xero_contact_ids": []}` (or `"match_email": false`) unlinks
 everything. Explicit links name tenant rows, so they need a live Xero connection
-(`NoConnection` otherwise); the email rule does not.
+(`NotConnected` otherwise); the email rule does not.
 
 What a record sees: a contact, its own links; an account, its own links plus those of
 its contacts (CRM contacts whose account_id is the account's id); a deal, its explicit
@@ -36,6 +36,7 @@ from sqlalchemy import delete, literal, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from infra.errors import NotFound
 from store import mirror
 from store.models import Contact, ContactEmail, CrmRecord, Invoice, Pin, RecordLink
 
@@ -43,7 +44,7 @@ KINDS = {"contacts": "contact", "accounts": "account", "deals": "deal"}
 ANY_TENANT = "*"
 
 
-class NoConnection(Exception):
+class NotConnected(NotFound):
     """Explicit links were asked for, but the workspace has no live Xero connection."""
 
 
@@ -152,7 +153,7 @@ def upsert(
     explicit = tuple(dict.fromkeys(data.xero_contact_ids or ()))
     invoices = tuple(dict.fromkeys(data.invoice_ids))
     if (explicit or invoices) and tenant_id is None:
-        raise NoConnection("the workspace has no live Xero connection to link to")
+        raise NotConnected("the workspace has no live Xero connection to link to")
     values = {
         "workspace_id": workspace_id,
         "kind": kind,

@@ -8,8 +8,10 @@ import json
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from infra.errors import StorageError
 
-class SecretsError(Exception):
+
+class SecretsError(StorageError):
     """No usable key, or ciphertext no configured key can open. Never carries the secret."""
 
 

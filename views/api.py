@@ -37,11 +37,11 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from xero import timezones
+from infra.errors import InputError
+from store import records
 from store.db import transaction
 from store.workspaces import Caller, authenticate
 from views import deeplinks, installments, queries, saved_views, totals, widget
-from store import records
 from views.openapi import (
     DEFAULT_PER_PAGE,
     ID_MAX,
@@ -53,6 +53,7 @@ from views.openapi import (
     XERO_ID_MAX,
     document,
 )
+from xero import timezones
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -62,7 +63,7 @@ DIGITS = re.compile(r"[0-9]{1,9}")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
-class ApiError(Exception):
+class ApiError(InputError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
@@ -111,7 +112,7 @@ def put_record(kind: str, external_id: str):
                 tenant.tenant_id if tenant else None,
                 _now(),
             )
-        except records.NoConnection as e:
+        except records.NotConnected as e:
             raise ApiError(409, str(e)) from None
         body = _record_json(s, kind, record, tenant)
     return jsonify(body)

@@ -30,6 +30,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal, Protocol
 
+from infra.errors import InputError
+
 VIEWS = ("open", "unpaid", "paid", "overdue", "pinned", "all")
 DEFAULT_VIEW = "unpaid"
 
@@ -54,11 +56,11 @@ class InvoiceLike(Protocol):
     due_date: date | None
 
 
-class UnknownView(ValueError):
+class UnknownView(InputError, ValueError):
     """A `view` that is not one of VIEWS."""
 
 
-class UnknownType(ValueError):
+class UnknownType(InputError, ValueError):
     """A `type` that is not one of TYPES."""
 
 

@@ -30,10 +30,11 @@ from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from infra.errors import InputError
+from store import records
 from store.models import ApiKey, Invoice
 from store.workspaces import Caller
 from store.workspaces import key_hash as stored_key_hash  # the form api_keys.key_hash holds
-from store import records
 from views.openapi import ID_MAX, KINDS, MAX_PER_PAGE
 
 embed_bp = Blueprint(
@@ -57,11 +58,11 @@ VIEWS = (  # the tabs, in order; Unpaid is also the default list ("awaiting paym
 )
 
 
-class EmbedDisabled(Exception):
+class EmbedDisabled(InputError):
     """Embed tokens cannot be issued or read: the server has no SECRET_KEY."""
 
 
-class BadEmbedToken(Exception):
+class BadEmbedToken(InputError):
     """A token that is forged, malformed, expired, or whose key was revoked."""
 
 

@@ -24,6 +24,7 @@ from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException, HTTPStatusException
 from xero_python.identity import IdentityApi
 
+from infra.errors import UpstreamError
 from infra.settings import Settings
 from xero.tokens import normalise
 
@@ -31,7 +32,7 @@ TIMEOUT = urllib3.Timeout(connect=5.0, read=15.0)
 JWKS_PATH = "/.well-known/openid-configuration/jwks"
 
 
-class IdentityError(Exception):
+class IdentityError(UpstreamError):
     """Talking to Xero's identity service failed. Messages never carry a secret."""
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from infra.errors import UpstreamError
 from store.natural import number_key
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{2,4})?\)/$")
@@ -19,7 +20,7 @@ ZERO = Decimal("0")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-class TranslationError(ValueError):
+class TranslationError(UpstreamError, ValueError):
     """A Xero object we cannot read: a missing id, an unreadable date, a float for money."""
 
 

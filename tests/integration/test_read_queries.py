@@ -203,7 +203,7 @@ def test_an_empty_explicit_list_unlinks_a_wrong_email_match(sessions, ws):
 def test_explicit_links_need_a_live_connection(sessions):
     with transaction(sessions) as s:
         lonely = workspace(s, "No Xero", None)
-    with pytest.raises(records.NoConnection), transaction(sessions) as s:
+    with pytest.raises(records.NotConnected), transaction(sessions) as s:
         records.upsert(s, lonely.id, "contact", "c1", RecordInput(xero_contact_ids=("x1",)), None, NOW)
     with transaction(sessions) as s:  # the email rule needs none
         records.upsert(s, lonely.id, "contact", "c1", RecordInput(email="a@b.c"), None, NOW)
