@@ -1,21 +1,41 @@
-# xero-mirror: `make demo` runs the whole system on embedded defaults; `make test` runs the suite.
+# xero-mirror: `make demo` runs the whole system on embedded defaults; `make test` runs the suite;
+# `make check` runs the import contracts, ruff and mypy (pyproject.toml says which rules).
+# One .venv: demo, bench and chaos need production's requirements.txt; test and check also
+# requirements-dev.txt. A stamp per checksum reinstalls when either file changes.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+PIP    := $(BIN)/pip install --disable-pip-version-check -q
+STAMP     := $(VENV)/.installed-run-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test demo bench chaos clean
+.PHONY: install install-dev test check demo bench chaos clean
 
 install: $(STAMP)
 
+install-dev: $(DEV_STAMP)
+
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
-	rm -f $(VENV)/.installed-*
+	$(PIP) -r requirements.txt
+	rm -f $(VENV)/.installed-run-*
 	touch $(STAMP)
 
-test: $(STAMP)
+$(DEV_STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP) $(DEV_STAMP)
+
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(DEV_STAMP)  # all three run; any finding fails
+	@failed=0; \
+	$(BIN)/lint-imports || failed=1; \
+	$(BIN)/ruff check . || failed=1; \
+	$(BIN)/mypy || failed=1; \
+	exit $$failed
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
@@ -29,4 +49,4 @@ chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache
+	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
