@@ -13,9 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store import mirror
-from store.models import Contact, InboxEvent, Invoice
+from store.models import OUTSTANDING, Contact, EventState, InboxEvent, Invoice
 
-OUTSTANDING = ("pending", "enqueued")
 _CHUNK = 500
 
 
@@ -117,7 +116,7 @@ def count_attempt(session: Session, event_ids: Iterable[int]) -> None:
         )
 
 
-def settle(session: Session, event_ids: Iterable[int], state: str, now: datetime, error: str | None = None) -> int:
+def settle(session: Session, event_ids: Iterable[int], state: EventState, now: datetime, error: str | None = None) -> int:
     """Mark events done, ignored or failed (only those still outstanding)."""
     ids = sorted(set(event_ids))
     changed = 0

@@ -23,9 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infra import queue
 from store.db import chunks, transaction
-from store.models import InboxEvent, SyncState, WebhookDelivery, XeroConnection
+from store.models import OUTSTANDING, EventState, InboxEvent, SyncState, WebhookDelivery, XeroConnection
 
-PENDING, ENQUEUED, DONE, FAILED, IGNORED = "pending", "enqueued", "done", "failed", "ignored"
 LAST_WEBHOOK_RESOLUTION = timedelta(seconds=1)  # sync_state.last_webhook_at is at most this stale
 SYNCED_CATEGORIES = frozenset({"INVOICE", "CONTACT", "CREDITNOTE"})  # a credit note re-syncs its invoices
 
@@ -153,13 +152,38 @@ def store_many(
     repeated within the batch counts as new for its first delivery only, and a delivery with
     nothing new keeps no row. A malformed delivery's `Stored` carries only its delivery id.
 
-    On PostgreSQL (psycopg 3) the statements go out as one pipeline, and the caller's COMMIT is
-    the only other round trip: the delivery rows take ids reserved ahead from their sequence
-    (`delivery_ids`, a block at a time; without one, a block of this batch's size), so nothing
-    waits for a RETURNING, and the delivery rows nothing new came of are deleted in the same
-    flight by a statement that looks for their events.
+    How the rows are written depends on the driver, chosen once (`_writer_for`): on PostgreSQL
+    with psycopg 3 the statements go out as one pipeline (`_Pipelined`); elsewhere each waits
+    for its RETURNING (`_Returning`).
     """
-    # which delivery each event key belongs to: the first one naming it (later ones: duplicates)
+    claimed = claim(deliveries)
+    keeping = [i for i, d in enumerate(deliveries) if d.malformed or claimed[i]]
+    if not keeping:
+        return [Stored(received=len(d.events), inserted=0) for d in deliveries]
+    tenants = {e.tenant_id for i in keeping for _, e in claimed[i]}
+    live = live_tenants.lookup(conn, tenants) if live_tenants else _live_and_last_heard(conn, tenants)
+    touched = _touch_last_webhook(conn, live, last_heard(deliveries, claimed, live))
+    writer = _writer_for(conn, delivery_ids)
+    kept = [deliveries[i] for i in keeping]
+    ids = writer.delivery_ids(conn, kept)
+    delivery_ids_of = dict(zip(keeping, ids))
+    rows = sorted(  # one lock order for every writer (the key is each row's first value)
+        _row(k, e, delivery_ids_of[i], deliveries[i].received_at, live) for i in keeping for k, e in claimed[i]
+    )
+    written = writer.write(conn, kept, ids, rows)
+    results, unused = outcomes(deliveries, claimed, delivery_ids_of, written)
+    writer.drop(conn, unused)
+    if live_tenants:
+        live_tenants.heard(touched)
+    return results
+
+
+# --- store_many's pure parts ----------------------------------------------------------------
+
+
+def claim(deliveries: Sequence[Delivery]) -> list[list[tuple[str, Announcement]]]:
+    """Each delivery's events by dedupe key, each key claimed by the first delivery naming it
+    (a later one, or a repeat within the same delivery, is a duplicate)."""
     taken: set[str] = set()
     claimed: list[list[tuple[str, Announcement]]] = [[] for _ in deliveries]
     for index, delivery in enumerate(deliveries):
@@ -168,36 +192,31 @@ def store_many(
             if key not in taken:
                 taken.add(key)
                 claimed[index].append((key, event))
-    keeping = [i for i, d in enumerate(deliveries) if d.malformed or claimed[i]]
-    if not keeping:
-        return [Stored(received=len(d.events), inserted=0) for d in deliveries]
-    tenants = {e.tenant_id for i in keeping for _, e in claimed[i]}
-    live = live_tenants.lookup(conn, tenants) if live_tenants else _live_and_last_heard(conn, tenants)
+    return claimed
+
+
+def last_heard(
+    deliveries: Sequence[Delivery], claimed: Sequence[Sequence[tuple[str, Announcement]]], live: Iterable[str]
+) -> dict[str, datetime]:
+    """Each live tenant the claimed events name, with the latest received_at among them."""
     heard: dict[str, datetime] = {}
-    for index in keeping:
-        for _, event in claimed[index]:
+    for delivery, events in zip(deliveries, claimed):
+        for _, event in events:
             if event.tenant_id in live:
-                heard[event.tenant_id] = max(heard.get(event.tenant_id, deliveries[index].received_at),
-                                             deliveries[index].received_at)
-    touched = _touch_last_webhook(conn, live, heard)
-    pipelined = _pipelines(conn)
-    if pipelined:
-        ids = (delivery_ids or DeliveryIds(at_once=1)).take(conn, len(keeping))  # alone: just what it needs
-        delivery_ids_of = dict(zip(keeping, ids))
-    else:
-        delivery_ids_of = dict(zip(keeping, _insert_deliveries(conn, [deliveries[i] for i in keeping])))
-    rows = sorted(  # one lock order for every writer (the key is each row's first value)
-        _row(k, e, delivery_ids_of[i], deliveries[i].received_at, live) for i in keeping for k, e in claimed[i]
-    )
-    if pipelined:
-        found = _write_pipelined(conn, [deliveries[i] for i in keeping], ids, rows,
-                                 [delivery_ids_of[i] for i in keeping if not deliveries[i].malformed])
-    else:
-        found = _insert_rows(conn, _EVENT_COLUMNS, rows, _insert_events)
-    new: dict[str, tuple[int, str, str]] = {}
-    for key, event_id, tenant_id, state in found:
-        new[key] = (event_id, tenant_id, state)
-    results, unused = [], []
+                heard[event.tenant_id] = max(heard.get(event.tenant_id, delivery.received_at), delivery.received_at)
+    return heard
+
+
+def outcomes(
+    deliveries: Sequence[Delivery], claimed: Sequence[Sequence[tuple[str, Announcement]]],
+    delivery_ids_of: dict[int, int], written: Iterable[tuple],
+) -> tuple[list[Stored], list[int]]:
+    """Each delivery's `Stored`, given the event rows the INSERT wrote (dedupe_key, id,
+    tenant_id, state: a key already held wrote none); and the ids of the delivery rows of
+    well-formed deliveries nothing new came of (rows to drop)."""
+    new = {key: (event_id, tenant_id, state) for key, event_id, tenant_id, state in written}
+    results: list[Stored] = []
+    unused: list[int] = []
     for index, delivery in enumerate(deliveries):
         if delivery.malformed:
             results.append(Stored(received=0, inserted=0, delivery_id=delivery_ids_of[index], malformed=True))
@@ -205,22 +224,74 @@ def store_many(
         pending: dict[str, list[int]] = {}
         inserted = 0
         for key, _ in claimed[index]:
-            found = new.get(key)
-            if found is None:
+            row = new.get(key)
+            if row is None:
                 continue
             inserted += 1
-            if found[2] == PENDING:
-                pending.setdefault(found[1], []).append(found[0])
+            if row[2] == EventState.PENDING:
+                pending.setdefault(row[1], []).append(row[0])
         if index in delivery_ids_of and not inserted:
             unused.append(delivery_ids_of[index])
         results.append(Stored(received=len(delivery.events), inserted=inserted,
                               delivery_id=delivery_ids_of[index] if inserted else None, pending=pending))
-    if not pipelined:  # (the pipeline has deleted them already)
+    return results, unused
+
+
+# --- store_many's two ways to write: chosen once per batch by the driver ------------------
+
+
+class _Writer(Protocol):
+    def delivery_ids(self, conn: Connection, deliveries: Sequence[Delivery]) -> list[int]:
+        """Ids for these deliveries' rows, in order (inserting the rows, or reserving ids)."""
+
+    def write(self, conn: Connection, deliveries: Sequence[Delivery], ids: list[int], rows: list[tuple]) -> list[tuple]:
+        """Write the event rows (and whatever delivery rows are not written yet); the new events'
+        (dedupe_key, id, tenant_id, state)."""
+
+    def drop(self, conn: Connection, unused: list[int]) -> None:
+        """Delete the delivery rows nothing new came of (if not deleted already)."""
+
+
+class _Returning:
+    """Each statement waits for its answer: SQLite (and PostgreSQL without psycopg 3's pipeline)."""
+
+    def delivery_ids(self, conn: Connection, deliveries: Sequence[Delivery]) -> list[int]:
+        return _insert_deliveries(conn, deliveries)
+
+    def write(self, conn: Connection, deliveries: Sequence[Delivery], ids: list[int], rows: list[tuple]) -> list[tuple]:
+        return _insert_rows(conn, _EVENT_COLUMNS, rows, _insert_events)
+
+    def drop(self, conn: Connection, unused: list[int]) -> None:
         for chunk in chunks(unused):  # every event of these deliveries was already held: keep no row for them
             conn.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(chunk)))
-    if live_tenants:
-        live_tenants.heard(touched)
-    return results
+
+
+@dataclass(frozen=True)
+class _Pipelined:
+    """PostgreSQL with psycopg 3: one pipeline a batch, and the caller's COMMIT the only other
+    round trip. The delivery rows take ids reserved ahead from their sequence (`reserved`, a
+    block at a time), so nothing waits for a RETURNING, and the rows nothing new came of are
+    deleted in the same flight by a statement that looks for their events."""
+
+    reserved: DeliveryIds
+
+    def delivery_ids(self, conn: Connection, deliveries: Sequence[Delivery]) -> list[int]:
+        return self.reserved.take(conn, len(deliveries))
+
+    def write(self, conn: Connection, deliveries: Sequence[Delivery], ids: list[int], rows: list[tuple]) -> list[tuple]:
+        accepted = [i for i, d in zip(ids, deliveries) if not d.malformed]
+        return _write_pipelined(conn, deliveries, ids, rows, accepted)
+
+    def drop(self, conn: Connection, unused: list[int]) -> None:
+        pass  # the pipeline deleted them already
+
+
+def _writer_for(conn: Connection, delivery_ids: DeliveryIds | None) -> _Writer:
+    """How this connection writes a batch (without `delivery_ids`, a pipeline reserves just
+    the ids it needs)."""
+    if _pipelines(conn):
+        return _Pipelined(delivery_ids or DeliveryIds(at_once=1))
+    return _Returning()
 
 
 def mark_enqueued(session: Session | Connection, event_ids: Iterable[int], now: datetime) -> int:
@@ -239,8 +310,8 @@ _MARK_ENQUEUED = (  # built once: the intake marks after every wake
     update(InboxEvent)
     # `state || ''`, not `state`: SQLite would otherwise pick the (state, received_at) index and
     # walk every enqueued event, not the few ids by primary key (0.5 ms for 8 ids at 100k rows)
-    .where(InboxEvent.id.in_(bindparam("ids", expanding=True)), InboxEvent.state.concat("").in_((PENDING, ENQUEUED)))
-    .values(state=ENQUEUED, enqueued_at=bindparam("now", type_=InboxEvent.enqueued_at.type))
+    .where(InboxEvent.id.in_(bindparam("ids", expanding=True)), InboxEvent.state.concat("").in_(OUTSTANDING))
+    .values(state=EventState.ENQUEUED, enqueued_at=bindparam("now", type_=InboxEvent.enqueued_at.type))
 )
 
 
@@ -264,8 +335,8 @@ def relay(
             select(InboxEvent.id, InboxEvent.tenant_id)
             .where(
                 or_(
-                    and_(InboxEvent.state == PENDING, InboxEvent.received_at <= now - older_than),
-                    and_(InboxEvent.state == ENQUEUED, InboxEvent.enqueued_at <= now - stale_after),
+                    and_(InboxEvent.state == EventState.PENDING, InboxEvent.received_at <= now - older_than),
+                    and_(InboxEvent.state == EventState.ENQUEUED, InboxEvent.enqueued_at <= now - stale_after),
                 )
             )
             .order_by(InboxEvent.id)
@@ -283,8 +354,9 @@ def relay(
 def _row(key: str, event: Announcement, delivery_id: int, now: datetime, live: Iterable[str]) -> tuple:
     """An inbox_events row, its values in _EVENT_COLUMNS order (as given, not yet bound)."""
     wanted = event.category in SYNCED_CATEGORIES and event.tenant_id in live
+    state = EventState.PENDING if wanted else EventState.IGNORED
     return (key, delivery_id, event.tenant_id, event.tenant_type, event.category, event.event_type,
-            event.resource_id, event.event_date_utc, now, PENDING if wanted else IGNORED, 0, event.data)
+            event.resource_id, event.event_date_utc, now, state, 0, event.data)
 
 
 _EVENT_COLUMNS = ("dedupe_key", "delivery_id", "tenant_id", "tenant_type", "category", "event_type",

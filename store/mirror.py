@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.db import chunks, upsert_insert
-from store.models import Allocation, Contact, ContactEmail, Invoice, Payment, SyncState
+from store.models import Allocation, BackfillStatus, Contact, ContactEmail, Invoice, Payment, SyncState
 
 MERGE_HOPS = 5  # a contact merged into one that was merged in turn: follow at most this far
 
@@ -320,7 +320,7 @@ def sync_state(session: Session, tenant_id: str, *, lock: bool = False) -> SyncS
     state = session.scalars(stmt).one_or_none()
     if state is None:
         session.execute(upsert_insert(session, SyncState).on_conflict_do_nothing(index_elements=["tenant_id"]), [
-            {"tenant_id": tenant_id, "backfill_status": "pending", "backfill_page": 0, "backfill_fetched": 0,
+            {"tenant_id": tenant_id, "backfill_status": BackfillStatus.PENDING, "backfill_page": 0, "backfill_fetched": 0,
              "unannounced_changes": 0}
         ])
         state = session.scalars(stmt).one()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
@@ -228,6 +229,27 @@ class Allocation(Base):
 # --- intake ---------------------------------------------------------------------------
 
 
+class EventState(StrEnum):
+    """An inbox event's state, stored (and compared in SQL) as its value."""
+
+    PENDING = "pending"  # stored, not yet on a queue
+    ENQUEUED = "enqueued"  # a sync job was asked for
+    DONE = "done"  # synced
+    FAILED = "failed"  # Xero refused it or sent what we cannot read; the error says which
+    IGNORED = "ignored"  # nothing to do (a category we do not sync, no live connection)
+
+
+OUTSTANDING = (EventState.PENDING, EventState.ENQUEUED)  # not yet settled by a sync job
+
+
+class BackfillStatus(StrEnum):
+    """Where a tenant's full load stands (sync_state.backfill_status)."""
+
+    PENDING = "pending"  # asked for, not begun
+    RUNNING = "running"
+    DONE = "done"
+
+
 class WebhookDelivery(Base):
     """A signed POST as received: kept when it could not be parsed, for inspection."""
 
@@ -263,9 +285,7 @@ class InboxEvent(Base):
     resource_id: Mapped[str] = mapped_column(String(64))
     event_date_utc: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # pending: stored, not yet on a queue; enqueued: a sync job was asked for;
-    # done: synced; ignored: nothing to do (unused category, unknown tenant); failed.
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # an EventState
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -282,8 +302,8 @@ class SyncState(Base):
     invoices_hwm: Mapped[datetime | None] = mapped_column(UTCDateTime())
     payments_hwm: Mapped[datetime | None] = mapped_column(UTCDateTime())
     contacts_hwm: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    backfill_status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|running|done
-    backfill_phase: Mapped[str | None] = mapped_column(String(16))  # contacts|invoices|payments
+    backfill_status: Mapped[str] = mapped_column(String(16), default=BackfillStatus.PENDING)  # a BackfillStatus
+    backfill_phase: Mapped[str | None] = mapped_column(String(16))  # a worker.sync.Phase
     backfill_page: Mapped[int] = mapped_column(Integer, default=0)
     backfill_fetched: Mapped[int] = mapped_column(Integer, default=0)
     last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
