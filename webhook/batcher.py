@@ -35,6 +35,7 @@ import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, Sequence
 
 from redis import RedisError
@@ -246,36 +247,61 @@ class Intake:
             return False
 
     def _commit(self, batch: list[_Waiting], marks: list[tuple[list[int], datetime, int]] | None = None) -> None:
-        try:
-            conn = self._connection()
-            with conn.begin():
-                results = inbox.store_many(conn, [w.delivery for w in batch], self._live, self._ids)
-                if marks:
-                    # no savepoint: an error here fails the batch, which is then stored again
-                    # without the marks (a savepoint would not help with the errors that can
-                    # happen here: SQLite may roll the whole transaction back on those)
-                    inbox.mark_enqueued(conn, [i for ids, _, _ in marks for i in ids], max(t for _, t, _ in marks))
-        except BaseException as error:  # noqa: BLE001 - every waiting request must hear of it
-            self._release()  # whatever state it is in, the next batch starts on a fresh one
-            self._live.forget()  # it may have moved last_webhook_at in the transaction just lost
-            self._ids.forget()  # and the sequence may not be what the ids reserved assumed
-            if marks:
-                self._mark(marks)  # on its own (it settles them, marked or not)
-            if isinstance(error, DBAPIError) and not _unreachable(error) and (marks or len(batch) > 1):
-                if marks:
-                    self._commit(batch)  # again, without the marks
+        """Commit `batch` (with `marks` riding along, SQLite only) and release every waiting
+        request with its result or, once `after_failure` says to give up, with the error."""
+        attempts: deque[tuple[list[_Waiting], list[tuple[list[int], datetime, int]] | None]] = deque([(batch, marks)])
+        while attempts:
+            part, riding = attempts.popleft()
+            try:
+                results = self._transaction(part, riding)
+            except BaseException as error:  # noqa: BLE001 - every waiting request must hear of it
+                self._recover(riding)
+                step = after_failure(error, len(part), bool(riding))
+                if step is Retry.WITHOUT_MARKS:
+                    attempts.appendleft((part, None))
+                elif step is Retry.EACH_ALONE:  # one bad delivery must not refuse the others
+                    attempts.extendleft(([one], None) for one in reversed(part))
                 else:
-                    for one in batch:  # one bad delivery must not refuse the others: each alone
-                        self._commit([one])
-                return
-            if isinstance(error, (DBAPIError, PoolTimeout)):
-                log.error("webhooks not stored: database unavailable",
-                          extra={"deliveries": len(batch), "error": describe(error)})
-            else:
-                log.exception("webhooks not stored: the intake failed", extra={"deliveries": len(batch)})
-            for waiting in batch:
-                waiting.finish(error=error)
-            return
+                    self._refuse(part, error)
+                continue
+            self._committed(part, results, riding)
+
+    def _transaction(self, batch: list[_Waiting], marks: list[tuple[list[int], datetime, int]] | None
+                     ) -> list[inbox.Stored]:
+        """Store `batch` and write the `marks` riding along, in one transaction on the writer's connection."""
+        conn = self._connection()
+        with conn.begin():
+            results = inbox.store_many(conn, [w.delivery for w in batch], self._live, self._ids)
+            if marks:
+                # no savepoint: an error here fails the batch, which is then stored again
+                # without the marks (a savepoint would not help with the errors that can
+                # happen here: SQLite may roll the whole transaction back on those)
+                inbox.mark_enqueued(conn, [i for ids, _, _ in marks for i in ids], max(t for _, t, _ in marks))
+        return results
+
+    def _recover(self, marks: list[tuple[list[int], datetime, int]] | None) -> None:
+        """After a failed transaction: drop what it may have left stale, and write the marks that
+        rode along on their own (that settles them, marked or not)."""
+        self._release()  # whatever state it is in, the next batch starts on a fresh one
+        self._live.forget()  # it may have moved last_webhook_at in the transaction just lost
+        self._ids.forget()  # and the sequence may not be what the ids reserved assumed
+        if marks:
+            self._mark(marks)
+
+    def _refuse(self, batch: list[_Waiting], error: BaseException) -> None:
+        """Release every request of `batch` with `error` (each answers 503)."""
+        if isinstance(error, (DBAPIError, PoolTimeout)):
+            log.error("webhooks not stored: database unavailable",
+                      extra={"deliveries": len(batch), "error": describe(error)})
+        else:
+            log.exception("webhooks not stored: the intake failed", extra={"deliveries": len(batch)},
+                          exc_info=error)
+        for waiting in batch:
+            waiting.finish(error=error)
+
+    def _committed(self, batch: list[_Waiting], results: list[inbox.Stored],
+                   marks: list[tuple[list[int], datetime, int]] | None) -> None:
+        """Release every request of `batch` with its result, and hand the batch to the waker."""
         for waiting, result in zip(batch, results):
             waiting.finish(result)
         with self._lock:
@@ -398,6 +424,25 @@ def answer(runtime: Runtime, delivery: inbox.Delivery | None, stored: inbox.Stor
         metrics.count(runtime, metrics.WEBHOOKS, outcome="malformed")
         return 400
     return 200
+
+
+class Retry(Enum):
+    """What the intake does after a batch's transaction failed."""
+
+    WITHOUT_MARKS = "again, without the marks that rode along"
+    EACH_ALONE = "each delivery in a transaction of its own"
+    GIVE_UP = "answer every request of the batch with the error"
+
+
+def after_failure(error: BaseException, deliveries: int, with_marks: bool) -> Retry:
+    """Pure: the next step after a transaction of `deliveries` (with marks riding along, or not)
+    failed with `error`. Only an error about the data is worth another try, and only while
+    there is something to leave out: the marks first, then the other deliveries."""
+    if not isinstance(error, DBAPIError) or _unreachable(error):
+        return Retry.GIVE_UP
+    if with_marks:
+        return Retry.WITHOUT_MARKS
+    return Retry.EACH_ALONE if deliveries > 1 else Retry.GIVE_UP
 
 
 def _unreachable(error: DBAPIError) -> bool:
