@@ -13,11 +13,13 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import backlog, connections, mirror
 from store.db import transaction
+from store.models import BackfillStatus, EventState
 from worker import organisation
 from xero import translate
 from worker.gateway import TenantApi
@@ -33,13 +35,24 @@ SWEEP_ABOVE = IDS_PER_CALL  # more dirty ids than one call takes: one If-Modifie
 PAGE_SIZE = 1000
 OVERLAP = timedelta(minutes=5)  # clocks and Xero's own indexing are not exact
 SETTLE = timedelta(minutes=5)  # a change this recent may not be visible to a list yet: read it again
-STABLE_ORDER = {"contacts": "ContactID ASC", "invoices": "InvoiceID ASC", "payments": "PaymentID ASC"}
+
+
+class Phase(StrEnum):
+    """A kind of object the mirror holds: a backfill phase, a reconciliation sweep (stored as its
+    value in sync_state.backfill_phase)."""
+
+    CONTACTS = "contacts"
+    INVOICES = "invoices"
+    PAYMENTS = "payments"  # reconciliation only; a backfill begun by an older release may be in it
+
+
+STABLE_ORDER = {Phase.CONTACTS: "ContactID ASC", Phase.INVOICES: "InvoiceID ASC", Phase.PAYMENTS: "PaymentID ASC"}
 SWEEP_ORDER = "UpdatedDateUTC ASC"
-PHASES = ("contacts", "invoices", "payments")
+PHASES = (Phase.CONTACTS, Phase.INVOICES, Phase.PAYMENTS)
 # The backfill loads contacts and invoices only: each invoice lists its live payments, so a
 # payments phase would download every one of them a second time. Reconciliation's payments
 # sweep (from the backfill's start) then brings each payment's full record as it changes.
-BACKFILL_PHASES = ("contacts", "invoices")
+BACKFILL_PHASES = (Phase.CONTACTS, Phase.INVOICES)
 # A call by IDs: invoices un-paged (Xero leaves line items out of un-paged lists and the
 # mirror reads none; if it sends them anyway, only bytes differ), contacts paged (Xero
 # returns MergedToContactID only on paged calls).
@@ -174,15 +187,16 @@ def drain(
         return result
     if connection is None or connection.status == connections.DISCONNECTED:
         with transaction(sessions) as session:
-            result.ignored = backlog.settle(session, [e.id for e in events], "ignored", now, "no live Xero connection")
+            result.ignored = backlog.settle(session, [e.id for e in events], EventState.IGNORED, now,
+                                           "no live Xero connection")
         return result
 
     with transaction(sessions) as session:
         backlog.count_attempt(session, [e.id for e in events])
         unused = [e.id for e in events if e.category not in ("INVOICE", "CONTACT", "CREDITNOTE")]
-        result.ignored = backlog.settle(session, unused, "ignored", now, None)
+        result.ignored = backlog.settle(session, unused, EventState.IGNORED, now, None)
         current = {e.id for e in backlog.already_current(session, tenant_id, events)}
-        result.current = backlog.settle(session, current, "done", now, None)
+        result.current = backlog.settle(session, current, EventState.DONE, now, None)
     by_category: dict[str, list[backlog.Event]] = {}
     for event in events:
         if event.id not in current:
@@ -350,7 +364,7 @@ class _Drain:
         text = f"{type(reason).__name__}: {reason}" if isinstance(reason, Exception) else reason
         log.warning("%d events failed: %s", len(event_ids), text)
         with transaction(self.sessions) as session:
-            backlog.settle(session, event_ids, "failed", self.now, text[:1000])
+            backlog.settle(session, event_ids, EventState.FAILED, self.now, text[:1000])
 
 
 def _may_settle_invoices(data: dict | None) -> bool:
@@ -372,7 +386,7 @@ def _one(api: TenantApi, kind: str, resource_id: str) -> list[dict]:
 def _settle(sessions: sessionmaker[Session], event_ids: list[int], now: datetime) -> None:
     if event_ids:
         with transaction(sessions) as session:
-            backlog.settle(session, event_ids, "done", now)
+            backlog.settle(session, event_ids, EventState.DONE, now)
 
 
 def _record_success(sessions: sessionmaker[Session], tenant_id: str, now: datetime) -> None:
@@ -419,7 +433,7 @@ def reconcile(
     with sessions() as session:
         state = mirror.sync_state(session, tenant_id)
         status, marks = state.backfill_status, {kind: getattr(state, HWM[kind]) for kind in PHASES}
-    if status != "done":
+    if status != BackfillStatus.DONE:
         return ReconcileResult(skipped=f"backfill is {status}")
     organisation.refresh_if_stale(api, sessions, tenant_id, now)  # its time zone: at most once a day
     result = ReconcileResult()
@@ -512,18 +526,28 @@ def _sales_contacts_missing(
 # --- backfill: everything, resumably ------------------------------------------------------
 
 
+def next_page(phase: Phase, page_no: int, count: int, page_size: int) -> tuple[Phase, int] | None:
+    """Pure: where a backfill goes once the page after `page_no` (the pages of `phase` done)
+    brought `count` objects: the next page of the phase while pages come full, else the first
+    of the next phase; None when the last phase has ended."""
+    if count >= page_size:
+        return phase, page_no + 1
+    index = BACKFILL_PHASES.index(phase)
+    return (BACKFILL_PHASES[index + 1], 0) if index + 1 < len(BACKFILL_PHASES) else None
+
+
 def start_backfill(sessions: sessionmaker[Session], tenant_id: str) -> None:
     """Ask for a (new) full load: the next backfill job starts from the first page."""
     with transaction(sessions) as session:
         state = mirror.sync_state(session, tenant_id, lock=True)
-        state.backfill_status = "pending"
+        state.backfill_status = BackfillStatus.PENDING
         state.backfill_phase = None
         state.backfill_page = 0
         state.backfill_fetched = 0
 
 
 def _finish_backfill(state, now: datetime) -> None:
-    state.backfill_status, state.backfill_phase = "done", None
+    state.backfill_status, state.backfill_phase = BackfillStatus.DONE, None
     state.last_success_at = now
     # the marks hold from the backfill's start: the first sweeps are due a period on
     state.contacts_swept_at = state.invoices_swept_at = state.payments_swept_at = now
@@ -551,32 +575,30 @@ def backfill(
     """
     with transaction(sessions) as session:
         state = mirror.sync_state(session, tenant_id, lock=True)
-        if state.backfill_status == "done":
+        if state.backfill_status == BackfillStatus.DONE:
             return BackfillResult(True, None, state.backfill_page, state.backfill_fetched)
-        if state.backfill_status == "running" and state.backfill_phase == "payments":
+        if state.backfill_status == BackfillStatus.RUNNING and state.backfill_phase == Phase.PAYMENTS:
             # begun by a release that had a payments phase: the invoices brought their payments
             _finish_backfill(state, now)
             return BackfillResult(True, None, state.backfill_page, state.backfill_fetched)
-        if state.backfill_status != "running" or state.backfill_phase not in BACKFILL_PHASES:
-            state.backfill_status, state.backfill_phase = "running", BACKFILL_PHASES[0]
+        if state.backfill_status != BackfillStatus.RUNNING or state.backfill_phase not in BACKFILL_PHASES:
+            state.backfill_status, state.backfill_phase = BackfillStatus.RUNNING, BACKFILL_PHASES[0]
             state.backfill_page, state.backfill_fetched = 0, 0
             state.contacts_hwm = state.invoices_hwm = state.payments_hwm = None
-        phase, page_no = state.backfill_phase, state.backfill_page
+        phase, page_no = Phase(state.backfill_phase), state.backfill_page
 
     # Page N+1 is fetched in a background thread while page N is stored. Every Xero call of
     # the backfill is made from that one thread (the SDK client is not thread-safe), one
     # page ahead at most; a fetched page not stored (the slice ended, an error) is fetched
     # again by the next job, which starts from the progress committed with the last page.
-    def pages(phase: str, page_no: int) -> Iterator[tuple[str, int, XeroPage]]:
+    def pages(phase: Phase, page_no: int) -> Iterator[tuple[Phase, int, XeroPage]]:
         while True:
             page = _fetch(api, phase, page=page_no + 1, page_size=page_size, order=STABLE_ORDER[phase])
             yield phase, page_no, page
-            if len(page.items) == page_size:
-                page_no += 1
-            elif phase == BACKFILL_PHASES[-1]:
+            after = next_page(phase, page_no, len(page.items), page_size)
+            if after is None:
                 return
-            else:
-                phase, page_no = BACKFILL_PHASES[BACKFILL_PHASES.index(phase) + 1], 0
+            phase, page_no = after
 
     spent = 0.0  # clock time the last page took to store: fetch no page this slice would drop
 
@@ -596,15 +618,13 @@ def backfill(
                 if state.contacts_hwm is None:
                     started = page.server_time or now
                     state.contacts_hwm = state.invoices_hwm = state.payments_hwm = started
-                state.backfill_page = page_no = page_no + 1
                 state.backfill_fetched += len(page.items)
-                if len(page.items) < page_size:
-                    index = BACKFILL_PHASES.index(phase)
-                    if index + 1 == len(BACKFILL_PHASES):
-                        _finish_backfill(state, now)
-                        return BackfillResult(True, None, page_no, state.backfill_fetched)
-                    phase = state.backfill_phase = BACKFILL_PHASES[index + 1]
-                    page_no = state.backfill_page = 0
+                after = next_page(phase, page_no, len(page.items), page_size)
+                if after is None:
+                    state.backfill_page = page_no + 1
+                    _finish_backfill(state, now)
+                    return BackfillResult(True, None, page_no + 1, state.backfill_fetched)
+                phase, page_no = state.backfill_phase, state.backfill_page = after
                 fetched = state.backfill_fetched
             heartbeat()
             if deadline is not None and clock is not None:
