@@ -1,4 +1,4 @@
-"""gunicorn's settings for the `web` process (the Procfile's), read from the environment.
+"""gunicorn's settings for the `web` process (the Procfile's), from Settings (its `web`).
 
 gthread workers, and beside them the intake writer process (webhook/writer.py), which commits
 the webhook deliveries of every worker: the master starts it before the first worker and stops
@@ -13,13 +13,15 @@ import sys
 import tempfile
 import time
 
+from infra.settings import Settings
 from webhook import cpus
 
+_settings = Settings.from_env()  # the master's; a bad setting stops the server before it starts
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-threads = int(os.environ.get("WEB_THREADS", "16"))
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None  # empty: no access log
+workers = _settings.web.workers
+threads = _settings.web.threads
+bind = f"0.0.0.0:{_settings.web.port}"
+accesslog = _settings.web.access_log  # WEB_ACCESS_LOG set empty: no access log
 
 SWITCH_INTERVAL = 0.001  # seconds: sys.setswitchinterval in every worker (CPython's default is 0.005)
 WRITER_START_SECONDS = 30  # how long the intake writer may take to listen
@@ -32,15 +34,13 @@ _writer_cpu = None  # the intake writer's
 def on_starting(server):
     """Start the intake writer and tell the workers (forked after this) where it listens."""
     global _writer, _writer_dir, _cpus, _writer_cpu
-    _cpus = cpus.placeable(cpus.allowed(), cpus.cpu_quota()) if cpus.mode() == "auto" else []
-    mode = os.environ.get("INTAKE_WRITER", "process").strip() or "process"
-    if mode == "in-process":
-        os.environ.pop("INTAKE_SOCKET", None)
+    web = _settings.web
+    _cpus = cpus.placeable(cpus.allowed(), cpus.cpu_quota()) if web.cpu_affinity == "auto" else []
+    if web.intake_writer == "in-process":
+        os.environ.pop("INTAKE_SOCKET", None)  # the workers, forked after this, must not look for a writer
         server.log.info("intake: each worker commits its own deliveries (INTAKE_WRITER=in-process)")
         return
-    if mode != "process":
-        raise RuntimeError(f"INTAKE_WRITER must be 'process' or 'in-process', not {mode!r}")
-    path = os.environ.get("INTAKE_SOCKET")
+    path = _settings.intake_socket
     if not path:
         _writer_dir = tempfile.mkdtemp(prefix="xm-intake-")  # 0700: only this user reaches the socket
         path = os.path.join(_writer_dir, "intake.sock")

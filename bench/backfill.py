@@ -26,7 +26,7 @@ from infra.settings import Settings
 from store.models import SyncState
 from infra.redis_server import free_port, start_embedded
 from worker import governor, sync
-from worker.bootstrap import Options, WorkerRuntime
+from worker.bootstrap import WorkerRuntime
 from xero.tokens import normalise
 from xero.client import XeroClient
 
@@ -112,7 +112,7 @@ def our_backfill(em: EmulatorProcess, tenant_id: str, database_url: str, redis_u
             state = s.get(SyncState, tenant_id)
             marks.append((time.perf_counter(), state.backfill_phase, state.backfill_fetched))
 
-    with WorkerRuntime(settings, Options.from_env(env), env=env) as rt:
+    with WorkerRuntime(settings) as rt:
         sync.start_backfill(rt.sessions, tenant_id)
         started = time.perf_counter()
         result = sync.backfill(tenant_id, api=rt.api(tenant_id, governor.BACKFILL), sessions=rt.sessions,

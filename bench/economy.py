@@ -25,7 +25,8 @@ from bench.system import LiveSystem
 from store.models import InboxEvent, Invoice, SyncState
 from worker import governor, sync
 from xero import translate
-from worker.bootstrap import Options, WorkerRuntime
+from infra.settings import WorkerOptions
+from worker.bootstrap import WorkerRuntime
 from xero.tokens import normalise
 from xero.client import XeroClient
 
@@ -168,7 +169,7 @@ def run(pg: Postgres, quick: bool = False) -> Section:
 def _reconcile_invoices(live: LiveSystem, tenant_id: str) -> tuple[int, int, int]:
     """(wire bytes, uncompressed bytes, invoices fetched in full) of one reconciliation invoice sweep, in process."""
     live.state.reset_calls()
-    with WorkerRuntime(live.settings, Options(), env=live.env) as rt:
+    with WorkerRuntime(live.settings, WorkerOptions()) as rt:
         with rt.sessions() as session:  # a sweep due now: its mark from before the burst
             before = session.get(SyncState, tenant_id).invoices_hwm
         assert before is not None

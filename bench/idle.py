@@ -27,7 +27,8 @@ from infra.redis_server import start_embedded
 from store.secrets import new_key
 from worker import governor, jobs, sync
 from xero import translate
-from worker.bootstrap import Options, WorkerRuntime
+from infra.settings import WorkerOptions
+from worker.bootstrap import WorkerRuntime
 from worker.ticker import Ticker
 
 DAY_MINUTES = 24 * 60
@@ -38,8 +39,8 @@ GOAL_BYTES = 100_000
 def _day(rt: WorkerRuntime, state, tenant_id: str, way: str, start: datetime) -> tuple[int, int]:
     """(calls, wire bytes) of one simulated idle day reconciled `way` ("ours" or "first release")."""
     state.reset_calls()
-    ticker = Ticker(rt.sessions, rt.redis, Options())
-    base = timedelta(seconds=Options().reconcile_seconds)
+    ticker = Ticker(rt.sessions, rt.redis, WorkerOptions())
+    base = timedelta(seconds=WorkerOptions().reconcile_seconds)
     clock = {"now": start}
     for gov in (rt.governor, ticker.governor):  # the governor's windows run on the simulated clock
         gov.clock = lambda: clock["now"].timestamp()
@@ -86,7 +87,7 @@ def run(pg: Postgres, quick: bool = False) -> Section:
                 upgrade(database)
                 env = {**emu.env(), "DATABASE_URL": database, "REDIS_URL": redis.url, "TOKEN_KEYS": new_key()}
                 settings = Settings.from_env(env)
-                with WorkerRuntime(settings, Options(), env=env) as rt:
+                with WorkerRuntime(settings, WorkerOptions()) as rt:
                     rt.redis.flushdb()
                     stack.connect_tenants(settings, rt.sessions, [tenant_id], organisation=True)
                     sync.backfill(tenant_id, api=rt.api(tenant_id, governor.BACKFILL), sessions=rt.sessions,

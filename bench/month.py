@@ -61,7 +61,8 @@ from xero.timezones import zone_for
 from webhook.payload import parse
 from worker import governor, jobs, sync
 from xero import translate
-from worker.bootstrap import Options, WorkerRuntime
+from infra.settings import WorkerOptions
+from worker.bootstrap import WorkerRuntime
 from worker.governor import Throttled
 from worker.ticker import Ticker
 from xero.client import XeroRateLimited, XeroUnavailable
@@ -337,10 +338,10 @@ class WayResult:
 class Ours:
     def __init__(self, rt: WorkerRuntime, state, tenant_id: str, script: Script, tally: Tally, clock: dict):
         self.rt, self.state, self.tenant_id, self.script, self.tally = rt, state, tenant_id, script, tally
-        self.ticker = Ticker(rt.sessions, rt.redis, Options())
+        self.ticker = Ticker(rt.sessions, rt.redis, WorkerOptions())
         for gov in (rt.governor, self.ticker.governor):  # the governor's windows run on the simulated clock
             gov.clock = lambda: clock["now"].timestamp()
-        self.base = timedelta(seconds=Options().reconcile_seconds)
+        self.base = timedelta(seconds=WorkerOptions().reconcile_seconds)
         self.loss = random.Random(f"{SEED}:lost")
         self.sequence = max((e["sequence"] for e in state.webhook_events()), default=0)
         self.undrained = False
@@ -491,7 +492,7 @@ def _run_way(way: str, size: Size, calendar_for: Callable, redis_url: str,
         env = {**emu.env(), "DATABASE_URL": database, "REDIS_URL": redis_url, "TOKEN_KEYS": new_key(),
                **(settings_env or {})}
         settings = Settings.from_env(env)
-        with WorkerRuntime(settings, Options(), env=env) as rt:
+        with WorkerRuntime(settings, WorkerOptions()) as rt:
             rt.redis.flushdb()
             stack.connect_tenants(settings, rt.sessions, [tenant_id], organisation=True)
             if way == OURS:

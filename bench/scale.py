@@ -41,8 +41,9 @@ from store.db import transaction
 from store.models import SyncState, Workspace, XeroConnection
 from infra.redis_server import start_embedded
 from worker import cadence, governor, jobs, organisation, sync
-from worker.bootstrap import Options
-from worker.governor import Reported, Throttled
+from infra.settings import WorkerOptions
+from worker.governor import Throttled
+from xero.limits import Reported
 from worker.ticker import Ticker
 
 TENANTS = 10_000
@@ -143,7 +144,7 @@ def _int(headers: dict, name: str) -> int | None:
 # -- the fleets ------------------------------------------------------------------------------
 def _history(tenant_ids: list[str], fleet: str, rnd: random.Random) -> list[dict]:
     """Each tenant's sweep and Organisation marks at START, as the ticker would have left them."""
-    base = timedelta(seconds=Options().reconcile_seconds)
+    base = timedelta(seconds=WorkerOptions().reconcile_seconds)
     healthy = {kind: cadence.interval(kind, cadence.Evidence(START), base) for kind in cadence.KINDS}
     rows = []
     for tenant_id in tenant_ids:
@@ -187,7 +188,7 @@ def _seed(sessions, history: list[dict]) -> dict[str, int]:
 def _ours(fleet: Fleet, history: list[dict], minutes: int) -> Tally:
     """`minutes` simulated minutes of the production ticker and reconcile jobs."""
     tally = Tally()
-    options = Options()
+    options = WorkerOptions()
     base = timedelta(seconds=options.reconcile_seconds)
     connection_ids = _seed(fleet.sessions, history)
     swept = {row["tenant_id"]: dict(row["marks"]) for row in history}

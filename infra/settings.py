@@ -1,8 +1,9 @@
-"""Settings, read from the environment in one place."""
+"""Settings, read from the environment in one place: `Settings.from_env`, once per process."""
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,47 @@ DEFAULT_SCOPES = (
     "accounting.invoices.read accounting.payments.read accounting.contacts.read "
     "accounting.settings.read offline_access openid profile email"
 )
+
+
+@dataclass(frozen=True)
+class XeroLimits:
+    """Xero's per-tenant limits the rate governor budgets against (worker.governor.Budget)."""
+
+    per_minute: int = 60  # XERO_MINUTE_LIMIT
+    concurrent: int = 5  # XERO_CONCURRENT_LIMIT
+    per_day: int = 5000  # XERO_DAY_LIMIT; assumed until Xero's headers say otherwise, unless `day_limit_set`
+    day_limit_set: bool = False  # XERO_DAY_LIMIT was given: never learn another
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """The worker's own knobs (seconds unless named otherwise)."""
+
+    reconcile_seconds: float = 3600.0  # healthy cadence's base interval (worker.cadence)
+    relay_seconds: float = 5.0
+    backfill_slice_seconds: float = 20.0
+    lease_seconds: float = 60.0  # a job's hold on its tenant; a killed worker's hold lapses after this
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    retry_attempts: int = 8
+    busy_retry_seconds: float = 2.0
+    maintenance_seconds: int = 60
+
+
+CPU_AFFINITY_MODES = ("auto", "off")
+INTAKE_WRITER_MODES = ("process", "in-process")
+
+
+@dataclass(frozen=True)
+class WebServer:
+    """How the Procfile's `web` runs (gunicorn.conf.py): its processes, threads, port and CPUs."""
+
+    workers: int = 1  # WEB_CONCURRENCY
+    threads: int = 16  # WEB_THREADS
+    port: str = "8000"  # PORT
+    access_log: str | None = "-"  # WEB_ACCESS_LOG; set empty, None: no access log
+    intake_writer: str = "process"  # INTAKE_WRITER: a writer process, or each worker commits its own
+    cpu_affinity: str = "auto"  # WEB_CPU_AFFINITY: `auto` pins processes to CPUs (webhook/cpus.py), `off` not
 
 
 @dataclass(frozen=True)
@@ -36,9 +78,13 @@ class Settings:
     embed_frame_ancestors: str = "*"  # CSP frame-ancestors: who may frame the widget
     embed_poll_seconds: float = 3.0  # how often an open widget refreshes itself
     embed_per_page: int = 10  # the widget's page size
+    xero_limits: XeroLimits = field(default_factory=XeroLimits)
+    worker: WorkerOptions = field(default_factory=WorkerOptions)
+    web: WebServer = field(default_factory=WebServer)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """The settings in `environ` (os.environ when None); a bad value raises, naming the variable."""
         env = os.environ if environ is None else environ
         defaults = cls()
 
@@ -66,7 +112,72 @@ class Settings:
             embed_frame_ancestors=frame_ancestors(env.get("EMBED_FRAME_ANCESTORS", "")),
             embed_poll_seconds=_number(env, "EMBED_POLL_SECONDS", defaults.embed_poll_seconds, 0.5, 3600),
             embed_per_page=int(_number(env, "EMBED_PER_PAGE", defaults.embed_per_page, 1, EMBED_MAX_PER_PAGE)),
+            xero_limits=_xero_limits(env),
+            worker=_worker_options(env),
+            web=_web_server(env),
         )
+
+
+def _xero_limits(env: Mapping[str, str]) -> XeroLimits:
+    def number(name: str, default: int) -> int:
+        value = env.get(name, "").strip()
+        return int(value) if value else default
+
+    base = XeroLimits()
+    return XeroLimits(
+        per_minute=number("XERO_MINUTE_LIMIT", base.per_minute),
+        concurrent=number("XERO_CONCURRENT_LIMIT", base.concurrent),
+        per_day=number("XERO_DAY_LIMIT", base.per_day),
+        day_limit_set=bool(env.get("XERO_DAY_LIMIT", "").strip()),
+    )
+
+
+def _worker_options(env: Mapping[str, str]) -> WorkerOptions:
+    base = WorkerOptions()
+
+    def get(name: str, default):
+        value = env.get(name, "").strip()
+        return type(default)(value) if value else default
+
+    return WorkerOptions(
+        reconcile_seconds=get("RECONCILE_SECONDS", base.reconcile_seconds),
+        relay_seconds=get("RELAY_SECONDS", base.relay_seconds),
+        backfill_slice_seconds=get("BACKFILL_SLICE_SECONDS", base.backfill_slice_seconds),
+        lease_seconds=get("WORKER_LEASE_SECONDS", base.lease_seconds),
+        retry_base_seconds=get("RETRY_BASE_SECONDS", base.retry_base_seconds),
+        retry_max_seconds=get("RETRY_MAX_SECONDS", base.retry_max_seconds),
+        retry_attempts=get("RETRY_ATTEMPTS", base.retry_attempts),
+        busy_retry_seconds=get("BUSY_RETRY_SECONDS", base.busy_retry_seconds),
+        maintenance_seconds=get("WORKER_MAINTENANCE_SECONDS", base.maintenance_seconds),
+    )
+
+
+def _web_server(env: Mapping[str, str]) -> WebServer:
+    base = WebServer()
+    return WebServer(
+        workers=int(env.get("WEB_CONCURRENCY", str(base.workers))),
+        threads=int(env.get("WEB_THREADS", str(base.threads))),
+        port=env.get("PORT", base.port),
+        access_log=env.get("WEB_ACCESS_LOG", base.access_log) or None,
+        intake_writer=intake_writer(env.get("INTAKE_WRITER", "")),
+        cpu_affinity=cpu_affinity(env.get("WEB_CPU_AFFINITY", "")),
+    )
+
+
+def cpu_affinity(value: str) -> str:
+    """WEB_CPU_AFFINITY, checked: `auto` (when empty) or `off`, in any case."""
+    value = (value or "auto").strip().lower()
+    if value not in CPU_AFFINITY_MODES:
+        raise RuntimeError(f"WEB_CPU_AFFINITY must be one of {', '.join(CPU_AFFINITY_MODES)}, not {value!r}")
+    return value
+
+
+def intake_writer(value: str) -> str:
+    """INTAKE_WRITER, checked: `process` (when empty) or `in-process`."""
+    value = value.strip() or "process"
+    if value not in INTAKE_WRITER_MODES:
+        raise RuntimeError(f"INTAKE_WRITER must be 'process' or 'in-process', not {value!r}")
+    return value
 
 
 EMBED_MAX_PER_PAGE = 200  # the read API's own maximum (views/openapi.py MAX_PER_PAGE)
@@ -82,7 +193,7 @@ def frame_ancestors(value: str) -> str:
     return value
 
 
-def _number(env, name: str, default: float, low: float, high: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default

@@ -6,7 +6,6 @@ workers see. Long operations take a `progress` wrapper (click.progressbar in the
 """
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store import connections, inbox, mirror
 from infra import queue
 from infra import metrics
+from infra.settings import XeroLimits
 from ops import status
 from store.db import transaction
 from store.models import InboxEvent, SyncState
@@ -46,11 +46,11 @@ class OpsError(Exception):
 
 
 def tenant_status(
-    sessions: sessionmaker[Session], redis: Redis | None, now: datetime, *, tenant_id: str | None = None,
-    include_disconnected: bool = False,
+    sessions: sessionmaker[Session], redis: Redis | None, now: datetime, *, limits: XeroLimits,
+    tenant_id: str | None = None, include_disconnected: bool = False,
 ) -> status.Report:
     with sessions() as session:
-        return status.collect(session, redis, now, status.Limits.from_env(os.environ), tenant_id=tenant_id,
+        return status.collect(session, redis, now, limits, tenant_id=tenant_id,
                               include_disconnected=include_disconnected)
 
 

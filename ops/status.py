@@ -19,7 +19,6 @@ Definitions:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from infra import metrics
 from infra import queue
+from infra.settings import XeroLimits
 from xero import timezones
 from store.models import InboxEvent, SyncState, Workspace, XeroConnection
 
@@ -40,26 +40,6 @@ OUTSTANDING = ("pending", "enqueued")
 SUSPICION_WINDOW = timedelta(hours=24)
 JOB_STATES = ("queued", "scheduled", "running", "failed")
 _FETCH_CHUNK = 500
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Xero's per-tenant limits the governor budgets against (XERO_MINUTE_LIMIT, XERO_DAY_LIMIT)."""
-
-    per_minute: int = 60
-    per_day: int = 5000
-    day_limit_set: bool = False  # XERO_DAY_LIMIT given; else the governor's learned limit counts
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Limits":
-        """The same variables, and defaults, as worker.governor.Budget.from_env."""
-        def number(name: str, default: int) -> int:
-            value = env.get(name, "").strip()
-            return int(value) if value else default
-
-        return cls(per_minute=number("XERO_MINUTE_LIMIT", cls.per_minute),
-                   per_day=number("XERO_DAY_LIMIT", cls.per_day),
-                   day_limit_set=bool(env.get("XERO_DAY_LIMIT", "").strip()))
 
 
 @dataclass
@@ -164,7 +144,7 @@ def timezone_warning(zone: timezones.OrgZone) -> str | None:
 
 
 def budget_left(
-    limits: Limits, minute_used: int, day_used: int, paused_until: float, now: float, learned_day: int | None = None
+    limits: XeroLimits, minute_used: int, day_used: int, paused_until: float, now: float, learned_day: int | None = None
 ) -> dict[str, Any]:
     per_day = limits.per_day if limits.day_limit_set or not learned_day else learned_day
     return {
@@ -287,7 +267,7 @@ APP_PAUSE_KEY = "xm:gov:app:pause"
 
 
 def rate_budgets(
-    redis: Redis, tenant_ids: list[str], limits: Limits, now: float
+    redis: Redis, tenant_ids: list[str], limits: XeroLimits, now: float
 ) -> dict[str, dict[str, Any]]:
     """The rate budget left per tenant this minute and today, as the governor counts it."""
     with redis.pipeline(transaction=False) as pipe:
@@ -371,7 +351,7 @@ def egress(redis: Redis, now: datetime) -> dict[str, dict[str, int]]:
     return dict(sorted(found.items()))
 
 
-def add_redis_facts(report: Report, redis: Redis, limits: Limits, jobs: bool = True) -> None:
+def add_redis_facts(report: Report, redis: Redis, limits: XeroLimits, jobs: bool = True) -> None:
     """Fill in jobs, budgets, egress and webhook warnings; on a Redis error, say so and leave them None."""
     ids = [t.tenant_id for t in report.tenants]
     try:
@@ -404,7 +384,7 @@ def collect(
     session: Session,
     redis: Redis | None,
     now: datetime,
-    limits: Limits,
+    limits: XeroLimits,
     *,
     tenant_id: str | None = None,
     include_disconnected: bool = False,

@@ -25,7 +25,7 @@ from store.db import transaction
 from store.models import Allocation, Contact, ContactEmail, Invoice, Payment
 from store.secrets import TokenBox, new_key
 from xero import translate
-from worker.bootstrap import Options, WorkerRuntime
+from worker.bootstrap import WorkerRuntime
 from xero.tokens import normalise
 from xero.client import XeroClient
 
@@ -74,7 +74,7 @@ def settings(worker_env, monkeypatch) -> Settings:
 
 @pytest.fixture
 def runtime(settings, worker_env) -> Iterator[WorkerRuntime]:
-    with WorkerRuntime(settings, Options.from_env(worker_env), env=worker_env) as rt:
+    with WorkerRuntime(settings) as rt:
         yield rt
 
 

@@ -7,7 +7,6 @@ workers report one set of figures whichever web process is scraped.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -116,7 +115,7 @@ class MirrorCollector:
         try:
             with self.rt.read_sessions() as session:
                 report = status.collect(session, redis if redis_ok else None, now,
-                                        status.Limits.from_env(os.environ), jobs=False)
+                                        self.rt.settings.xero_limits, jobs=False)
             up.add_metric(["database"], 1)
         except SQLAlchemyError:
             up.add_metric(["database"], 0)

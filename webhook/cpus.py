@@ -1,15 +1,11 @@
-"""Which CPU each process of the Procfile's `web` runs on (WEB_CPU_AFFINITY).
+"""Which CPU each process of the Procfile's `web` runs on (WEB_CPU_AFFINITY, Settings.web).
 
 A gthread worker is one CPython process: its threads take turns holding the GIL. Left to the
 scheduler, the threads run on every core, and a thread woken on one core (a request whose
 answer came in) must win the GIL from a thread running on another: the hand-off crosses cores,
 the waiting thread keeps losing it, and requests queue behind those waits while the CPU is far
-from busy. Kept on one core, the same threads hand the GIL over where they run.
-
-Measured on this project's 2-core machine (bench/intake.py; bench/RESULTS.md has the latest):
-the bare Flask baseline's maximum went from about 2,200 to about 4,500 deliveries a second, ours
-on SQLite from about 2,100 to about 3,200, and ours' p99 at 80% of its own (now higher) maximum
-from medians of 40-120 ms to 7-31 ms.
+from busy. Kept on one core, the same threads hand the GIL over where they run (what pinning
+bought is measured in bench/RESULTS.md, Intake).
 
 `auto` (the default) pins each worker to one CPU, and the intake writer process (a GIL of its
 own: a serving thread and a waker) to another: the writer gets the last CPU the web server may
@@ -25,16 +21,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-
-MODES = ("auto", "off")
-
-
-def mode(environ: dict[str, str] | None = None) -> str:
-    """WEB_CPU_AFFINITY, checked: `auto` (default) or `off`."""
-    value = ((environ if environ is not None else os.environ).get("WEB_CPU_AFFINITY") or "auto").strip().lower()
-    if value not in MODES:
-        raise RuntimeError(f"WEB_CPU_AFFINITY must be one of {', '.join(MODES)}, not {value!r}")
-    return value
 
 
 def allowed() -> list[int]:

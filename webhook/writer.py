@@ -321,9 +321,10 @@ def listen(path: str) -> socket.socket:
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()  # a bad setting stops us here, before anything listens
     parser = argparse.ArgumentParser(prog="python -m webhook.writer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--socket", default=os.environ.get("INTAKE_SOCKET", ""),
+    parser.add_argument("--socket", default=settings.intake_socket,
                         help="the Unix socket to listen on (default: INTAKE_SOCKET)")
     parser.add_argument("--cpu", type=int, default=None,
                         help="run on this CPU only (gunicorn.conf.py gives it one: webhook/cpus.py)")
@@ -331,7 +332,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.socket:
         parser.error("--socket or INTAKE_SOCKET is required")
     logs.configure()
-    Settings.from_env()  # a bad setting stops us here, before anything listens
     if args.cpu is not None:  # before the serving child is forked: it and its threads inherit it
         if cpus.pin(args.cpu):
             log.info("intake writer pinned", extra={"cpu": args.cpu})
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             child = os.fork()
             if child == 0:  # the serving child
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                server = Server(listener, Runtime(Settings.from_env()), parent_pid=os.getppid())
+                server = Server(listener, Runtime(settings), parent_pid=os.getppid())
                 signal.signal(signal.SIGTERM, server.stop)
                 signal.signal(signal.SIGINT, server.stop)
                 code = 0

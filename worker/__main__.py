@@ -26,7 +26,6 @@ from rq import SimpleWorker, Worker
 from infra import logs
 from infra import queue
 from infra.settings import Settings
-from worker.bootstrap import Options
 
 log = logging.getLogger("worker")
 REDIS_RECONNECT_MAX_SECONDS = 4.0
@@ -47,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.redis_url:
         print("REDIS_URL is not set (make demo starts an embedded Redis and sets it)", file=sys.stderr)
         return 2
-    options = Options.from_env()
     ticker = None
     if not args.no_ticker:
         # The ticker runs in a process of its own, not a thread: with --fork RQ forks a work
@@ -59,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         while True:
             worker = None
             try:
-                worker = _worker(settings, options, fork=args.fork)
+                worker = _worker(settings, fork=args.fork)
                 worked = worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)
             except RedisError as error:  # Redis still away while the worker starts (registers itself)
                 if args.burst:
@@ -82,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             ticker.wait(timeout=10)
 
 
-def _worker(settings: Settings, options: Options, fork: bool) -> Worker | SimpleWorker:
+def _worker(settings: Settings, fork: bool) -> Worker | SimpleWorker:
     redis = queue.connect(settings.redis_url)
+    options = settings.worker
     # A short worker TTL makes an idle worker wake every `maintenance_seconds` to run RQ's
     # maintenance, which is also when it takes over the scheduler from a worker that died.
     ttl = options.maintenance_seconds + 15

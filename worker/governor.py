@@ -34,6 +34,9 @@ from typing import Callable
 
 from redis import Redis
 
+from infra.settings import XeroLimits
+from xero.limits import Reported
+
 WEBHOOK, RECONCILE, BACKFILL = "webhook", "reconcile", "backfill"
 MINUTE = 60.0
 APP_PAUSE = "xm:gov:app:pause"  # until when every tenant waits (a 429 or the app's floor)
@@ -85,27 +88,10 @@ class Budget:
         return math.ceil(self.app_per_minute * (1.0 - self.minute_share[priority]))
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> "Budget":
-        def number(name: str, default: int) -> int:
-            value = env.get(name, "").strip()
-            return int(value) if value else default
-
-        base = cls()
-        return cls(
-            per_minute=number("XERO_MINUTE_LIMIT", base.per_minute),
-            concurrent=number("XERO_CONCURRENT_LIMIT", base.concurrent),
-            per_day=number("XERO_DAY_LIMIT", base.per_day),
-            day_limit_set=bool(env.get("XERO_DAY_LIMIT", "").strip()),
-        )
-
-
-@dataclass(frozen=True)
-class Reported:
-    """The remaining-counts Xero sends on every response (None when a header is absent)."""
-
-    minute_remaining: int | None = None
-    day_remaining: int | None = None
-    app_minute_remaining: int | None = None
+    def from_limits(cls, limits: XeroLimits) -> "Budget":
+        """The budget against the limits the settings give (XERO_MINUTE_LIMIT and the rest)."""
+        return cls(per_minute=limits.per_minute, concurrent=limits.concurrent, per_day=limits.per_day,
+                   day_limit_set=limits.day_limit_set)
 
 
 @dataclass

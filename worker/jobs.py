@@ -32,8 +32,8 @@ from infra.settings import Settings
 from store.connections import NoConnection
 from worker import cadence, governor, sync
 from infra import queue
-from worker.bootstrap import Options, WorkerRuntime
-from worker.governor import Budget, Throttled
+from worker.bootstrap import WorkerRuntime
+from worker.governor import Throttled
 from xero.translate import TranslationError
 from xero.client import ConnectionRevoked, XeroNotFound, XeroRateLimited, XeroRequestError, XeroUnavailable
 
@@ -103,12 +103,13 @@ def _runtime() -> WorkerRuntime:
 
     `python -m worker` runs jobs in its own process (no work horse per job), so the database
     pool, the Redis connection, the governor's scripts and the Xero client are made once, not
-    per job. Keyed by the process and the configuration it was built from: a forked child, or
-    a changed environment (tests), gets a fresh one and the stale one is closed.
+    per job. Keyed by the process and the settings it was built from (read once per job, the
+    worker's options and Xero's limits among them): a forked child, or a changed environment
+    (tests), gets a fresh one and the stale one is closed.
     """
     global _PROCESS_RUNTIME
     settings = Settings.from_env()
-    key = (os.getpid(), repr(settings), repr(Options.from_env()), repr(Budget.from_env(os.environ)))
+    key = (os.getpid(), repr(settings))
     if _PROCESS_RUNTIME is not None and _PROCESS_RUNTIME[0] == key:
         return _PROCESS_RUNTIME[1]
     if _PROCESS_RUNTIME is not None and _PROCESS_RUNTIME[0][0] == os.getpid():

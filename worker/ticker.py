@@ -30,7 +30,7 @@ from store import connections, inbox
 from store.models import SyncState, XeroConnection
 from worker import cadence, organisation
 from infra import queue
-from worker.bootstrap import Options
+from infra.settings import WorkerOptions
 from worker.governor import Budget, Governor
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,14 @@ def reconcile_every(base: timedelta) -> float:
 
 
 class Ticker(threading.Thread):
-    def __init__(self, sessions: sessionmaker[Session], redis: Redis, options: Options, poll: float = 1.0):
+    def __init__(self, sessions: sessionmaker[Session], redis: Redis, options: WorkerOptions,
+                 budget: Budget | None = None, poll: float = 1.0):
         super().__init__(name="xm-ticker", daemon=True)
         self.sessions = sessions
         self.redis = redis
         self.options = options
         self.poll = poll
-        self.governor = Governor(redis, Budget.from_env(os.environ))
+        self.governor = Governor(redis, budget)  # read-only here: a tenant's day budget left
         self._stop_event = threading.Event()
         self.deferred = 0  # tenants the last look found due and left for a later tick (the spread)
         self.tasks: list[tuple[str, float, Callable[[], object]]] = [
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         print("REDIS_URL is not set", file=sys.stderr)
         return 2
     ticker = Ticker(make_sessionmaker(make_engine(settings.database_url)), queue.connect(settings.redis_url),
-                    Options.from_env())
+                    settings.worker, Budget.from_limits(settings.xero_limits))
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: ticker.stop())
     parent = os.getppid()

@@ -43,7 +43,7 @@ from xero_python.exceptions import ApiException, HTTPStatusException
 from xero_python.identity import IdentityApi
 
 from infra.settings import Settings
-from worker.governor import Reported
+from xero.limits import Reported
 from xero.translate import ms_datetime
 
 DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read: a page of 1,000 invoices can take a while

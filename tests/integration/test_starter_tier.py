@@ -19,7 +19,7 @@ from emulator.testing import run_emulator
 from store import mirror
 from store.models import Invoice
 from worker import jobs, sync
-from worker.bootstrap import Options
+from infra.settings import WorkerOptions
 from worker.governor import BACKFILL, RECONCILE, WEBHOOK, Throttled
 from worker.ticker import Ticker
 from xero.client import XeroClient
@@ -65,7 +65,7 @@ def starter(emulator, settings, monkeypatch):
 
 
 def ticker_on(rt, clock) -> Ticker:
-    ticker = Ticker(rt.sessions, rt.redis, Options())
+    ticker = Ticker(rt.sessions, rt.redis, WorkerOptions())
     ticker.governor.clock = clock.time
     return ticker
 
@@ -128,7 +128,7 @@ def test_a_starter_tenant_backfills_20000_invoices_in_its_first_day_with_reconci
     assert sweeps > 24 and calls <= STARTER
     assert int(rt.redis.get(rt.governor._day_key(t, midnight.timestamp()))) == calls - outside  # one UTC day
     # Xero's headers taught the governor the limit: what Xero says is left plus what the
-    # governor counted. The connect's Organisation read (worker.connect, the admin app) is made
+    # governor counted. The connect's Organisation read (services.connection, the admin app) is made
     # outside the governor, so Xero counted one call more than the governor did: it learns
     # 999, one call on the safe side of the truth.
     assert outside == 1 and rt.governor.day_limit(t) == STARTER - outside

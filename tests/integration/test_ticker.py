@@ -10,7 +10,7 @@ from infra import queue
 from store.db import transaction
 from store.models import SyncState
 from store.secrets import TokenBox, new_key
-from worker.bootstrap import Options
+from infra.settings import WorkerOptions
 from worker.ticker import Ticker
 from tests.worker_support import NOW, Announced, store_events
 
@@ -48,7 +48,7 @@ def test_two_workers_tickers_enqueue_each_periodic_job_once(sessions, redis, ten
     store_events(sessions, [Announced(LIVE_DONE, "INVOICE", "UPDATE", "i1", NOW)],
                  now=datetime.now(timezone.utc) - timedelta(seconds=30))  # Redis was down at intake
     redis.set(queue.lease_key(queue.BACKFILL, LIVE_RUNNING), "another worker")
-    first, second = (Ticker(sessions, redis, Options(reconcile_seconds=300, relay_seconds=5)) for _ in range(2))
+    first, second = (Ticker(sessions, redis, WorkerOptions(reconcile_seconds=300, relay_seconds=5)) for _ in range(2))
 
     first.tick()
     second.tick()
@@ -70,7 +70,7 @@ def test_a_tenant_swept_recently_is_not_reconciled_until_its_next_sweep_is_due(s
     with transaction(sessions) as session:
         session.execute(update(SyncState).where(SyncState.tenant_id == LIVE_DONE).values(
             contacts_swept_at=now, invoices_swept_at=now - timedelta(minutes=59), payments_swept_at=now))
-    ticker = Ticker(sessions, redis, Options(reconcile_seconds=3600, relay_seconds=5))
+    ticker = Ticker(sessions, redis, WorkerOptions(reconcile_seconds=3600, relay_seconds=5))
     assert ticker.reconcile(now) == 0
     assert ticker.reconcile(now + timedelta(minutes=1, seconds=1)) == 1  # the invoices' hour is up
     assert jobs_on(redis, queue.RECONCILE_QUEUE) == [LIVE_DONE]

@@ -8,17 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from infra.settings import Settings
 from webhook import cpus
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_setting_is_auto_by_default_and_anything_else_but_off_is_refused():
-    assert cpus.mode({}) == "auto"
-    assert cpus.mode({"WEB_CPU_AFFINITY": ""}) == "auto"
-    assert cpus.mode({"WEB_CPU_AFFINITY": " OFF "}) == "off"
+    assert Settings.from_env({}).web.cpu_affinity == "auto"
+    assert Settings.from_env({"WEB_CPU_AFFINITY": ""}).web.cpu_affinity == "auto"
+    assert Settings.from_env({"WEB_CPU_AFFINITY": " OFF "}).web.cpu_affinity == "off"
     with pytest.raises(RuntimeError, match="WEB_CPU_AFFINITY must be one of auto, off, not 'yes'"):
-        cpus.mode({"WEB_CPU_AFFINITY": "yes"})
+        Settings.from_env({"WEB_CPU_AFFINITY": "yes"})
 
 
 def test_one_worker_and_the_writer_get_a_cpu_each():

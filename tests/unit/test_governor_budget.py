@@ -2,7 +2,9 @@
 import pytest
 import redis as redis_lib
 
-from worker.governor import BACKFILL, RECONCILE, WEBHOOK, Budget, Governor, Reported, Throttled
+from infra.settings import Settings
+from worker.governor import BACKFILL, RECONCILE, WEBHOOK, Budget, Governor, Throttled
+from xero.limits import Reported
 
 T = "tenant-a"
 
@@ -112,9 +114,10 @@ def test_the_day_budget_keeps_a_share_for_webhooks_and_follows_the_header(redis,
 
 
 def test_starter_tier_limit_comes_from_the_environment():
-    assert Budget.from_env({"XERO_DAY_LIMIT": "1000"}).per_day == 1000
-    assert Budget.from_env({"XERO_DAY_LIMIT": "1000"}).day_limit_set
-    assert Budget.from_env({}).per_day == 5000 and not Budget.from_env({}).day_limit_set
+    starter, unset = (Budget.from_limits(Settings.from_env(env).xero_limits) for env in ({"XERO_DAY_LIMIT": "1000"}, {}))
+    assert starter.per_day == 1000
+    assert starter.day_limit_set
+    assert unset.per_day == 5000 and not unset.day_limit_set
 
 
 def test_a_starter_app_is_learned_from_the_first_answer_with_no_setting(redis, clock):

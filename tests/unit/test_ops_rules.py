@@ -2,6 +2,7 @@
 from datetime import datetime, timedelta, timezone
 
 from infra import metrics
+from infra.settings import Settings, XeroLimits
 from ops import status
 from worker.governor import Budget
 
@@ -38,7 +39,7 @@ def test_nothing_unannounced_or_a_finding_older_than_a_day_is_no_suspicion():
 
 
 def test_budget_left_counts_down_from_xeros_limits_and_never_below_zero():
-    limits = status.Limits(per_minute=60, per_day=5000)
+    limits = XeroLimits(per_minute=60, per_day=5000)
     left = status.budget_left(limits, minute_used=12, day_used=5100, paused_until=105.0, now=100.0)
     assert left == {"minute_left": 48, "minute_limit": 60, "day_left": 0, "day_limit": 5000,
                     "paused_seconds": 5.0}
@@ -47,7 +48,8 @@ def test_budget_left_counts_down_from_xeros_limits_and_never_below_zero():
 def test_status_limits_read_the_same_variables_as_the_governor():
     env = {"XERO_MINUTE_LIMIT": "600", "XERO_DAY_LIMIT": "1000"}
     for given in (env, {}):
-        budget, limits = Budget.from_env(given), status.Limits.from_env(given)
+        limits = Settings.from_env(given).xero_limits
+        budget = Budget.from_limits(limits)
         assert (limits.per_minute, limits.per_day) == (budget.per_minute, budget.per_day)
 
 
@@ -58,8 +60,8 @@ def test_metric_labels_round_trip_and_cannot_break_the_encoding():
 
 
 def test_the_budget_shown_is_the_day_limit_xero_showed_unless_one_is_set():
-    learned = status.budget_left(status.Limits(), 0, 216, 0.0, 0.0, learned_day=1000)
+    learned = status.budget_left(XeroLimits(), 0, 216, 0.0, 0.0, learned_day=1000)
     assert (learned["day_limit"], learned["day_left"]) == (1000, 784)
-    assert status.budget_left(status.Limits(), 0, 216, 0.0, 0.0)["day_limit"] == 5000  # nothing learned yet
-    fixed = status.Limits.from_env({"XERO_DAY_LIMIT": "5000"})
+    assert status.budget_left(XeroLimits(), 0, 216, 0.0, 0.0)["day_limit"] == 5000  # nothing learned yet
+    fixed = Settings.from_env({"XERO_DAY_LIMIT": "5000"}).xero_limits
     assert status.budget_left(fixed, 0, 216, 0.0, 0.0, learned_day=1000)["day_limit"] == 5000
