@@ -1,4 +1,4 @@
-"""Settings, read from the environment in one place: `Settings.from_env`, once per process."""
+"""Settings, read from the environment in one place (`Settings.from_env`) by each process's entry point."""
 from __future__ import annotations
 
 import os
