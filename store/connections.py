@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from store.models import XeroConnection
 from store.secrets import TokenBox
 
-ACTIVE, NEEDS_REAUTH, DISCONNECTED = "active", "needs_reauth", "disconnected"
+PENDING, ACTIVE, NEEDS_REAUTH, DISCONNECTED = "pending", "active", "needs_reauth", "disconnected"
 CLIENT_CREDENTIALS, AUTHORIZATION_CODE = "client_credentials", "authorization_code"
 
 
@@ -81,6 +81,7 @@ def connect(
     token: dict,
     now: datetime,
     grant_type: str = CLIENT_CREDENTIALS,
+    status: str = ACTIVE,
     tenant_name: str | None = None,
     xero_connection_id: str | None = None,
     auth_event_id: str | None = None,
@@ -89,11 +90,14 @@ def connect(
     base_currency: str | None = None,
     organisation: dict | None = None,
 ) -> ConnectionRecord:
-    """Connect a workspace to a tenant, or re-connect it (fresh token, active again).
+    """Connect a workspace to a tenant, or re-connect it (fresh token, `status` again): the one
+    writer of a connection row.
 
-    A tenant is read by one workspace at a time: connecting it elsewhere is refused.
-    `organisation`, Xero's Organisation record when it answered, gives the time zone (and the
-    short code and base currency where those are not given).
+    A tenant is read by one workspace at a time: connecting it elsewhere is refused. A detail
+    not given keeps what the row had. A `pending` grant (held until an admin saves it) records no
+    expiry: it is not in use yet. `organisation`, Xero's Organisation record when it
+    answered, gives the time zone (and the short code and base currency where those are not
+    given).
     """
     row = _live(session, tenant_id)
     if row is not None and row.workspace_id != workspace_id:
@@ -101,39 +105,21 @@ def connect(
     if row is None:
         row = XeroConnection(workspace_id=workspace_id, tenant_id=tenant_id, created_at=now)
         session.add(row)
-    record_grant(
-        row, box, token, now, grant_type=grant_type, status=ACTIVE, tenant_name=tenant_name,
-        xero_connection_id=xero_connection_id, auth_event_id=auth_event_id, connected_email=connected_email,
-        short_code=short_code, base_currency=base_currency,
-    )
-    if organisation:
-        record_organisation(row, organisation, now, rename=False)
-    session.flush()
-    return _record(row)
-
-
-GRANT_DETAILS = ("tenant_name", "xero_connection_id", "auth_event_id", "connected_email", "short_code",
-                 "base_currency")
-
-
-def record_grant(
-    row: XeroConnection, box: TokenBox, token: dict, now: datetime, *, grant_type: str, status: str,
-    track_expiry: bool = True, **details: str | None,
-) -> None:
-    """Put a fresh grant on a connection row: its sealed token, and its details where given
-    (a detail not given keeps what the row had)."""
-    unknown = set(details) - set(GRANT_DETAILS)
-    if unknown:
-        raise TypeError(f"unknown connection details: {sorted(unknown)}")
     row.grant_type = grant_type
     row.status = status
+    details = {"tenant_name": tenant_name, "xero_connection_id": xero_connection_id, "auth_event_id": auth_event_id,
+               "connected_email": connected_email, "short_code": short_code, "base_currency": base_currency}
     for name, value in details.items():
         if value:
             setattr(row, name, value)
     row.token_ciphertext = box.seal(token)
-    row.token_expires_at = _expires_at(token) if track_expiry else None
+    row.token_expires_at = _expires_at(token) if status != PENDING else None
     row.last_error = None
     row.updated_at = now
+    if organisation:
+        record_organisation(row, organisation, now, rename=False)
+    session.flush()
+    return _record(row)
 
 
 def record_organisation(

@@ -1,15 +1,16 @@
-"""The life of a workspace's Xero connection: held pending, saved, removed; and key rotation.
+"""The SQL of a workspace's Xero connection's life: held pending, saved, removed; key rotation.
+
+`services.connection` drives these steps; each takes a session and commits nothing.
 
 - `hold_pending`: an admin has just consented; the token set is sealed in a `pending`
-  connection that nothing syncs, until `activate` (the admin's Save) makes it `active`
-  through `store.connections.connect`.
+  connection that nothing syncs, until `activate` (the admin's Save) makes it `active`.
+  Both write the row through `store.connections.connect`.
+- `request_backfill`: the tenant's next backfill job starts from the first page.
 - `detach`: the first, local half of Remove: the connection is `disconnected` and its
   token wiped in one transaction, so no worker can load it any more; the tenant's
   outstanding inbox events are settled `ignored` (the rows stay: they are history).
 - `purge`: the mirrored contacts, invoices, payments, sync state, and the workspace's
   pins and record links of that organisation. Reconnecting later starts a fresh backfill.
-- `cancel_jobs`: the tenant's jobs still waiting in any RQ queue, or scheduled, are
-  cancelled; running ones are told to stop.
 - `rotate_tokens`: every sealed token re-encrypted under the newest TOKEN_KEYS key.
 
 One organisation per workspace, one live workspace per organisation. Nothing here puts a
@@ -17,28 +18,18 @@ token in an error, a log line or `last_error`.
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from redis import Redis
-from rq import Queue
-from rq.command import send_stop_job_command
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from store import connections
-from infra import queue
-from store.connections import AUTHORIZATION_CODE, DISCONNECTED
-from store.models import (
-    Contact, InboxEvent, Invoice, Payment, Pin, RecordLink, SyncState, XeroConnection,
-)
+from store import connections, mirror
+from store.connections import AUTHORIZATION_CODE, DISCONNECTED, PENDING
+from store.models import Contact, InboxEvent, Invoice, Payment, Pin, RecordLink, SyncState, Workspace, XeroConnection
 from store.secrets import TokenBox
 
-PENDING = "pending"
 OUTSTANDING_EVENTS = ("pending", "enqueued")
 
 
@@ -56,6 +47,10 @@ class WorkspaceTaken(LifecycleError):
 
 class NothingPending(LifecycleError):
     """Save was asked for, but no consent is waiting to be saved."""
+
+
+class NothingToRemove(LifecycleError):
+    """Remove was asked for, but the workspace has no Xero connection."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +113,10 @@ def shown(session: Session, workspace_id: int) -> Shown | None:
     )
 
 
+def workspace_exists(session: Session, workspace_id: int) -> bool:
+    return session.get(Workspace, workspace_id) is not None
+
+
 def owner_of(session: Session, tenant_id: str) -> int | None:
     """The workspace the organisation is live in, if any."""
     record = connections.find(session, tenant_id)
@@ -165,14 +164,14 @@ def hold_pending(
     xero_connection_id: str | None,
     auth_event_id: str | None,
     connected_email: str | None,
-    short_code: str | None = None,
-    base_currency: str | None = None,
+    organisation: dict | None = None,
 ) -> int:
     """Keep a fresh consent, sealed, as the workspace's `pending` connection; its id.
 
     Re-consenting to the workspace's own organisation (after "needs reconnecting") reuses
     its row, mirrored data and all. Refused: an organisation live in another workspace
     (TenantTaken) or a workspace live on another organisation (WorkspaceTaken).
+    `organisation`, Xero's Organisation record when it answered, is kept with it.
     """
     taken_by = owner_of(session, tenant_id)
     if taken_by is not None and taken_by != workspace_id:
@@ -186,16 +185,13 @@ def hold_pending(
             f"This workspace is already connected to {row.tenant_name or 'another organisation'}. "
             "Remove that connection first: a workspace reads one Xero organisation."
         )
-    if row is None:
-        row = XeroConnection(workspace_id=workspace_id, tenant_id=tenant_id, created_at=now)
-        session.add(row)
-    connections.record_grant(
-        row, box, token, now, grant_type=AUTHORIZATION_CODE, status=PENDING, track_expiry=False,
-        tenant_name=tenant_name, short_code=short_code, base_currency=base_currency,
+    # past both refusals, the tenant's live row (if any) is this workspace's: connect finds it
+    return connections.connect(
+        session, box, workspace_id=workspace_id, tenant_id=tenant_id, token=token, now=now,
+        grant_type=AUTHORIZATION_CODE, status=PENDING, tenant_name=tenant_name,
         xero_connection_id=xero_connection_id, auth_event_id=auth_event_id, connected_email=connected_email,
-    )
-    session.flush()
-    return row.id
+        organisation=organisation,
+    ).id
 
 
 def activate(session: Session, box: TokenBox, workspace_id: int, now: datetime) -> connections.ConnectionRecord:
@@ -209,6 +205,15 @@ def activate(session: Session, box: TokenBox, workspace_id: int, now: datetime) 
         xero_connection_id=row.xero_connection_id, auth_event_id=row.auth_event_id,
         connected_email=row.connected_email,
     )
+
+
+def request_backfill(session: Session, tenant_id: str) -> None:
+    """Ask for a (new) full load: the tenant's next backfill job starts from the first page."""
+    state = mirror.sync_state(session, tenant_id, lock=True)
+    state.backfill_status = "pending"
+    state.backfill_phase = None
+    state.backfill_page = 0
+    state.backfill_fetched = 0
 
 
 def detach(session: Session, box: TokenBox, workspace_id: int, now: datetime) -> Detached | None:
@@ -243,7 +248,7 @@ def purge(session: Session, workspace_id: int, tenant_id: str) -> Purged:
         raise LifecycleError("the organisation is connected again: its data stays")
 
     def gone(stmt) -> int:
-        return session.execute(stmt).rowcount or 0
+        return cast(CursorResult, session.execute(stmt)).rowcount or 0  # a DELETE's result is a cursor's
 
     purged = Purged(
         pins=gone(delete(Pin).where(Pin.workspace_id == workspace_id, Pin.tenant_id == tenant_id)),
@@ -268,57 +273,8 @@ def rotate_tokens(session: Session, box: TokenBox) -> int:
         select(XeroConnection).where(XeroConnection.token_ciphertext.is_not(None)).with_for_update()
     ).all()
     for row in rows:
-        row.token_ciphertext = box.rotate(row.token_ciphertext)
+        if row.token_ciphertext is not None:  # always, by the query: for the type checker
+            row.token_ciphertext = box.rotate(row.token_ciphertext)
     session.flush()
     return len(rows)
 
-
-# --- the queues ---------------------------------------------------------------------------
-
-
-def cancel_jobs(redis: Redis, tenant_id: str, guard_keys: Iterable[str] = ()) -> int:
-    """Cancel the tenant's queued and scheduled jobs in every queue, stop its running ones,
-    and drop its queued-guards (`dispatch`'s, and any given); how many jobs were hit.
-
-    A job belongs to a tenant when its first argument is the tenant id.
-    """
-    hit = 0
-    for name in queue.PRIORITY_ORDER:
-        target = Queue(name, connection=redis)
-        for job in target.get_jobs():
-            if _for_tenant(job, tenant_id):
-                hit += _cancel(job)
-        for job_id in target.scheduled_job_registry.get_job_ids():
-            job = _fetch(redis, job_id)
-            if job is not None and _for_tenant(job, tenant_id):
-                hit += _cancel(job)
-        for job_id in target.started_job_registry.get_job_ids():
-            job = _fetch(redis, job_id)
-            if job is not None and _for_tenant(job, tenant_id):
-                with contextlib.suppress(InvalidJobOperation, NoSuchJobError):
-                    send_stop_job_command(redis, job.id)
-                    hit += 1
-    queue.clear_queued(redis, tenant_id)
-    for key in guard_keys:
-        redis.delete(key)
-    return hit
-
-
-def _for_tenant(job: Job, tenant_id: str) -> bool:
-    args = job.args or ()
-    return bool(args) and args[0] == tenant_id
-
-
-def _fetch(redis: Redis, job_id: str) -> Job | None:
-    try:
-        return Job.fetch(job_id, connection=redis)
-    except NoSuchJobError:
-        return None
-
-
-def _cancel(job: Job) -> int:
-    try:
-        job.cancel()
-    except InvalidJobOperation:  # already cancelled
-        return 0
-    return 1

@@ -1,4 +1,4 @@
-"""views.oauth: PKCE, the authorize URL and id_token checks, without a server."""
+"""services.oauth: PKCE, the authorize URL and id_token checks, without a server."""
 from __future__ import annotations
 
 import base64
@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from views import oauth
+from services import oauth
 
 ISSUER = "https://identity.xero.com"
 CLIENT = "0E6F1C5A9B2D4C7E8F1A3B5C7D9E1F20"

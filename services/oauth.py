@@ -101,7 +101,8 @@ def verify_id_token(token: str, jwks: dict, *, issuer: str, audience: str, now: 
         raise BadIdToken("the id_token's signature does not verify") from exc
     if claims.get("iss", "").rstrip("/") != issuer.rstrip("/"):
         raise BadIdToken("the id_token was issued by someone else")
-    audiences = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
     if audience not in audiences:
         raise BadIdToken("the id_token was issued to another client")
     if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] + CLOCK_SKEW < now:
