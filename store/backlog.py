@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from store import mirror
@@ -116,15 +117,17 @@ def count_attempt(session: Session, event_ids: Iterable[int]) -> None:
         )
 
 
-def settle(session: Session, event_ids: Iterable[int], state: EventState, now: datetime, error: str | None = None) -> int:
+def settle(
+    session: Session, event_ids: Iterable[int], state: EventState, now: datetime, error: str | None = None
+) -> int:
     """Mark events done, ignored or failed (only those still outstanding)."""
     ids = sorted(set(event_ids))
     changed = 0
     for start in range(0, len(ids), _CHUNK):
-        result = session.execute(
+        result = cast(CursorResult[Any], session.execute(
             update(InboxEvent)
             .where(InboxEvent.id.in_(ids[start : start + _CHUNK]), InboxEvent.state.in_(OUTSTANDING))
             .values(state=state, processed_at=now, error=error)
-        )
+        ))
         changed += result.rowcount
     return changed

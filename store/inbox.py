@@ -12,11 +12,11 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any, Protocol
+from functools import cache
+from typing import Any, Protocol, cast
 
 from redis import Redis
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, CursorResult, Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -302,7 +302,8 @@ def mark_enqueued(session: Session | Connection, event_ids: Iterable[int], now: 
     """
     changed = 0
     for chunk in chunks(sorted(set(event_ids))):
-        changed += session.execute(_MARK_ENQUEUED, {"ids": list(chunk), "now": now}).rowcount
+        result = cast(CursorResult[Any], session.execute(_MARK_ENQUEUED, {"ids": list(chunk), "now": now}))
+        changed += result.rowcount
     return changed
 
 
@@ -393,7 +394,7 @@ def _touch_last_webhook(
     the tenants moved, and to when."""
     stale = {
         t: at for t, at in sorted(heard.items())
-        if last_heard.get(t) is None or last_heard[t] <= at - LAST_WEBHOOK_RESOLUTION
+        if (last := last_heard.get(t)) is None or last <= at - LAST_WEBHOOK_RESOLUTION
     }
     if stale:
         conn.execute(_touch_statement(conn.dialect.name),
@@ -412,7 +413,8 @@ def _dialect_insert(dialect: str, model: type) -> Any:
 
 def _insert_events(dialect: str, values: list[dict[str, Any]]) -> Any:
     """INSERT ... VALUES (...), ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING what a new row became."""
-    statement = _dialect_insert(dialect, InboxEvent).values(values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    statement = _dialect_insert(dialect, InboxEvent).values(values)
+    statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
     return statement.returning(InboxEvent.dedupe_key, InboxEvent.id, InboxEvent.tenant_id, InboxEvent.state)
 
 
@@ -459,8 +461,8 @@ def _bound(conn: Connection, columns: tuple[str, ...], rows: Sequence[tuple], bu
     if not rows:
         return []
     dialect = conn.dialect
-    table = WebhookDelivery.__table__ if build in (_insert_deliveries_statement, _insert_deliveries_plain) \
-        else InboxEvent.__table__
+    table = cast(Table, WebhookDelivery.__table__ if build in (_insert_deliveries_statement, _insert_deliveries_plain)
+                 else InboxEvent.__table__)
     processors = _processors.get((dialect, table.name, columns))
     if processors is None:
         processors = tuple(table.c[name].type._cached_bind_processor(dialect) for name in columns)
@@ -498,7 +500,7 @@ def _statement(dialect: Any, table: Any, columns: tuple[str, ...], count: int, b
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def _touch_statement(dialect: str) -> Any:
     insert_ = _dialect_insert(dialect, SyncState)
     return insert_.on_conflict_do_update(
@@ -565,7 +567,7 @@ def _write_pipelined(conn: Connection, deliveries: Sequence[Delivery], ids: list
     delivery_rows = [(i, *_delivery_row(d)) for i, d in zip(ids, deliveries)]
     statements = _bound(conn, _DELIVERY_COLUMNS_WITH_ID, delivery_rows, _insert_deliveries_plain)
     returning = _bound(conn, _EVENT_COLUMNS, rows, _insert_events)
-    raw = conn.connection.driver_connection
+    raw: Any = conn.connection.driver_connection
     try:
         with raw.pipeline():
             with raw.cursor() as cursor:

@@ -8,9 +8,10 @@ keep their rows, with their status; the views leave them out.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -40,10 +41,10 @@ def _executemany(session: Session, stmt, rows: list[dict]) -> None:
 
 
 # The kinds reconciliation sweeps as summaries: their model and id column.
-MODEL: dict[str, tuple[type, str]] = {"invoices": (Invoice, "invoice_id"), "contacts": (Contact, "contact_id")}
+MODEL: dict[str, tuple[type[Any], str]] = {"invoices": (Invoice, "invoice_id"), "contacts": (Contact, "contact_id")}
 
 
-def changed_between(session: Session, model: type, tenant_id: str, after: datetime, upto: datetime) -> int:
+def changed_between(session: Session, model: type[Any], tenant_id: str, after: datetime, upto: datetime) -> int:
     """How many of the tenant's objects the mirror holds with UpdatedDateUTC in (after, upto]."""
     return session.scalar(
         select(func.count()).select_from(model).where(
@@ -52,7 +53,9 @@ def changed_between(session: Session, model: type, tenant_id: str, after: dateti
     ) or 0
 
 
-def stored_versions(session: Session, model: type, key: str, tenant_id: str, ids: list[str]) -> dict[str, datetime]:
+def stored_versions(
+    session: Session, model: type[Any], key: str, tenant_id: str, ids: list[str]
+) -> dict[str, datetime]:
     """The UpdatedDateUTC the mirror holds for each of these ids (absent: not held)."""
     column = getattr(model, key)
     found: dict[str, datetime] = {}
@@ -75,7 +78,7 @@ def _latest_per_id(rows: list[dict], key: str) -> list[dict]:
 
 
 def _upsert_versioned(
-    session: Session, model: type, key: str, tenant_id: str, rows: list[dict], now: datetime
+    session: Session, model: type[Any], key: str, tenant_id: str, rows: list[dict], now: datetime
 ) -> Upserted:
     if not rows:
         return Upserted(0, frozenset())
@@ -100,7 +103,7 @@ def _upsert_versioned(
 
 
 def upsert_contacts(
-    session: Session, tenant_id: str, rows: list[dict], now: datetime, emails: list[dict] = ()
+    session: Session, tenant_id: str, rows: list[dict], now: datetime, emails: Sequence[dict] = ()
 ) -> Upserted:
     """Upsert contacts; for those now held at the incoming version, replace the addresses they
     answer to (`emails`: store.models.ContactEmail rows) and move the invoices of any that
@@ -320,8 +323,8 @@ def sync_state(session: Session, tenant_id: str, *, lock: bool = False) -> SyncS
     state = session.scalars(stmt).one_or_none()
     if state is None:
         session.execute(upsert_insert(session, SyncState).on_conflict_do_nothing(index_elements=["tenant_id"]), [
-            {"tenant_id": tenant_id, "backfill_status": BackfillStatus.PENDING, "backfill_page": 0, "backfill_fetched": 0,
-             "unannounced_changes": 0}
+            {"tenant_id": tenant_id, "backfill_status": BackfillStatus.PENDING, "backfill_page": 0,
+             "backfill_fetched": 0, "unannounced_changes": 0}
         ])
         state = session.scalars(stmt).one()
     return state

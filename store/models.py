@@ -1,6 +1,7 @@
 """The SQLAlchemy 2 schema of the mirror, the inbox and the CRM side."""
 from __future__ import annotations
 
+import datetime as dt
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -172,7 +173,7 @@ class Invoice(Base):
     status: Mapped[str] = mapped_column(String(16))
     contact_id: Mapped[str | None] = mapped_column(String(64))
     date: Mapped[date | None] = mapped_column(Date)
-    due_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[dt.date | None] = mapped_column(Date)  # dt.: `date` is the column above
     currency_code: Mapped[str] = mapped_column(String(3))
     currency_rate: Mapped[Decimal | None] = mapped_column(Rate)
     total: Mapped[Decimal] = mapped_column(Money)
@@ -180,7 +181,7 @@ class Invoice(Base):
     amount_paid: Mapped[Decimal] = mapped_column(Money)
     amount_credited: Mapped[Decimal] = mapped_column(Money)
     reference: Mapped[str | None] = mapped_column(String(255))
-    fully_paid_on: Mapped[date | None] = mapped_column(Date)
+    fully_paid_on: Mapped[dt.date | None] = mapped_column(Date)
     updated_utc: Mapped[datetime] = mapped_column(UTCDateTime())
     raw: Mapped[dict] = mapped_column(RawJSON)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -33,20 +33,20 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any, cast
 
 from redis import RedisError
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from store import inbox
-from infra import queue
-from infra import metrics
+from infra import metrics, queue
 from infra.runtime import Runtime
+from store import inbox
 from webhook import payload
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class Intake:
             with self._lock:
                 marks, self._marks = self._marks, []
             self._store_batch(batch, marks)
-            outcomes.extend(w.error if w.error is not None else w.result for w in batch)
+            outcomes.extend(w.error if w.error is not None else cast(inbox.Stored, w.result) for w in batch)
         return outcomes
 
     def tick(self, idle_for: float) -> None:
@@ -237,7 +237,7 @@ class Intake:
         if conn is not None:
             try:
                 conn.close()
-            except Exception:  # noqa: BLE001 - a broken connection is discarded by the pool
+            except Exception:  # a broken connection is discarded by the pool
                 log.warning("intake connection did not close cleanly", exc_info=True)
 
     def _on_sqlite(self) -> bool:
@@ -331,7 +331,7 @@ class Intake:
             if shared:
                 self._release()
             log.warning("could not mark events enqueued; the relay will", extra={"error": describe(error)})
-        except Exception:  # noqa: BLE001 - the intake must go on; the relay re-marks
+        except Exception:  # the intake must go on; the relay re-marks
             log.exception("could not mark events enqueued; the relay will")
         finally:
             self._settled(sum(batches for _, _, batches in marks))
@@ -357,7 +357,7 @@ class Intake:
             marked = False
             try:
                 marked = self._wake_round([s for batch in batches for s in batch if not s.malformed], len(batches))
-            except Exception:  # noqa: BLE001 - the waker must outlive any one round; the relay covers it
+            except Exception:  # the waker must outlive any one round; the relay covers it
                 log.exception("intake wake failed; events stay pending for the relay")
             finally:
                 if not marked:
@@ -456,7 +456,7 @@ def describe(error: BaseException) -> str:
 
 # --- one Intake per app and process ---------------------------------------------------------
 
-_everyone: "weakref.WeakSet[Intake]" = weakref.WeakSet()
+_everyone: weakref.WeakSet[Intake] = weakref.WeakSet()
 _create = threading.Lock()
 
 
@@ -488,7 +488,8 @@ def settle_app(extensions: dict[str, Any], timeout: float = EXIT_GRACE) -> bool:
 def settle_all(timeout: float = EXIT_GRACE) -> bool:
     """`settle` every Intake of this process, within `timeout` seconds in all."""
     deadline = time.monotonic() + timeout
-    return all([intake.settle(max(0.0, deadline - time.monotonic())) for intake in list(_everyone)])
+    # a list, not a generator: every intake settles, even after one did not in time
+    return all([intake.settle(max(0.0, deadline - time.monotonic())) for intake in list(_everyone)])  # noqa: C419
 
 
 @atexit.register

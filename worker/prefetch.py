@@ -18,6 +18,7 @@ item ahead of the consumer, so fetching page N+1 overlaps storing page N.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -73,7 +74,7 @@ class Ahead(Generic[T]):
         self._wanted.release()  # wake it if it waits to be asked
         self._thread.join()
 
-    def __enter__(self) -> "Ahead[T]":
+    def __enter__(self) -> Ahead[T]:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -102,12 +103,10 @@ class Ahead(Generic[T]):
                     self._results.put((_END, None))
                     return
                 self._results.put((_ITEM, item))
-        except BaseException as exc:  # handed to the consumer, raised where it asks for the item
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised where it asks for the item
             self._results.put((_ERROR, exc))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
-                try:
+                with contextlib.suppress(Exception):  # dropped: the consumer has left (see the module docstring)
                     close()  # a generator's `finally` runs here, in this thread
-                except Exception:
-                    pass

@@ -10,7 +10,7 @@ made, so a job stopped half-way loses nothing it finished.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,9 +21,9 @@ from store import backlog, connections, mirror
 from store.db import transaction
 from store.models import BackfillStatus, EventState
 from worker import organisation
-from xero import translate
 from worker.gateway import TenantApi
 from worker.prefetch import Ahead
+from xero import translate
 from xero.client import XeroNotFound, XeroPage, XeroRequestError, credit_notes_where, is_xero_id
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,9 @@ class _Drain:
         self.credit_note_events = [e.id for e in live if e.resource_id not in failed]
         return invoices
 
-    def sync(self, kind: str, events: list[backlog.Event], sweep: list[backlog.Event], extra: list[str] = ()) -> None:
+    def sync(
+        self, kind: str, events: list[backlog.Event], sweep: list[backlog.Event], extra: Sequence[str] = ()
+    ) -> None:
         """Fetch what `events` name (and `extra` ids), store it, settle the events."""
         seen: set[str] = set()
         if sweep:
@@ -287,7 +289,8 @@ class _Drain:
                     found = self.changed.get(kind, set()) - before
                     self.advance_mark(kind, last, found - {e.resource_id for e in events} - set(extra))
                 named = {e.id for e in events}  # the rest (credit notes) asked for the sweep itself
-                self.settle([e.id for e in events if e.resource_id in seen] + [e.id for e in sweep if e.id not in named])
+                self.settle([e.id for e in events if e.resource_id in seen]
+                            + [e.id for e in sweep if e.id not in named])
         wanted = [i for i in dict.fromkeys([e.resource_id for e in events] + list(extra)) if i not in seen]
         for chunk in _chunks(wanted, IDS_PER_CALL):
             self.by_ids(kind, chunk, [e for e in events if e.resource_id in chunk])
@@ -348,7 +351,7 @@ class _Drain:
             if kind == "invoices":
                 self.customers.update(_sales_contacts_missing(session, self.tenant_id, items, written.changed))
             if kind == "contacts":
-                merged_into = {translate.merged_to(raw) for raw in items} - {None}
+                merged_into = {m for raw in items if (m := translate.merged_to(raw)) is not None}
                 self.survivors.update(mirror.contacts_needing_refresh(session, self.tenant_id, merged_into))
         setattr(self.result, kind, getattr(self.result, kind) + len(items))
         return {str(raw.get(ID_KEY[kind], "")).lower() for raw in items}
