@@ -43,7 +43,7 @@ class Stack:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        log = open(VAR / f"demo-{name}.log", "ab")
+        log = open(VAR / f"demo-{name}.log", "ab")  # noqa: SIM115 (the child writes to it until Ctrl-C)
         self.processes[name] = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def dead(self) -> list[str]:
@@ -95,7 +95,8 @@ nav{{width:240px;background:#1e293b;color:#e2e8f0;padding:16px}}nav a{{color:#e2
 main{{flex:1;padding:24px}}aside{{width:400px;border-left:1px solid #e5e7eb;background:#f8fafc}}
 iframe{{width:100%;height:100vh;border:0}}h1{{font-size:20px}}</style></head><body>
 <nav><b>CRM stand-in</b><p style="font-size:13px;opacity:.8">How a CRM embeds xero-mirror: it asks for a short-lived
-embed link with its API key and puts the widget in its sidebar.</p>{links}<hr><a href="/admin">Xero settings (admin)</a></nav>
+embed link with its API key and puts the widget in its sidebar.</p>{links}
+<hr><a href="/admin">Xero settings (admin)</a></nav>
 <main><h1>{title}</h1><p>{subtitle}</p></main><aside>{frame}</aside></body></html>"""
 
 
@@ -106,7 +107,7 @@ class CrmStandIn(BaseHTTPRequestHandler):
     keys: dict[str, str] = {}
     records: list[tuple[str, str, str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         try:
             if self.path == "/admin":
                 ticket = http("POST", f"{self.web}/admin/sessions", {}, self.keys["admin"])
@@ -215,7 +216,8 @@ def activity(control: str, tenant: str, contact_ids: list[str], stop: threading.
             elif open_:
                 inv = rng.choice(open_)
                 moved = date.today() + timedelta(days=rng.randint(-10, 20))
-                http("PATCH", f"{control}/tenants/{tenant}/invoices/{inv['InvoiceID']}", {"due_date": moved.isoformat()})
+                http("PATCH", f"{control}/tenants/{tenant}/invoices/{inv['InvoiceID']}",
+                     {"due_date": moved.isoformat()})
         except (OSError, ValueError, KeyError) as exc:
             print(f"  (activity skipped a beat: {exc})", flush=True)
 
@@ -283,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  API keys   admin {admin_key}\n             read  {read_key}")
         for kind, record_id, label in records:
             embed = http("POST", f"{web}/api/v1/embed-tokens", {"kind": kind, "id": record_id}, read_key)
-            print(f"  widget     {absolute(web, embed['url'])}\n             ({kind[:-1]} {record_id}: {label}; link valid 1 hour)")
+            print(f"  widget     {absolute(web, embed['url'])}\n"
+                  f"             ({kind[:-1]} {record_id}: {label}; link valid 1 hour)")
         print(f"  CRM        {crm}/   (a stand-in CRM page: widgets and the admin page, fresh links each visit)")
         print(f"  API        curl -H 'Authorization: Bearer {read_key}' {web}/api/v1/contacts/crm-contact-1/summary")
         print("\nThe backfill runs in the worker; changes in 'Xero' arrive by webhook. Ctrl-C stops everything.\n",

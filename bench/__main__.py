@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             began = time.monotonic()
             try:
                 section = module.run(pg, quick=args.quick)
-            except Exception:  # one broken benchmark must not lose the others' figures
+            except Exception:  # noqa: BLE001 (one broken benchmark must not lose the others' figures)
                 failed += 1
                 section = report.Section(f"{name} (failed)", notes=["```\n" + traceback.format_exc() + "```"])
                 traceback.print_exc()

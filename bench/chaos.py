@@ -33,11 +33,11 @@ from sqlalchemy import func, select
 from bench import stack
 from emulator.state import LedgerError
 from emulator.testing import run_emulator
+from infra import queue
+from infra.redis_server import RedisServer, start_embedded
 from infra.settings import Settings
 from store.models import Contact, InboxEvent, Invoice, Payment, SyncState
-from infra.redis_server import RedisServer, start_embedded
 from webhook.payload import parse
-from infra import queue
 from xero import translate
 
 INVOICE_FIELDS = ("invoice_number", "type", "status", "contact_id", "date", "due_date", "currency_code",
@@ -136,7 +136,8 @@ class Driver:
         if self.rng.random() < 0.3:
             amount = invoice.amount_due  # the rest: PAID
         else:
-            amount = max(Decimal("0.01"), (invoice.amount_due * Decimal(self.rng.uniform(0.1, 0.6))).quantize(Decimal("0.01")))
+            share = Decimal(self.rng.uniform(0.1, 0.6))
+            amount = max(Decimal("0.01"), (invoice.amount_due * share).quantize(Decimal("0.01")))
         self.state.apply_payment(tenant, invoice.invoice_id, amount)
 
     def void(self, tenant: str) -> None:
@@ -295,9 +296,9 @@ def _reconcile(redis, sessions, tenant_id: str, deadline: float) -> None:
     (worker.cadence) would have made it had the run gone on for hours."""
     from sqlalchemy import update
 
+    from ops.commands import LONG_AGO
     from store.db import transaction
     from store.models import SyncState
-    from ops.commands import LONG_AGO
 
     with transaction(sessions) as session:
         session.execute(update(SyncState).where(SyncState.tenant_id == tenant_id).values(
@@ -402,7 +403,8 @@ def markdown(out: Outcome, seconds: float, database: str) -> str:
         ("Redis restarts", f"{len(out.redis_restarts)} at {', '.join(f'{t:.0f} s' for t in out.redis_restarts)}"),
         ("workers that died by themselves (restarted)", str(out.worker_restarts)),
         ("driving", f"{out.drive_seconds:.0f} s at {p.rate:.0f} changes/s"),
-        ("settling (drain + reconcile, faults still on)", f"{out.settle_seconds:.0f} s, {out.reconcile_rounds} reconcile round(s)"),
+        ("settling (drain + reconcile, faults still on)",
+         f"{out.settle_seconds:.0f} s, {out.reconcile_rounds} reconcile round(s)"),
         ("Xero's truth", ", ".join(f"{k}: {v}" for k, v in out.truth.items())),
         ("differing after reconciliation", ", ".join(f"{k}: {v}" for k, v in out.differing.items())),
         ("events delivered with a 200", str(out.delivered_events)),

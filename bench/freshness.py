@@ -28,8 +28,8 @@ from bench.report import Goal, Section
 from bench.stats import percentile
 from bench.system import LiveSystem
 from store.models import InboxEvent
-from xero import translate
 from worker.governor import WEBHOOK, Budget
+from xero import translate
 
 POLL_SECONDS = 0.05  # a change is seen at most this long (plus one read) after it became visible
 POLL_RATE = 100.0  # reads a second, at most, across all tenants
@@ -70,8 +70,8 @@ class Probe:
     def link_records(self) -> None:
         """The CRM's record for each watched customer (after the tenants are connected)."""
         for w in self.watched.values():
-            done = self.live.api(w.tenant_id, admin=True).put(
-                f"/api/v1/contacts/{w.record_id}", {"email": f"{w.record_id.replace('watch', 'watched')}@bench.example"})
+            email = f"{w.record_id.replace('watch', 'watched')}@bench.example"
+            done = self.live.api(w.tenant_id, admin=True).put(f"/api/v1/contacts/{w.record_id}", {"email": email})
             assert done.status == 200, done.body
 
     def change(self, tenant_id: str) -> Change:
@@ -145,7 +145,8 @@ class Probe:
             arrived[key] = min(arrived.get(key, received), received)
         out, missing = [], 0
         for c in changes:
-            received = arrived.get((c.invoice_id.lower(), c.updated.replace(microsecond=c.updated.microsecond // 1000 * 1000)))
+            updated_ms = c.updated.replace(microsecond=c.updated.microsecond // 1000 * 1000)
+            received = arrived.get((c.invoice_id.lower(), updated_ms))
             if received is None or c.seen_at is None:
                 missing += 1
                 continue
@@ -207,7 +208,7 @@ def run(pg: Postgres, quick: bool = False) -> Section:
         header=["tenants × worker processes", "p50", "p95", "max", "changes seen", "Accounting calls by status"],
     )
     for tenants, workers, args in CONFIGS:
-        options = dict(seed=41, tenants=tenants, contacts=50, invoices=200)
+        options = {"seed": 41, "tenants": tenants, "contacts": 50, "invoices": 200}
         with LiveSystem(stack.sqlite_database("freshness"), options, workers=workers, name="freshness",
                         worker_args=args) as live:
             live.state.set_faults(latency_ms=100)
@@ -219,7 +220,8 @@ def run(pg: Postgres, quick: bool = False) -> Section:
         label = f"{tenants} × {workers}" + (f" ({' '.join(args)})" if args else "")
         label += f", one change every {tenants / rate:g} s per tenant"
         section.rows.append([label, f"{p50 * 1000:.0f} ms", f"{p95 * 1000:.0f} ms",
-                             f"{max(values) * 1000:.0f} ms" if values else "n/a", f"{len(values)} of {len(probe.changes)}",
+                             f"{max(values) * 1000:.0f} ms" if values else "n/a",
+                             f"{len(values)} of {len(probe.changes)}",
                              ", ".join(f"{k}: {v}" for k, v in sorted(calls.items()))])
         if args:  # the --fork row is the comparison (how the worker ran before): no goals
             pass

@@ -18,12 +18,13 @@ is new, stored, and wakes its tenant's sync through Redis; no worker drains the 
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
 import selectors
-import socket
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -38,10 +39,10 @@ from bench import stack
 from bench.postgres import Postgres
 from bench.report import Goal, Section
 from bench.stats import median, percentile
+from infra.redis_server import start_embedded
 from store import connections, workspaces
 from store.db import transaction
 from store.models import InboxEvent
-from infra.redis_server import start_embedded
 from store.secrets import TokenBox
 from webhook.signature import sign
 
@@ -158,10 +159,8 @@ def paced(url: str, items: list[tuple[str, bytes]], rate: float, connections: in
     next_item, heard = 0, start
 
     def send(conn: socket.socket, i: int, retry: bool) -> None:
-        try:
+        with contextlib.suppress(ConnectionError):  # its recv says so
             conn.sendall(requests[i])  # a few hundred bytes: the socket buffer takes it whole
-        except ConnectionError:
-            pass  # its recv says so
         busy[conn] = (i, b"", retry)
         selector.register(conn, selectors.EVENT_READ)
 
@@ -285,7 +284,7 @@ def run(pg: Postgres, quick: bool = False) -> Section:
                                   pg_url))
         with stack.temporary_dir("xm-intake-") as tmp:
             stamp = datetime(2026, 1, 1, tzinfo=timezone.utc)
-            for rep in range(repeats):
+            for _rep in range(repeats):
                 for server in servers:
                     items = bodies(int(seconds * MAX_RATE), stamp)
                     stamp += timedelta(days=1)
@@ -307,7 +306,7 @@ def run(pg: Postgres, quick: bool = False) -> Section:
                     time.sleep(1.0)
             # the latency at 80% is a run's 1% slowest, which one stall on this 2-core machine decides:
             # each server gets `repeats` interleaved paced runs, as the maximum does, and the median counts
-            for rep in range(repeats):
+            for _rep in range(repeats):
                 for server in servers:
                     rate = 0.8 * median(server.max_rates)
                     if server.database_url is None and len(servers) > 1:

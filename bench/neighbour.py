@@ -21,6 +21,7 @@ from bench.report import Goal, Section
 from bench.stats import percentile
 from bench.system import LiveSystem
 from infra import queue
+
 RATE = 0.5  # B's changes a second: 30 a minute stays inside B's own Xero budget (55 of 60 a minute),
 # so what slows B down can only be its neighbour
 
@@ -43,7 +44,7 @@ def run(pg: Postgres, quick: bool = False, workers: int = 2) -> Section:
     invoices = 4_000 if quick else 20_000
     # one emulator holds both: every tenant is seeded alike, so B (the watched one) gets
     # A's size too; B is marked backfilled and synced by its webhooks alone
-    options = dict(seed=51, tenants=2, contacts=max(200, invoices // 20), invoices=invoices)
+    options = {"seed": 51, "tenants": 2, "contacts": max(200, invoices // 20), "invoices": invoices}
     with LiveSystem(stack.sqlite_database("neighbour"), options, workers=workers, name="neighbour") as live:
         live.state.set_faults(latency_ms=100)
         a, b = live.state.tenant_ids

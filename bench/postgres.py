@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
+from infra.redis_server import free_port
 from store import db as store_db
 from store.migrate import upgrade
-from infra.redis_server import free_port
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Postgres:
     _bindir: str | None = None
 
     @classmethod
-    def start(cls) -> "Postgres":
+    def start(cls) -> Postgres:
         for name in ("BENCH_PG_URL", "DATABASE_URL"):
             value = os.environ.get(name, "")
             if value.startswith("postgresql"):

@@ -33,14 +33,14 @@ from bench.postgres import Postgres
 from bench.report import Goal, Section
 from bench.stats import median, percentile
 from emulator.testing import run_emulator
-from store import connections, workspaces
 from infra.settings import Settings
+from store import connections, workspaces
 from store.db import make_engine, transaction
 from store.migrate import upgrade
-from store.secrets import TokenBox
-from xero.tokens import normalise
 from store.natural import number_key
+from store.secrets import TokenBox
 from xero.client import XeroClient
+from xero.tokens import normalise
 
 READS_VERSION = 2  # bump when the generated data changes: the cache is rebuilt (migrations are applied to it)
 TENANT = "5e1f0c2a-7d3b-4c9e-8a61-000000000001"
@@ -103,9 +103,9 @@ def generate(invoices: int, customers: int, seed: int = 1):
 CONTACT_COLS = ("tenant_id, contact_id, name, email, email_lower, is_customer, is_supplier, contact_status, "
                 "updated_utc, raw, synced_at")
 ALLOCATION_COLS = "tenant_id, invoice_id, kind, document_id, seq, number, date, amount, synced_at"
-INVOICE_COLS = ("tenant_id, invoice_id, invoice_number, number_key, type, status, contact_id, date, due_date, currency_code, "
-                "currency_rate, total, amount_due, amount_paid, amount_credited, reference, fully_paid_on, "
-                "updated_utc, raw, synced_at")
+INVOICE_COLS = ("tenant_id, invoice_id, invoice_number, number_key, type, status, contact_id, date, due_date, "
+                "currency_code, currency_rate, total, amount_due, amount_paid, amount_credited, reference, "
+                "fully_paid_on, updated_utc, raw, synced_at")
 PAYMENT_COLS = ("tenant_id, payment_id, invoice_id, date, amount, currency_rate, reference, status, payment_type, "
                 "updated_utc, raw, synced_at")
 
@@ -314,7 +314,7 @@ def run(pg: Postgres, quick: bool = False) -> Section:
         sp99 = median([b for _, b in r["summary"]])
         section.rows.append([f"ours, {name}", f"{lp50 * 1000:.1f} ms", f"{lp99 * 1000:.1f} ms",
                              f"{sp50 * 1000:.1f} ms", f"{sp99 * 1000:.1f} ms"])
-        goal = dict((t[0], t[2]) for t in targets)[name]
+        goal = {t[0]: t[2] for t in targets}[name]
         worst = max(lp99, sp99)
         section.goals.append(Goal(f"{name}: p99 < {goal * 1000:.0f} ms (list and summary)",
                                   f"list {lp99 * 1000:.1f} ms, summary {sp99 * 1000:.1f} ms", worst < goal))

@@ -19,20 +19,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cryptography.fernet import Fernet
 
-from store import connections, workspaces
+from infra.redis_server import free_port
 from infra.settings import Settings
+from store import connections, workspaces
 from store.db import make_engine, make_sessionmaker, transaction
 from store.migrate import upgrade
 from store.models import SyncState
-from infra.redis_server import free_port
 from store.secrets import TokenBox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,7 @@ def sessions_for(url: str):
 class _Process:
     def __init__(self, argv: list[str], env: dict[str, str], log_name: str):
         self.log_path = logs_dir() / log_name
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (the child writes to it until stop)
         self.process = subprocess.Popen(
             argv, cwd=ROOT, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -165,8 +166,8 @@ def connect_tenants(
 ) -> list[Connected]:
     """One workspace per tenant, connected with a client-credentials token from the emulator
     (and, with `organisation`, its Organisation read and noted, as the connect flow does)."""
-    from xero.tokens import normalise
     from xero.client import XeroClient
+    from xero.tokens import normalise
 
     if token is None:
         token = normalise(XeroClient(settings).client_credentials_token(), time.time())

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 from bench import stack
 from emulator.testing import RunningEmulator, run_emulator
+from infra.redis_server import RedisServer, start_embedded
 from infra.settings import Settings
 from store.models import InboxEvent, SyncState
-from infra.redis_server import RedisServer, start_embedded
 
 
 @dataclass
@@ -34,7 +34,7 @@ class LiveSystem:
     name: str = "live"
     worker_args: tuple[str, ...] = ()  # more `python -m worker` options, e.g. ("--fork",)
 
-    def __enter__(self) -> "LiveSystem":
+    def __enter__(self) -> LiveSystem:
         try:
             self.keys = stack.token_keys()
             self.redis = start_embedded()

@@ -10,15 +10,7 @@ from flask import Blueprint, current_app, g, request
 
 from . import responses, xero_json
 from .books import NotFound, TenantBooks
-from .listing import (
-    Args,
-    QueryError,
-    order_clauses,
-    page_request,
-    paginate,
-    parse_if_modified_since,
-    sort_rows,
-)
+from .listing import Args, QueryError, order_clauses, page_request, paginate, parse_if_modified_since, sort_rows
 from .oauth import Unauthorized
 from .where import WhereError, compile_where
 
@@ -244,7 +236,10 @@ def list_payments(books: TenantBooks):
     since = _modified_since()
     with emulator().lock:
         chosen = [p for p in books.payments.values() if since is None or p.updated_utc > since]
-        as_json = lambda p: xero_json.payment_json(p, books)
+
+        def as_json(p):
+            return xero_json.payment_json(p, books)
+
         return _listed(
             chosen, args, PAYMENT_FIELDS, "Payments", as_json, lambda p, paged: as_json(p), PAYMENT_KEYS
         )

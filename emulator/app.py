@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask, g, request
 
 from . import accounting, control, identity
-from .encoding import compress, wants_gzip
 from .config import EmulatorConfig
+from .encoding import compress, wants_gzip
 from .state import EmulatorState
 
 
@@ -26,7 +26,7 @@ class CaseInsensitivePaths:
 def _negotiable(path: str) -> bool:
     """The Accounting API and /connections answer gzip on request (paths are lower-cased already)."""
     path = path.lower()
-    return path.startswith("/api.xro/2.0/") or path == "/connections" or path.startswith("/connections/")
+    return path.startswith(("/api.xro/2.0/", "/connections/")) or path == "/connections"
 
 
 def create_app(state: EmulatorState | None = None, config: EmulatorConfig | None = None) -> Flask:

@@ -854,7 +854,7 @@ def _contact_persons(items) -> list[ContactPerson]:
         if not isinstance(item, dict):
             raise LedgerError("Each contact person is an object")
 
-        def get(*names, default=""):
+        def get(*names, default="", item=item):
             return next((item[n] for n in names if item.get(n) is not None), default)
 
         people.append(

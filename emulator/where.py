@@ -164,7 +164,9 @@ class _Parser:
         while self.at(".") and self._next_is_segment():
             self.take(".")
             segments.append(self.take()[1])
-        getter = lambda r, s=tuple(segments): field_value(r, s)
+        def getter(r, s=tuple(segments)):
+            return field_value(r, s)
+
         return self.methods(getter)
 
     def _next_is_segment(self) -> bool:
