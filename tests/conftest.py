@@ -15,10 +15,10 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import text
 
+from infra.redis_server import RedisServer, start_embedded
 from store import db as store_db
 from store.migrate import upgrade
 from store.models import Base
-from infra.redis_server import RedisServer, start_embedded
 
 POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgresql")
 

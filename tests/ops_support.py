@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from store import workspaces
 from infra import queue
 from infra.settings import Settings
+from store import workspaces
 from store.db import transaction
 from store.models import InboxEvent, XeroConnection
 from webhook import batcher

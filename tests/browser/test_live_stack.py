@@ -18,8 +18,8 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from emulator.testing import run_emulator
-from store import workspaces
 from infra.settings import Settings
+from store import workspaces
 from store.db import transaction
 from store.models import Invoice, SyncState
 from store.secrets import new_key

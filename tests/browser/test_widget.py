@@ -19,8 +19,7 @@ from sqlalchemy import update
 from store import mirror
 from store.db import transaction
 from store.models import ApiKey, Invoice, SyncState
-
-from ..integration.mirror_rows import allocation, contact, invoice, payment, workspace
+from tests.integration.mirror_rows import allocation, contact, invoice, payment, workspace
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 expect = sync_api.expect

@@ -18,8 +18,8 @@ import psutil
 import pytest
 from sqlalchemy import func, select
 
-from store.models import InboxEvent
 from infra.redis_server import free_port
+from store.models import InboxEvent
 from tests.integration.test_webhook_intake import TENANT, body, connect, event
 from webhook.signature import sign
 

@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from emulator.config import Limits
 from emulator.testing import run_emulator
+from infra import queue
 from infra.settings import Settings
 from store import mirror
-from infra import queue
 from store.models import InboxEvent, SyncState
 from tests.e2e.worker_process import WorkerProcess
 from tests.worker_support import (
@@ -108,7 +108,8 @@ def test_backfill_of_20000_invoices_survives_a_sigkilled_worker(big_emulator, wo
     truth = state.tenants()[0]
     live = sum(1 for p in state.snapshot(t)["Payments"] if p["Status"] == "AUTHORISED")
     with sessions() as session:  # the invoices' own lists bring every live payment
-        assert mirror.counts(session, t) == {"contacts": truth["contacts"], "invoices": truth["invoices"], "payments": live}
+        assert mirror.counts(session, t) == {"contacts": truth["contacts"], "invoices": truth["invoices"],
+                                             "payments": live}
     assert state.call_count(t, "GET /Payments", 200) == 0  # and nothing is downloaded twice
     # resumed, not restarted: 21 invoice pages in all (the 21st is empty), plus at most the two
     # pages the killed worker had fetched but not yet saved (the one it was storing, and the

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class WorkerProcess:
     def __init__(self, env: dict[str, str], log: Path, *args: str):
         self.log_path = log
-        self._log = open(log, "ab")
+        self._log = open(log, "ab")  # noqa: SIM115 (the child writes to it until stop)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "worker", *args],
             cwd=ROOT,

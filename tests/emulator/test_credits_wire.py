@@ -56,7 +56,8 @@ def test_credit_by_id_conforms(get, xero, read_tenant, kind, path):
 
 @needs_spec
 def test_invoices_with_credits_conform(get, xero, read_tenant):
-    ids = [allocated_invoice(xero, read_tenant, kind).invoice_id for kind in ("CreditNote", "Prepayment", "Overpayment")]
+    ids = [allocated_invoice(xero, read_tenant, kind).invoice_id
+           for kind in ("CreditNote", "Prepayment", "Overpayment")]
     body = get(f"/Invoices?IDs={','.join(ids)}&page=1")
     assert_valid("/Invoices", body)
     shown = {i["InvoiceID"]: i for i in body["Invoices"]}
@@ -88,7 +89,7 @@ def test_timezone_list_is_the_specs_enum():
     from emulator.timezones import TIMEZONES
 
     spec = set(openapi.document(ACCOUNTING)["components"]["schemas"]["TimeZone"]["enum"])
-    assert TIMEZONES == spec
+    assert spec == TIMEZONES
     assert {profile[3] for profile in PROFILES} <= spec
 
 
@@ -166,7 +167,8 @@ def test_sdk_reads_prepayments_and_overpayments(sdk, xero, read_tenant):
 
 
 def test_sdk_reads_invoices_carrying_credits(sdk, xero, read_tenant):
-    ids = [allocated_invoice(xero, read_tenant, kind).invoice_id for kind in ("CreditNote", "Prepayment", "Overpayment")]
+    ids = [allocated_invoice(xero, read_tenant, kind).invoice_id
+           for kind in ("CreditNote", "Prepayment", "Overpayment")]
     invoices = {i.invoice_id: i for i in sdk.accounting.get_invoices(read_tenant, i_ds=ids, page=1).invoices}
     note = invoices[ids[0]].credit_notes[0]
     assert note.credit_note_id and note.credit_note_number.startswith("CN-") and note.applied_amount > 0

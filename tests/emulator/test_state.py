@@ -190,7 +190,9 @@ def _fingerprint(state: EmulatorState):
 
 
 def test_same_seed_same_data_and_different_seed_different_data():
-    make = lambda seed: EmulatorState(EmulatorConfig(seed=seed, tenants=2, contacts=20, invoices=60))
+    def make(seed):
+        return EmulatorState(EmulatorConfig(seed=seed, tenants=2, contacts=20, invoices=60))
+
     states = [make(42), make(42), make(43)]
     try:
         assert _fingerprint(states[0]) == _fingerprint(states[1])

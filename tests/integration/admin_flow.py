@@ -21,9 +21,9 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from emulator.testing import RunningEmulator, run_emulator
-from store import workspaces
 from infra import queue
 from infra.settings import Settings
+from store import workspaces
 from store.db import transaction
 from store.secrets import TokenBox, new_key
 from webhook import batcher
@@ -95,7 +95,8 @@ class Workspace:
 def new_workspace(app, name: str = "Acme CRM") -> Workspace:
     with transaction(runtime(app).sessions) as s:
         ws = workspaces.create_workspace(s, name, NOW)
-        return Workspace(ws.id, workspaces.issue_key(s, ws.id, "admin", NOW), workspaces.issue_key(s, ws.id, "read", NOW))
+        return Workspace(ws.id, workspaces.issue_key(s, ws.id, "admin", NOW),
+                         workspaces.issue_key(s, ws.id, "read", NOW))
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -6,7 +6,19 @@ from sqlalchemy import select
 
 from store.models import XeroConnection
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
-    app, bare_app, bearer, connect_and_save, consent, csrf, emulator, new_workspace, open_session, redis, settings, shown, token_key,
+    app,
+    bare_app,
+    bearer,
+    connect_and_save,
+    consent,
+    csrf,
+    emulator,
+    new_workspace,
+    open_session,
+    redis,
+    settings,
+    shown,
+    token_key,
 )
 
 ADMIN_PATHS = [
@@ -93,7 +105,8 @@ def test_an_admin_key_works_for_api_style_calls(app, emulator):
     tenant = emulator.state.tenant_ids[0]
     ws = new_workspace(app)
     client = app.test_client()
-    assert client.get("/admin/xero", headers=bearer(ws.admin_key)).get_json() == {"connection": None, "webhook_warning": None}
+    answer = client.get("/admin/xero", headers=bearer(ws.admin_key))
+    assert answer.get_json() == {"connection": None, "webhook_warning": None}
 
     connect_and_save(app, ws, tenant)
     status = client.get("/admin/xero", headers=bearer(ws.admin_key)).get_json()["connection"]

@@ -16,15 +16,32 @@ from rq import Queue
 from sqlalchemy import select, text
 
 from infra import queue
-from xero import timezones
 from store.models import Invoice, XeroConnection
 from store.secrets import SecretsError, TokenBox
-from xero.identity import IdentityClient
-from wsgi import close_app
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
-    app, bearer, calls, connect_and_save, consent, count, csrf, dance, emulator, new_workspace, open_session, parse,
-    redis, run_worker, settings, shown, start_connect, stored_token, token_key,
+    app,
+    bearer,
+    calls,
+    connect_and_save,
+    consent,
+    count,
+    csrf,
+    dance,
+    emulator,
+    new_workspace,
+    open_session,
+    parse,
+    redis,
+    run_worker,
+    settings,
+    shown,
+    start_connect,
+    stored_token,
+    token_key,
 )
+from wsgi import close_app
+from xero import timezones
+from xero.identity import IdentityClient
 
 
 def test_admin_connects_with_pkce_sees_company_and_email_saves_and_the_backfill_mirrors_it(

@@ -8,11 +8,23 @@ import pytest
 from sqlalchemy import select
 
 from store.models import XeroConnection
-from xero.identity import IdentityClient, IdentityRefused, IdentityUnavailable
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
-    app, calls, connect_and_save, consent, dance, emulator, new_workspace, open_session, redis, settings, shown,
-    start_connect, stored_token, token_key,
+    app,
+    calls,
+    connect_and_save,
+    consent,
+    dance,
+    emulator,
+    new_workspace,
+    open_session,
+    redis,
+    settings,
+    shown,
+    start_connect,
+    stored_token,
+    token_key,
 )
+from xero.identity import IdentityClient, IdentityRefused, IdentityUnavailable
 
 
 def live_rows(app) -> list[tuple[int, str, str]]:

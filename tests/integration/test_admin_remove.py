@@ -8,16 +8,31 @@ from sqlalchemy import select
 
 from infra import queue
 from store.db import transaction
-from store.models import (
-    Contact, CrmRecord, InboxEvent, Invoice, Payment, Pin, RecordLink, SyncState, XeroConnection,
-)
-from xero.identity import IdentityClient
-from wsgi import close_app, create_app, runtime
-from tests.worker_support import connect_client_credentials
+from store.models import Contact, CrmRecord, InboxEvent, Invoice, Payment, Pin, RecordLink, SyncState, XeroConnection
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
-    NOW, app, bearer, calls, connect_and_save, count, csrf, dance, deliver_webhooks, emulator, last_sequence,
-    new_workspace, redis, run_worker, settings, shown, stored_token, tenant_calls, token_key,
+    NOW,
+    app,
+    bearer,
+    calls,
+    connect_and_save,
+    count,
+    csrf,
+    dance,
+    deliver_webhooks,
+    emulator,
+    last_sequence,
+    new_workspace,
+    redis,
+    run_worker,
+    settings,
+    shown,
+    stored_token,
+    tenant_calls,
+    token_key,
 )
+from tests.worker_support import connect_client_credentials
+from wsgi import close_app, create_app, runtime
+from xero.identity import IdentityClient
 
 MIRRORED = (Contact, Invoice, Payment, SyncState)
 
@@ -90,7 +105,7 @@ def test_remove_disconnects_at_xero_cancels_jobs_purges_the_mirror_and_leaves_ot
         row = s.scalars(select(XeroConnection).where(XeroConnection.workspace_id == ws.id)).one()
         assert (row.status, row.token_ciphertext) == ("disconnected", None) and row.disconnected_at
         events = s.scalars(select(InboxEvent).where(InboxEvent.tenant_id == mine)).all()
-    assert held(app, mine) == {name: 0 for name in held(app, mine)}
+    assert held(app, mine) == dict.fromkeys(held(app, mine), 0)
     assert events and {e.state for e in events} <= {"ignored", "done"}, "history kept, nothing left to do"
     assert jobs_for(redis, mine) == [] and not queue.sync_queued(redis, mine)
     assert not any(queue.is_queued(redis, kind, mine) for kind in queue.QUEUE)

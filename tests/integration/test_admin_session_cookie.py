@@ -35,6 +35,7 @@ def test_a_forged_cookie_opens_no_session(bare_app):
 
 def test_webhooks_and_reads_neither_get_nor_clear_a_cookie(bare_app):
     client = bare_app.test_client()
-    for answer in (client.get("/healthz"), client.post("/webhooks/xero", data=b"{}"), client.get("/api/v1/openapi.json")):
+    for answer in (client.get("/healthz"), client.post("/webhooks/xero", data=b"{}"),
+                   client.get("/api/v1/openapi.json")):
         assert answer.status_code in (200, 401), answer.status_code
         assert "Set-Cookie" not in answer.headers and "Cookie" not in answer.headers.get("Vary", ""), answer.headers

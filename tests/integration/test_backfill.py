@@ -4,8 +4,8 @@ import pytest
 from emulator.testing import run_emulator
 from store import mirror
 from store.models import SyncState
-from worker import governor, sync
 from tests.worker_support import assert_mirror_equals_emulator
+from worker import governor, sync
 
 PAGE = 100
 

@@ -3,18 +3,16 @@ import json
 from datetime import datetime, timezone
 
 import redis as redis_lib
-
 from rq import Queue
 from sqlalchemy import select
 
+from infra import metrics, queue
 from store import workspaces
-from infra import metrics
-from infra import queue
 from store.db import transaction
 from store.models import SyncState, XeroConnection
 from store.secrets import TokenBox
-from wsgi import close_app, create_app
 from tests.worker_support import NOW
+from wsgi import close_app, create_app
 
 
 def test_connect_client_credentials_stores_the_connection_and_queues_its_backfill(emulator, settings, sessions,
@@ -45,7 +43,8 @@ def check_connect(app, runner, emulator, settings, sessions, redis_url, workspac
     with sessions() as session:
         row = session.scalars(select(XeroConnection)).one()
         assert (row.workspace_id, row.status, row.grant_type) == (workspace_id, "active", "client_credentials")
-        assert (row.tenant_name, row.short_code, row.base_currency) == (truth["Name"], truth["ShortCode"], truth["BaseCurrency"])
+        assert (row.tenant_name, row.short_code, row.base_currency) == (
+            truth["Name"], truth["ShortCode"], truth["BaseCurrency"])
         assert row.timezone == truth["Timezone"] and row.organisation_checked_at is not None  # Xero's id, as sent
         assert TokenBox(settings.token_keys).open(row.token_ciphertext)["access_token"]
         assert session.get(SyncState, tenant_id).backfill_status == "pending"

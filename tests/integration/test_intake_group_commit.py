@@ -15,13 +15,23 @@ from redis import Redis, RedisError
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from store import inbox
 from infra import queue
+from store import inbox
 from store.db import transaction as transaction_of
 from store.models import InboxEvent, SyncState, WebhookDelivery, XeroConnection
 from tests.conftest import POSTGRES
 from tests.integration.test_webhook_intake import (
-    KEY, NOW, OTHER, TENANT, body, connect, event, inbox_rows, jobs, make_app, post,
+    KEY,
+    NOW,
+    OTHER,
+    TENANT,
+    body,
+    connect,
+    event,
+    inbox_rows,
+    jobs,
+    make_app,
+    post,
 )
 from webhook import batcher
 from webhook.payload import parse
@@ -405,8 +415,8 @@ def test_on_postgresql_delivery_ids_are_reserved_a_block_ahead_and_rows_nothing_
     with sessions() as s:
         assert sorted(s.scalars(select(WebhookDelivery.id))) == [1, 2, 4]
         assert {e.delivery_id for e in s.scalars(select(InboxEvent))} == {1, 2, 4}
-    with pytest.raises(DBAPIError):  # a driver error comes out as SQLAlchemy's, and the batch is not kept
-        with engine.begin() as conn:
-            conn.exec_driver_sql("SELECT setval('webhook_deliveries_id_seq', 1)")
-            inbox.store_many(conn, [inbox.Delivery(NOW, parse(body(event())))], None, inbox.DeliveryIds(at_once=1))
+    # a driver error comes out as SQLAlchemy's, and the batch is not kept
+    with pytest.raises(DBAPIError), engine.begin() as conn:
+        conn.exec_driver_sql("SELECT setval('webhook_deliveries_id_seq', 1)")
+        inbox.store_many(conn, [inbox.Delivery(NOW, parse(body(event())))], None, inbox.DeliveryIds(at_once=1))
     assert count(sessions, InboxEvent) == 4

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from infra import metrics
-from worker import governor
 from tests.ops_support import ops, scrape, status_of, value
+from worker import governor
 
 
 def _invoice_ids(emulator, tenant_id: str, n: int) -> list[str]:

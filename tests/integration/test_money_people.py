@@ -9,18 +9,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from emulator.testing import run_emulator
-from store import mirror
-from store.db import transaction
-from store.models import Contact, InboxEvent
-from views import queries, totals
 from store import records
-from views.queries import Filters
+from store.db import transaction
+from store.models import InboxEvent
 from store.records import RecordInput
-from worker import governor, sync
-from xero import translate
 from tests.worker_support import (
     Announced,
     announced,
@@ -29,6 +24,10 @@ from tests.worker_support import (
     mirror_rows,
     store_events,
 )
+from views import queries, totals
+from views.queries import Filters
+from worker import governor, sync
+from xero import translate
 
 from .mirror_rows import workspace
 
@@ -141,7 +140,8 @@ def test_an_allocated_credit_note_reaches_the_invoice_even_when_its_invoice_even
 def test_a_supplier_or_draft_credit_note_costs_no_call(emulator, runtime, connected, data):
     t = connected
     when = runtime.now() - timedelta(minutes=1)
-    store_events(runtime.sessions, [Announced(t, "CREDITNOTE", "UPDATE", "0f0e0d0c-0b0a-4000-8000-000000000001", when, data=data)])
+    store_events(runtime.sessions,
+                 [Announced(t, "CREDITNOTE", "UPDATE", "0f0e0d0c-0b0a-4000-8000-000000000001", when, data=data)])
     _, calls = drain(runtime, t)
     assert calls == 0
     with runtime.sessions() as session:
@@ -151,11 +151,13 @@ def test_a_supplier_or_draft_credit_note_costs_no_call(emulator, runtime, connec
 def test_a_credit_note_id_xero_cannot_look_up_fails_with_the_reason(emulator, runtime, connected):
     t = connected
     when = runtime.now() - timedelta(minutes=1)
-    store_events(runtime.sessions, [Announced(t, "CREDITNOTE", "UPDATE", "cn-1", when, data={"Type": "ACCRECCREDIT", "Status": "AUTHORISED"})])
+    data = {"Type": "ACCRECCREDIT", "Status": "AUTHORISED"}
+    store_events(runtime.sessions, [Announced(t, "CREDITNOTE", "UPDATE", "cn-1", when, data=data)])
     _, calls = drain(runtime, t)
     assert calls == 0
     with runtime.sessions() as session:
-        (state, error) = session.execute(select(InboxEvent.state, InboxEvent.error).where(InboxEvent.tenant_id == t)).one()
+        (state, error) = session.execute(
+            select(InboxEvent.state, InboxEvent.error).where(InboxEvent.tenant_id == t)).one()
     assert state == "failed" and "not a Xero id" in error
 
 
@@ -181,7 +183,8 @@ def test_a_crm_person_who_is_a_contact_person_sees_the_customers_invoices(emulat
     customer, _ = two_customers(emulator, t)
     invoice_id = state.create_invoice(t, customer, "50.00")["InvoiceID"].lower()
     mark = last_sequence(emulator)
-    state.update_contact(t, customer, contact_persons=[{"first_name": "Mere", "last_name": "Ngata", "email": "Mere@Tui.example"}])
+    person = {"first_name": "Mere", "last_name": "Ngata", "email": "Mere@Tui.example"}
+    state.update_contact(t, customer, contact_persons=[person])
     store_events(runtime.sessions, events_since(emulator, 0))
     drain(runtime, t)
     assert events_since(emulator, mark, "CONTACT")

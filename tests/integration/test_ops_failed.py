@@ -6,9 +6,9 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from infra import queue
-from worker import jobs
 from tests.ops_support import customer_of, ops, run_worker, status_of
 from tests.worker_support import announced, assert_mirror_equals_emulator, last_sequence, store_events
+from worker import jobs
 
 
 def fail_a_sync(emulator, runtime, tenant_id) -> str:

@@ -4,10 +4,10 @@ from dataclasses import replace
 import pytest
 
 from infra.redis_server import free_port
-from worker import jobs
-from wsgi import close_app, create_app
 from tests.ops_support import admin_key, customer_of, post_webhook, run_worker, scrape, value, xero_body
 from tests.worker_support import announced, last_sequence
+from worker import jobs
+from wsgi import close_app, create_app
 
 
 def delta(after, before, name, **labels) -> float:

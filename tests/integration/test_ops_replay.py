@@ -9,9 +9,9 @@ from infra import queue
 from store.backlog import settle
 from store.db import transaction
 from store.models import Contact, InboxEvent, Invoice, Payment
-from worker import jobs
 from tests.ops_support import customer_of, inbox_states, ops, run_worker
 from tests.worker_support import announced, assert_invoice_matches, last_sequence, mirror_rows, store_events
+from worker import jobs
 
 COLUMNS_BUT_SYNCED_AT = {
     model: [c.key for c in model.__table__.columns if c.key != "synced_at"]

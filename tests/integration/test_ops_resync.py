@@ -6,9 +6,9 @@ from rq import Queue
 from infra import queue
 from store.db import transaction
 from store.models import SyncState
-from worker import jobs
 from tests.ops_support import customer_of, ops, run_worker, status_of
 from tests.worker_support import assert_mirror_equals_emulator, mirror_rows
+from worker import jobs
 
 
 def sync_state(sessions, tenant_id) -> SyncState:

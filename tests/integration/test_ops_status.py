@@ -7,12 +7,12 @@ from zoneinfo import ZoneInfo
 from rq import Queue
 
 from infra import queue
+from tests.ops_support import admin_key, customer_of, ops, run_worker, scrape, status_of, value
+from tests.worker_support import announced, last_sequence, store_events
 from worker import governor, jobs
 from worker.governor import Governor
 from worker.organisation import refresh_if_stale
 from wsgi import close_app
-from tests.ops_support import admin_key, customer_of, ops, run_worker, scrape, status_of, value
-from tests.worker_support import announced, last_sequence, store_events
 
 
 def test_status_lag_grows_while_no_worker_runs_and_falls_to_zero_when_one_does(
@@ -141,7 +141,8 @@ def test_status_shows_the_organisations_time_zone_and_warns_when_xeros_id_is_unk
 
     with transaction(runtime.sessions) as session:  # as a connection made before migration 0004 stands
         session.execute(
-            update(XeroConnection).where(XeroConnection.tenant_id == t).values(timezone=None, organisation_checked_at=None)
+            update(XeroConnection).where(XeroConnection.tenant_id == t)
+            .values(timezone=None, organisation_checked_at=None)
         )
     unread = status_of(app, t)
     assert (unread["timezone"], unread["timezone_xero"], unread["timezone_mapped"]) == ("UTC", None, False)

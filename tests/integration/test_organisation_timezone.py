@@ -3,10 +3,10 @@ read when it never was, and again once it is older than max_age, never more ofte
 from datetime import timedelta
 
 from store import connections
-from xero import timezones
 from store.models import XeroConnection
 from worker import governor
 from worker.organisation import refresh_if_stale
+from xero import timezones
 
 
 def _row(sessions, tenant_id):

@@ -328,7 +328,7 @@ def test_summary_says_received_credited_still_to_pay_per_currency_with_links_and
 def test_summary_figures_add_up_to_what_was_invoiced_per_currency(api):
     body = api.get("/api/v1/contacts/c1/summary").json
     for currency in {a["currency"] for a in body["invoiced"]["by_currency"]}:
-        def amount(block):
+        def amount(block, currency=currency):
             return sum(Decimal(a["amount"]) for a in body[block]["by_currency"] if a["currency"] == currency)
 
         assert amount("paid") + amount("credited") + amount("unpaid") == amount("invoiced")

@@ -9,12 +9,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import event, text
 
+from store import records
 from store.db import transaction
 from store.models import SyncState
-from views import queries, saved_views, totals
-from store import records
-from views.queries import Filters
 from store.records import RecordInput
+from views import queries, saved_views, totals
+from views.queries import Filters
 
 from .mirror_rows import NOW, contact, invoice, payment, workspace
 

@@ -16,15 +16,16 @@ from datetime import datetime, timezone
 
 import pytest
 
-from store import connections, workspaces
 from infra.settings import Settings
+from store import connections, workspaces
 from store.db import transaction
 from store.secrets import TokenBox
+from tests.worker_support import announced, last_sequence, store_events
 from webhook.signature import sign
 from worker import jobs
-from xero.tokens import normalise
 from wsgi import close_app, create_app
-from tests.worker_support import announced, last_sequence, store_events
+from xero.tokens import normalise
+
 from .mirror_rows import workspace
 
 KEY = "secret-checks-webhook-key"

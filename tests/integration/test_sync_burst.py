@@ -6,8 +6,8 @@ from rq import SimpleWorker
 
 from emulator.testing import run_emulator
 from infra import queue
-from worker import governor, sync
 from tests.worker_support import announced, assert_mirror_equals_emulator, last_sequence, store_events
+from worker import governor, sync
 
 
 @pytest.fixture

@@ -7,21 +7,14 @@ from rq import SimpleWorker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import select
 
-from store import mirror
 from infra import queue
+from store import mirror
 from store.db import transaction
 from store.models import InboxEvent, Invoice, SyncState
+from tests.worker_support import Announced, announced, assert_invoice_matches, last_sequence, mirror_rows, store_events
 from worker import governor, jobs, sync
 from xero import translate
 from xero.client import XeroRateLimited
-from tests.worker_support import (
-    Announced,
-    announced,
-    assert_invoice_matches,
-    last_sequence,
-    mirror_rows,
-    store_events,
-)
 
 
 def customer(emulator, t):
@@ -86,7 +79,8 @@ def test_an_older_updated_date_never_overwrites_a_newer_row(emulator, runtime, c
     assert len([p for p in mirror_rows(runtime.sessions, t)["payments"].values()
                 if p.invoice_id == invoice_id and p.status == "AUTHORISED"]) == 1
     with transaction(runtime.sessions) as session:  # and in one batch, whatever the order
-        mirror.upsert_invoices(session, t, [translate.invoice_row(t, newer), translate.invoice_row(t, older)], runtime.now())
+        rows = [translate.invoice_row(t, newer), translate.invoice_row(t, older)]
+        mirror.upsert_invoices(session, t, rows, runtime.now())
     with runtime.sessions() as session:
         assert session.get(Invoice, (t, invoice_id)).status == "PAID"
 

@@ -9,7 +9,6 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from store.models import InboxEvent, SyncState
-from worker import governor, sync
 from tests.worker_support import (
     announced,
     assert_contact_matches,
@@ -20,6 +19,7 @@ from tests.worker_support import (
     store_events,
     truth_installments,
 )
+from worker import governor, sync
 
 
 def drain(runtime, tenant_id):
@@ -44,13 +44,15 @@ def test_each_kind_of_change_reaches_the_mirror_exactly_as_xero_holds_it(emulato
     t, state = connected, emulator.state
 
     # a new customer contact
-    contact, result, _ = change_and_drain(emulator, runtime, t, lambda: state.create_contact(t, "Kea Traders", "Ops@Kea.Example"))
+    contact, result, _ = change_and_drain(emulator, runtime, t,
+                                          lambda: state.create_contact(t, "Kea Traders", "Ops@Kea.Example"))
     held = mirror_rows(runtime.sessions, t)
     assert_contact_matches(held["contacts"][contact["ContactID"]], state.contact(t, contact["ContactID"]))
     assert held["contacts"][contact["ContactID"]].is_customer
 
     # a new invoice for it
-    invoice, result, _ = change_and_drain(emulator, runtime, t, lambda: state.create_invoice(t, contact["ContactID"], "230.00"))
+    invoice, result, _ = change_and_drain(emulator, runtime, t,
+                                          lambda: state.create_invoice(t, contact["ContactID"], "230.00"))
     invoice_id = invoice["InvoiceID"]
     assert_invoice_matches(mirror_rows(runtime.sessions, t)["invoices"][invoice_id], state.invoice(t, invoice_id))
 

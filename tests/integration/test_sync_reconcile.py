@@ -4,14 +4,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from store.models import InboxEvent, SyncState
+from tests.worker_support import announced, assert_mirror_equals_emulator, last_sequence, mirror_rows, store_events
 from worker import governor, sync
-from tests.worker_support import (
-    announced,
-    assert_mirror_equals_emulator,
-    last_sequence,
-    mirror_rows,
-    store_events,
-)
 
 
 def reconcile(runtime, t):

@@ -15,9 +15,9 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from store import inbox
 from infra import queue
 from infra.settings import Settings
+from store import inbox
 from store.db import transaction
 from store.models import InboxEvent, SyncState, WebhookDelivery, Workspace, XeroConnection
 from webhook import batcher
@@ -218,7 +218,7 @@ def test_concurrent_identical_deliveries_store_each_event_once(sessions):
             start.wait()
             with transaction(sessions) as s:
                 results.append(inbox.store(s, events, NOW))
-        except BaseException as error:  # surfaced by the assertion below
+        except BaseException as error:  # noqa: BLE001 (surfaced by the assertion below)
             errors.append(error)
 
     threads = [threading.Thread(target=deliver) for _ in range(8)]

@@ -10,7 +10,7 @@ T0 = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 
 def simulate_day(tenant_id, evidence_at, start=T0, step=timedelta(minutes=1)):
     """Sweeps a tenant gets in a day when each due kind is swept at once (what the ticker does)."""
-    swept: dict[str, datetime | None] = {k: None for k in cadence.KINDS}
+    swept: dict[str, datetime | None] = dict.fromkeys(cadence.KINDS)
     sweeps = []
     now = start
     while now < start + timedelta(days=1):
@@ -67,7 +67,7 @@ def test_a_low_day_budget_stretches_the_cadence_and_an_empty_one_stops_it():
 
 
 def test_tenants_sweep_at_their_own_offsets_not_all_at_once():
-    never = {k: None for k in cadence.KINDS}
+    never = dict.fromkeys(cadence.KINDS)
     per_minute = []
     for minute in range(60):
         now = T0 + timedelta(minutes=minute)

@@ -88,9 +88,8 @@ def test_an_error_comes_after_the_items_before_it_and_ends_the_thread():
 
 
 def test_an_error_in_the_first_item_is_raised_at_the_first_ask():
-    with Ahead(Source(3, fail_at=0)) as ahead:
-        with pytest.raises(ValueError):
-            next(ahead)
+    with Ahead(Source(3, fail_at=0)) as ahead, pytest.raises(ValueError):
+        next(ahead)
 
 
 def test_an_early_stop_leaves_no_thread_running_and_closes_the_source():
@@ -108,11 +107,10 @@ def test_an_early_stop_leaves_no_thread_running_and_closes_the_source():
 
 def test_an_exception_in_the_consumer_stops_the_producer_mid_item():
     source = Source(100, delay=0.05)
-    with pytest.raises(RuntimeError):
-        with Ahead(source) as ahead:
-            next(ahead)
-            wait_for(lambda: source.started == [0, 1])  # item 1 is being produced now
-            raise RuntimeError("consumer failed")
+    with pytest.raises(RuntimeError), Ahead(source) as ahead:
+        next(ahead)
+        wait_for(lambda: source.started == [0, 1])  # item 1 is being produced now
+        raise RuntimeError("consumer failed")
     assert not ahead.alive  # waited for item 1, then stopped
     assert source.produced == [0, 1] and source.closed_in is not None
 

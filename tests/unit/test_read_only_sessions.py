@@ -16,8 +16,11 @@ def sqlite_sessions(tmp_path):
 
 def begins(engine) -> list[str]:
     seen: list[str] = []
-    event.listen(engine, "before_cursor_execute",
-                 lambda conn, cursor, statement, *rest: seen.append(statement) if statement.startswith("BEGIN") else None)
+    def begins(conn, cursor, statement, *rest):
+        if statement.startswith("BEGIN"):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", begins)
     return seen
 
 

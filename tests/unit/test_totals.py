@@ -53,7 +53,8 @@ def test_a_mix_of_payment_and_credit_counts_in_both_and_once_in_invoiced():
 
 
 def test_bills_are_never_the_customers_debt():
-    invoices = [inv("NZD", "100", paid="100"), inv("NZD", "40", type="ACCPAY"), inv("NZD", "9", paid="9", type="ACCPAY")]
+    invoices = [inv("NZD", "100", paid="100"), inv("NZD", "40", type="ACCPAY"),
+                inv("NZD", "9", paid="9", type="ACCPAY")]
     s = summarise(lines_for(invoices, TODAY), "NZD")
     assert s.paid.by_currency == (Amount("NZD", D(100), 1),)
     assert s.unpaid.by_currency == () and s.invoiced.count == 1

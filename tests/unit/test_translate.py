@@ -52,7 +52,8 @@ def test_invoice_row_keeps_exact_money_lower_case_ids_and_the_raw_object():
     row = invoice_row("t1", raw)
     assert row["invoice_id"] == "243216c5-369e-4056-ac67-05388f86dc81"
     assert row["contact_id"] == "025867f1-d741-4d6b-b1af-9ac774b59ba7"
-    assert (row["total"], row["amount_due"], row["amount_paid"]) == (Decimal("115.10"), Decimal("100.10"), Decimal("15.00"))
+    assert (row["total"], row["amount_due"], row["amount_paid"]) == (
+        Decimal("115.10"), Decimal("100.10"), Decimal("15.00"))
     assert row["amount_credited"] == Decimal(0) and isinstance(row["amount_credited"], Decimal)
     assert row["date"] == date(2018, 10, 20) and row["due_date"] == date(2018, 10, 30)
     assert row["fully_paid_on"] is None
@@ -94,7 +95,8 @@ def test_full_payment_record_carries_status_type_and_its_invoice():
         ' "UpdatedDateUTC": "/Date(1541176290160+0000)/", "Invoice": {"InvoiceID": "I1"}}'
     )
     row = payment_row("t1", raw)
-    assert (row["payment_id"], row["invoice_id"], row["status"], row["payment_type"]) == ("p1", "i1", "DELETED", "ACCRECPAYMENT")
+    assert (row["payment_id"], row["invoice_id"], row["status"], row["payment_type"]) == (
+        "p1", "i1", "DELETED", "ACCRECPAYMENT")
     assert row["currency_rate"] == Decimal("0.946183") and row["reference"] == "Cheque"
 
 

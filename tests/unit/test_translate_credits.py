@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from store.natural import number_key
-from xero.translate import TranslationError, allocation_rows, contact_email_rows, contact_row
 from xero.client import credit_notes_where, is_xero_id
+from xero.translate import TranslationError, allocation_rows, contact_email_rows, contact_row
 
 CN = "5b6f0a52-54f3-4a5c-bb9f-0d6cd3a6e9f1"
 PP = "0f1c0e6e-3a44-4f5e-9b7b-52a1dbf1b2d4"
