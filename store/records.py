@@ -6,10 +6,11 @@ the reason it exists, so a wrong match can be explained and overridden:
 - reason "email" (xero_contact_id NULL, tenant_id "*"): a standing rule, "this record
   matches Xero contacts by its email". It is resolved at query time by joining
   contacts.email_lower (the main EmailAddress, index ix_contacts_email) and contact_emails
-  (its ContactPersons' addresses, index ix_contact_emails_email) in whichever tenant is live, so a Xero contact that appears
-  later with the same address (in any capitalisation) is seen without re-linking, and
-  nobody (the worker included) has to re-evaluate links when contacts change. The link says
-  which address matched and whether it is the main one or a contact person's.
+  (its ContactPersons' addresses, index ix_contact_emails_email) in whichever tenant is
+  live, so a Xero contact that appears later with the same address (in any capitalisation)
+  is seen without re-linking, and nobody (the worker included) has to re-evaluate links
+  when contacts change. The link says which address matched and whether it is the main one
+  or a contact person's.
 - A link to a contact that was merged away follows MergedToContactID to the survivor.
 - reason "explicit" with xero_contact_id: linked to that Xero contact of the live tenant.
 - reason "explicit" with invoice_id: linked to that one invoice.
@@ -31,8 +32,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, literal, null, select, union_all
+from sqlalchemy import CursorResult, delete, literal, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -154,12 +156,13 @@ def upsert(
     invoices = tuple(dict.fromkeys(data.invoice_ids))
     if (explicit or invoices) and tenant_id is None:
         raise NotConnected("the workspace has no live Xero connection to link to")
+    email_lower = normalise_email(data.email)
     values = {
         "workspace_id": workspace_id,
         "kind": kind,
         "external_id": external_id,
         "name": data.name,
-        "email_lower": normalise_email(data.email),
+        "email_lower": email_lower,
         "account_external_id": data.account_id,
         "updated_at": now,
     }
@@ -187,19 +190,12 @@ def upsert(
         )
 
     rows = [link("email", ANY_TENANT)] if kind != "deal" and data.matches_email else []
-    rows += [link("explicit", tenant_id, contact=c) for c in explicit]
-    rows += [link("explicit", tenant_id, invoice=i) for i in invoices]
+    if tenant_id is not None:  # else there are no explicit links (NotConnected above)
+        rows += [link("explicit", tenant_id, contact=c) for c in explicit]
+        rows += [link("explicit", tenant_id, invoice=i) for i in invoices]
     session.add_all(rows)
     session.flush()
-    return Record(
-        record_id,
-        workspace_id,
-        kind,
-        external_id,
-        values["name"],
-        values["email_lower"],
-        values["account_external_id"],
-    )
+    return Record(record_id, workspace_id, kind, external_id, data.name, email_lower, data.account_id)
 
 
 def stored(session: Session, record: Record) -> Stored:
@@ -292,7 +288,8 @@ def pin(session: Session, record: Record, tenant_id: str | None, invoice_id: str
 
 def unpin(session: Session, record: Record, tenant_id: str | None, invoice_id: str) -> bool:
     """Unpin; False when the invoice is neither pinned here nor an invoice of the live tenant."""
-    removed = session.execute(delete(Pin).where(Pin.record_id == record.id, Pin.invoice_id == invoice_id))
+    removed = cast(CursorResult, session.execute(delete(Pin).where(Pin.record_id == record.id,
+                                                                    Pin.invoice_id == invoice_id)))
     if removed.rowcount:
         return True
     return tenant_id is not None and _invoice_exists(session, tenant_id, invoice_id)

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.orm import Session
@@ -158,7 +159,9 @@ def summary(kind: str, external_id: str):
         record = _record(s, caller, kind, external_id)
         tenant = queries.live_tenant(s, caller.workspace_id)
         today = _today(tenant)
-        lines, links, synced = [], (), None
+        lines: list[totals.Line] = []
+        links: tuple[records.Link, ...] = ()
+        synced: datetime | None = None
         if tenant is not None:
             resolved = records.resolve(s, record, tenant.tenant_id)
             lines = queries.summary_lines(s, resolved.scope, today)
@@ -203,7 +206,7 @@ def payments(invoice_id: str):
             if tenant and _clean(invoice_id) and _embed_sees(s, caller, tenant.tenant_id, invoice_id)
             else None
         )
-    if found is None:
+    if found is None or tenant is None:  # no live tenant finds nothing
         raise ApiError(404, "no such invoice")
     invoice, rows, allocated = found
     plan = installments.installments(rows, allocated)
@@ -356,7 +359,7 @@ def _session(write: bool = False) -> Iterator[Session]:
 def _caller(s: Session, *, admin: bool = False, key_only: bool = False) -> Caller:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and widget.is_embed_token(key.strip()):
-        caller = _embed_caller(s, key.strip(), key_only)
+        caller: Caller | None = _embed_caller(s, key.strip(), key_only)
     else:
         caller = authenticate(s, key.strip()) if scheme.lower() == "bearer" else None
     if caller is None:
@@ -573,7 +576,7 @@ def _link_json(link: records.Link) -> dict:
 def _record_json(s: Session, kind: str, record: records.Record, tenant: queries.Tenant | None) -> dict:
     own = records.stored(s, record)
     links = records.resolve(s, record, tenant.tenant_id).links if tenant else ()
-    body = {
+    body: dict[str, Any] = {
         "kind": kind,
         "id": record.external_id,
         "name": record.name,

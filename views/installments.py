@@ -11,6 +11,7 @@ Numbering needs no clock, so unlike the other pure modules this one takes no `to
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -26,20 +27,30 @@ KIND_LABELS = {
 }
 
 
-class PaymentLike(Protocol):
-    payment_id: str
-    date: date | None
-    amount: Decimal
-    reference: str | None
-    status: str
+class PaymentLike(Protocol):  # read-only, so frozen rows qualify
+    @property
+    def payment_id(self) -> str: ...
+    @property
+    def date(self) -> dt.date | None: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def reference(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
 
 
 class AllocationLike(Protocol):
-    kind: str
-    document_id: str
-    date: date | None
-    amount: Decimal
-    number: str | None
+    @property
+    def kind(self) -> str: ...
+    @property
+    def document_id(self) -> str: ...
+    @property
+    def date(self) -> dt.date | None: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def number(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

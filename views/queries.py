@@ -11,6 +11,7 @@ page stops after per_page rows and the count reads the index alone.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,9 +20,9 @@ from sqlalchemy import and_, case, false, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from store.models import Allocation, Invoice, Payment, SyncState, XeroConnection
+from store.records import Scope
 from store.types import Money
 from views import saved_views, totals
-from store.records import Scope
 from views.totals import Line
 
 
@@ -40,8 +41,8 @@ class InvoiceRow:
     type: str
     status: str
     contact_id: str | None
-    date: date | None
-    due_date: date | None
+    date: dt.date | None  # dt.: a field named `date` shadows the type in the lines below it
+    due_date: dt.date | None
     currency_code: str
     currency_rate: Decimal | None
     total: Decimal

@@ -49,11 +49,15 @@ DEFAULT_TYPE = "sales"
 Bucket = Literal["paid", "open", "overdue"]
 
 
-class InvoiceLike(Protocol):
-    status: str
-    total: Decimal
-    amount_due: Decimal
-    due_date: date | None
+class InvoiceLike(Protocol):  # read-only, so frozen rows qualify
+    @property
+    def status(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def amount_due(self) -> Decimal: ...
+    @property
+    def due_date(self) -> date | None: ...
 
 
 class UnknownView(InputError, ValueError):

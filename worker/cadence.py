@@ -23,9 +23,9 @@ tenants do not sweep in the same minute.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 KINDS = ("contacts", "invoices", "payments")
 HEALTHY_FACTOR = {"invoices": 1, "payments": 2, "contacts": 4}

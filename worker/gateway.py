@@ -10,13 +10,13 @@ metered to this tenant: one call and its bytes on the wire, under today's UTC da
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Callable
 
 from infra import metrics
 from worker.governor import Governor, Reported
-from xero.tokens import TokenKeeper
 from xero.client import ConnectionRevoked, XeroClient, XeroPage, XeroRateLimited, XeroUnauthorized
+from xero.tokens import TokenKeeper
 
 
 class TenantApi:

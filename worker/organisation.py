@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from store import connections
 from store.db import transaction
 from store.models import XeroConnection
-from xero.timezones import zone_for
 from worker.gateway import TenantApi
+from xero.timezones import zone_for
 
 log = logging.getLogger(__name__)
 

@@ -102,7 +102,8 @@ class IdentityClient:
         basic = f"{quote(self.settings.xero_client_id, safe='')}:{quote(self.settings.xero_client_secret, safe='')}"
         headers = urllib3.make_headers(basic_auth=basic)
         headers.update({"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
-        response = self._request("POST", self.settings.xero_identity_url + path, headers=headers, body=urlencode(fields))
+        response = self._request("POST", self.settings.xero_identity_url + path, headers=headers,
+                                 body=urlencode(fields))
         if response.status == 200:
             return _json(response.data, "token endpoint") if want_json else {}
         if response.status == 429 or response.status >= 500:
@@ -170,7 +171,7 @@ class IdentityClient:
     def close(self) -> None:
         self._http.clear()
 
-    def __enter__(self) -> "IdentityClient":
+    def __enter__(self) -> IdentityClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,11 +18,12 @@ that fails, and on `revoke`.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
 
 from redis import Redis
 from redis.exceptions import LockError
@@ -175,10 +176,8 @@ class TokenKeeper:
                 connections.save_token(session, self.box, sealed.connection.id, new, self._now())
             return new["access_token"]
         finally:
-            try:
+            with contextlib.suppress(LockError):  # it expired while we worked; nobody else refreshed meanwhile
                 lock.release()
-            except LockError:  # it expired while we worked; nobody else refreshed meanwhile
-                pass
 
     def _request(self, sealed: connections.SealedToken) -> dict:
         token = sealed.token

@@ -46,7 +46,7 @@ def ms_date(value: str | None) -> date | None:
 def money(value: Any, default: Decimal | None = ZERO) -> Decimal | None:
     if value is None:
         return default
-    if isinstance(value, float) or isinstance(value, bool):
+    if isinstance(value, (float, bool)):
         raise TranslationError("money must be read as Decimal (parse_float=Decimal), never float")
     return Decimal(value)
 

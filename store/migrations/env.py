@@ -8,7 +8,10 @@ config = context.config
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic's config has no sqlalchemy.url (store.migrate sets it)")
+    engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
