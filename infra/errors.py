@@ -5,7 +5,7 @@ failure it is, so a caller can catch a kind without knowing every module:
 
     MirrorError                    the root: anything raised on purpose
     ├── InputError                 what a caller sent is wrong; answered 4xx, never retried
-    │     webhook.payload.BadPayload, views.api.ApiError, views.oauth.BadIdToken,
+    │     webhook.payload.BadPayload, views.api.ApiError, services.oauth.BadIdToken,
     │     views.saved_views.UnknownView / UnknownType,
     │     views.widget.BadEmbedToken / EmbedDisabled
     ├── NotFound                   what the caller named is not there

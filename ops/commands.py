@@ -21,13 +21,14 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import connections, inbox, mirror
-from infra import queue
-from infra import metrics
+from infra import metrics, queue
+from infra.errors import OperationError
 from infra.settings import XeroLimits
 from ops import status
+from store import connections, inbox, mirror
 from store.db import transaction
 from store.models import InboxEvent, SyncState
+
 REPLAYABLE = ("pending", "enqueued", "failed", "done", "ignored")
 CHUNK = 500
 
@@ -38,7 +39,7 @@ def no_progress(items: Iterable[Any], **_options: Any) -> AbstractContextManager
     return nullcontext(items)
 
 
-class OpsError(Exception):
+class OpsError(OperationError):
     """An operation refused, with what to do instead."""
 
 

@@ -37,6 +37,7 @@ from typing import cast
 from redis import Redis, RedisError
 
 from infra import metrics, queue
+from infra.errors import OperationError
 from infra.runtime import Runtime
 from services import oauth
 from services.jobs import cancel_jobs
@@ -59,7 +60,7 @@ STATE_REFUSED = (
 )
 
 
-class ConnectError(Exception):
+class ConnectError(OperationError):
     """A connection was not made as asked; the message says why, fit to show (never a token)."""
 
 

@@ -16,10 +16,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from infra.errors import InputError
+
 CLOCK_SKEW = 120  # seconds of disagreement between our clock and Xero's we tolerate
 
 
-class BadIdToken(ValueError):
+class BadIdToken(InputError, ValueError):
     """An id_token that is malformed, unsigned by Xero, or not meant for us. Never quotes it."""
 
 

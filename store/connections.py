@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from infra.errors import NotFound
 from store.models import XeroConnection
 from store.secrets import TokenBox
 
@@ -18,7 +19,7 @@ PENDING, ACTIVE, NEEDS_REAUTH, DISCONNECTED = "pending", "active", "needs_reauth
 CLIENT_CREDENTIALS, AUTHORIZATION_CODE = "client_credentials", "authorization_code"
 
 
-class NoConnection(LookupError):
+class NoConnection(NotFound, LookupError):
     """No workspace is connected to this tenant."""
 
 

@@ -25,6 +25,7 @@ from typing import cast
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from infra.errors import Conflict
 from store import connections, mirror
 from store.connections import AUTHORIZATION_CODE, DISCONNECTED, PENDING
 from store.models import Contact, InboxEvent, Invoice, Payment, Pin, RecordLink, SyncState, Workspace, XeroConnection
@@ -33,7 +34,7 @@ from store.secrets import TokenBox
 OUTSTANDING_EVENTS = ("pending", "enqueued")
 
 
-class LifecycleError(Exception):
+class LifecycleError(Conflict):
     """A connection change that is refused; the message is fit to show an admin."""
 
 

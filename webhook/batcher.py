@@ -45,6 +45,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from infra import metrics, queue
+from infra.errors import StorageError
 from infra.runtime import Runtime
 from store import inbox
 from webhook import payload
@@ -59,7 +60,7 @@ WAKE_EVERY = 0.02  # seconds between the waker's rounds: a sync starts at most t
 EXIT_GRACE = 3.0  # at interpreter exit, how long the waker may take to finish
 
 
-class NotStored(Exception):
+class NotStored(StorageError):
     """The delivery was not committed (the database failed, or did not answer in time)."""
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from infra.errors import InputError
+
 # the longest value each stored field may take (the inbox columns' sizes)
 _FIELDS = {
     "tenantId": 64,
@@ -23,7 +25,7 @@ _FIELDS = {
 }
 
 
-class BadPayload(ValueError):
+class BadPayload(InputError, ValueError):
     """The body is not a Xero webhook payload; the message says why."""
 
 

@@ -34,6 +34,7 @@ from typing import Callable
 
 from redis import Redis
 
+from infra.errors import MirrorError
 from infra.settings import XeroLimits
 from xero.limits import Reported
 
@@ -44,7 +45,7 @@ XERO_USED_SECONDS = 120.0  # how long Xero's day count (from its last answer) is
 APP_LEFT = "xm:gov:app:left"  # "calls-left until": the app's minute as Xero's last answer said
 
 
-class Throttled(Exception):
+class Throttled(MirrorError):
     """Our own budget says no call now; try again in `retry_after` seconds."""
 
     def __init__(self, retry_after: float, reason: str):

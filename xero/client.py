@@ -42,6 +42,7 @@ from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
 from xero_python.exceptions import ApiException, HTTPStatusException
 from xero_python.identity import IdentityApi
 
+from infra.errors import UpstreamError
 from infra.settings import Settings
 from xero.limits import Reported
 from xero.translate import ms_datetime
@@ -49,7 +50,7 @@ from xero.translate import ms_datetime
 DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read: a page of 1,000 invoices can take a while
 
 
-class XeroError(Exception):
+class XeroError(UpstreamError):
     """Anything that went wrong talking to Xero. Messages never carry a token."""
 
 
