@@ -314,13 +314,12 @@ def resync_from_scratch(
     sessions: sessionmaker[Session], redis: Redis, tenant_id: str, now: datetime
 ) -> Started:
     """Restart the tenant's backfill from the first page, as a job on the backfill queue."""
-    from worker import sync  # imports the Xero adapter: only when asked
-
     _live(sessions, tenant_id)
     if queue.is_running(redis, queue.BACKFILL, tenant_id):
         raise OpsError(f"a backfill of {tenant_id} is running now: follow it with `ops status --tenant "
                        f"{tenant_id}` and resync when it is done")
-    sync.start_backfill(sessions, tenant_id)
+    with transaction(sessions) as session:
+        mirror.request_backfill(session, tenant_id)
     queued = queue.enqueue(redis, queue.BACKFILL, tenant_id)
     return Started(tenant_id, "backfill", _guarded_job(redis, queue.BACKFILL, tenant_id), now, queued)
 

@@ -41,7 +41,7 @@ from infra.errors import OperationError
 from infra.runtime import Runtime
 from services import oauth
 from services.jobs import cancel_jobs
-from store import connections, lifecycle
+from store import connections, lifecycle, mirror
 from store.db import transaction
 from store.lifecycle import Detached, LifecycleError, NothingToRemove
 from store.secrets import SecretsError, TokenBox
@@ -305,7 +305,7 @@ class ConnectionService:
             except ValueError as exc:
                 raise ConnectError(str(exc)) from None
         with transaction(sessions) as session:
-            lifecycle.request_backfill(session, record.tenant_id)
+            mirror.request_backfill(session, record.tenant_id)
         queued = False
         if redis is not None:
             try:

@@ -5,7 +5,6 @@
 - `hold_pending`: an admin has just consented; the token set is sealed in a `pending`
   connection that nothing syncs, until `activate` (the admin's Save) makes it `active`.
   Both write the row through `store.connections.connect`.
-- `request_backfill`: the tenant's next backfill job starts from the first page.
 - `detach`: the first, local half of Remove: the connection is `disconnected` and its
   token wiped in one transaction, so no worker can load it any more; the tenant's
   outstanding inbox events are settled `ignored` (the rows stay: they are history).
@@ -26,7 +25,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from infra.errors import Conflict
-from store import connections, mirror
+from store import connections
 from store.connections import AUTHORIZATION_CODE, DISCONNECTED, PENDING
 from store.models import Contact, InboxEvent, Invoice, Payment, Pin, RecordLink, SyncState, Workspace, XeroConnection
 from store.secrets import TokenBox
@@ -206,15 +205,6 @@ def activate(session: Session, box: TokenBox, workspace_id: int, now: datetime) 
         xero_connection_id=row.xero_connection_id, auth_event_id=row.auth_event_id,
         connected_email=row.connected_email,
     )
-
-
-def request_backfill(session: Session, tenant_id: str) -> None:
-    """Ask for a (new) full load: the tenant's next backfill job starts from the first page."""
-    state = mirror.sync_state(session, tenant_id, lock=True)
-    state.backfill_status = "pending"
-    state.backfill_phase = None
-    state.backfill_page = 0
-    state.backfill_fetched = 0
 
 
 def detach(session: Session, box: TokenBox, workspace_id: int, now: datetime) -> Detached | None:

@@ -336,3 +336,12 @@ def counts(session: Session, tenant_id: str) -> dict[str, int]:
         name: session.scalar(select(func.count()).select_from(model).where(model.tenant_id == tenant_id)) or 0
         for name, model in (("contacts", Contact), ("invoices", Invoice), ("payments", Payment))
     }
+
+
+def request_backfill(session: Session, tenant_id: str) -> None:
+    """Ask for a (new) full load: the tenant's next backfill job starts from the first page."""
+    state = sync_state(session, tenant_id, lock=True)
+    state.backfill_status = BackfillStatus.PENDING
+    state.backfill_phase = None
+    state.backfill_page = 0
+    state.backfill_fetched = 0

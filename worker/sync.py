@@ -542,11 +542,7 @@ def next_page(phase: Phase, page_no: int, count: int, page_size: int) -> tuple[P
 def start_backfill(sessions: sessionmaker[Session], tenant_id: str) -> None:
     """Ask for a (new) full load: the next backfill job starts from the first page."""
     with transaction(sessions) as session:
-        state = mirror.sync_state(session, tenant_id, lock=True)
-        state.backfill_status = BackfillStatus.PENDING
-        state.backfill_phase = None
-        state.backfill_page = 0
-        state.backfill_fetched = 0
+        mirror.request_backfill(session, tenant_id)
 
 
 def _finish_backfill(state, now: datetime) -> None:
