@@ -22,13 +22,13 @@ from bench.postgres import Postgres
 from bench.report import Goal, Section
 from bench.stats import median
 from emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_WEBHOOK_KEY
+from infra.redis_server import free_port, start_embedded
 from infra.settings import Settings
 from store.models import SyncState
-from infra.redis_server import free_port, start_embedded
 from worker import governor, sync
 from worker.bootstrap import WorkerRuntime
-from xero.tokens import normalise
 from xero.client import XeroClient
+from xero.tokens import normalise
 
 UNLIMITED = {"XERO_MINUTE_LIMIT": "1000000", "XERO_DAY_LIMIT": "10000000", "XERO_CONCURRENT_LIMIT": "100"}
 
@@ -39,7 +39,7 @@ class EmulatorProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {"XERO_CLIENT_ID": DEFAULT_CLIENT_ID, "XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
                     "XERO_WEBHOOK_KEY": DEFAULT_WEBHOOK_KEY}
-        log = open(stack.logs_dir() / "backfill-emulator.log", "ab")
+        log = open(stack.logs_dir() / "backfill-emulator.log", "ab")  # noqa: SIM115 (the emulator writes to it until stop)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "emulator", "--port", str(self.port), "--seed", str(seed), "--tenants", "1",
              "--contacts", str(contacts), "--invoices", str(invoices), "--quiet", "--limit-minute", "1000000",
@@ -52,7 +52,7 @@ class EmulatorProcess:
                 break
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("the emulator did not start")
+                    raise RuntimeError("the emulator did not start") from None
                 time.sleep(0.2)
 
     def control(self, method: str, path: str):
@@ -175,7 +175,8 @@ def run(pg: Postgres, quick: bool = False) -> Section:
             each = ", ".join(f"{invoices / x['invoice_seconds']:,.0f}" for x in sqlite_runs)
             runs = f"; median of {len(sqlite_runs)}: {each}"
         section.rows.append([f"ours into {name} (invoices phase{runs})", f"{rate:,.0f}", f"{rate / base:.2f}",
-                             f"{r['fetched']:,} objects in {r['seconds']:.1f} s ({r['fetched'] / r['seconds']:,.0f}/s)"])
+                             f"{r['fetched']:,} objects in {r['seconds']:.1f} s "
+                             f"({r['fetched'] / r['seconds']:,.0f}/s)"])
         if name == "SQLite":
             section.goals.append(Goal("≥ 5,000 invoices/s on SQLite", f"{rate:,.0f}/s", rate >= 5000))
     if not pg.url:

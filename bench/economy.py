@@ -22,13 +22,13 @@ from bench import stack
 from bench.postgres import Postgres
 from bench.report import Goal, Section
 from bench.system import LiveSystem
+from infra.settings import WorkerOptions
 from store.models import InboxEvent, Invoice, SyncState
 from worker import governor, sync
-from xero import translate
-from infra.settings import WorkerOptions
 from worker.bootstrap import WorkerRuntime
-from xero.tokens import normalise
+from xero import translate
 from xero.client import XeroClient
+from xero.tokens import normalise
 
 BURST = 1000
 
@@ -75,7 +75,7 @@ def mirror_current(live: LiveSystem, tenant_id: str, invoice_ids: set[str]) -> b
 def run(pg: Postgres, quick: bool = False) -> Section:
     size = 200 if quick else BURST
     rng = random.Random(8)
-    options = dict(seed=31, tenants=1, contacts=300, invoices=3 * size, webhook_batch_seconds=0.2)
+    options = {"seed": 31, "tenants": 1, "contacts": 300, "invoices": 3 * size, "webhook_batch_seconds": 0.2}
     with LiveSystem(stack.sqlite_database("economy"), options, name="economy") as live:
         tenant_id = live.state.tenant_ids[0]
         live.connect([tenant_id])
@@ -130,7 +130,8 @@ def run(pg: Postgres, quick: bool = False) -> Section:
                  "synced by one worker process at Xero's default limits. Calls counted by the emulator."),
         header=["way", "Accounting API calls", "calls per changed invoice", "429s", "wall time"],
         rows=[
-            ["ours (coalesced drain: IDs or If-Modified-Since sweep; skips what the mirror already holds)", f"{our_total} ({_breakdown(ours)})",
+            ["ours (coalesced drain: IDs or If-Modified-Since sweep; skips what the mirror already holds)",
+             f"{our_total} ({_breakdown(ours)})",
              f"{per_invoice:.4f}", str(limited), f"{synced:.1f} s from the first change to all synced"],
             ["naive: GET /Invoices/{id} per event, same adapter", f"{naive_total}",
              f"{naive_total / len(changed):.3f}", "n/a (limits lifted)",

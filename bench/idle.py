@@ -19,17 +19,16 @@ from bench import stack
 from bench.postgres import Postgres
 from bench.report import Goal, Section
 from emulator.testing import run_emulator
+from infra.redis_server import start_embedded
+from infra.settings import Settings, WorkerOptions
 from store import mirror
-from infra.settings import Settings
 from store.db import transaction
 from store.migrate import upgrade
-from infra.redis_server import start_embedded
 from store.secrets import new_key
 from worker import governor, jobs, sync
-from xero import translate
-from infra.settings import WorkerOptions
 from worker.bootstrap import WorkerRuntime
 from worker.ticker import Ticker
+from xero import translate
 
 DAY_MINUTES = 24 * 60
 GOAL_CALLS = 48

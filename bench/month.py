@@ -51,21 +51,20 @@ from bench import stack
 from bench.postgres import Postgres
 from bench.report import Goal, Section
 from emulator.testing import run_emulator
+from infra.redis_server import start_embedded
+from infra.settings import Settings, WorkerOptions
 from store import inbox, mirror
-from infra.settings import Settings
 from store.db import transaction
 from store.models import Contact, Invoice, Payment
-from infra.redis_server import start_embedded
 from store.secrets import new_key
-from xero.timezones import zone_for
 from webhook.payload import parse
 from worker import governor, jobs, sync
-from xero import translate
-from infra.settings import WorkerOptions
 from worker.bootstrap import WorkerRuntime
 from worker.governor import Throttled
 from worker.ticker import Ticker
+from xero import translate
 from xero.client import XeroRateLimited, XeroUnavailable
+from xero.timezones import zone_for
 
 SEED = 17
 LOSS = 0.01  # the share of webhook events Xero never delivers
@@ -442,7 +441,7 @@ class Poller:
                  look_back: timedelta | None, start: datetime):
         self.rt, self.state, self.tenant_id, self.tally = rt, state, tenant_id, tally
         self.every, self.look_back = every, look_back
-        self.since = {kind: start for kind in POLLED}  # the month starts with every kind in sync
+        self.since = dict.fromkeys(POLLED, start)  # the month starts with every kind in sync
         self.due: set[str] = set()
 
     def minute(self, minute: int, now: datetime, changed: int) -> None:

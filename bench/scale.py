@@ -36,15 +36,15 @@ from bench.postgres import Postgres
 from bench.report import Goal, Section
 from emulator.config import EmulatorConfig
 from emulator.state import EmulatorState
+from infra.redis_server import start_embedded
+from infra.settings import WorkerOptions
 from store import connections
 from store.db import transaction
 from store.models import SyncState, Workspace, XeroConnection
-from infra.redis_server import start_embedded
 from worker import cadence, governor, jobs, organisation, sync
-from infra.settings import WorkerOptions
 from worker.governor import Throttled
-from xero.limits import Reported
 from worker.ticker import Ticker
+from xero.limits import Reported
 
 TENANTS = 10_000
 APP_MINUTE = 10_000  # Xero's calls a minute per app, across all its tenants (the emulator's default)
@@ -149,7 +149,7 @@ def _history(tenant_ids: list[str], fleet: str, rnd: random.Random) -> list[dict
     rows = []
     for tenant_id in tenant_ids:
         if fleet == "upgrade":  # tenants of the first release: reconciled then, never by kind
-            marks = {kind: None for kind in cadence.KINDS}
+            marks = dict.fromkeys(cadence.KINDS)
             checked = START - MINUTE * rnd.randint(1, 24 * 60)
         else:
             # backfilled at a random minute of the week before, swept on the cadence ever since

@@ -9,17 +9,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from .books import TenantBooks
-from .records import (
-    ZERO,
-    Allocation,
-    Contact,
-    ContactPerson,
-    Credit,
-    Invoice,
-    LineItem,
-    Organisation,
-    Payment,
-)
+from .records import ZERO, Allocation, Contact, ContactPerson, Credit, Invoice, LineItem, Organisation, Payment
 
 MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{2,4})?\)/$")
 _BANK_ACCOUNT_ID = "c1d3f5a7-0b2c-4e6d-8f1a-3b5c7d9e1f20"

@@ -19,15 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from emulator.testing import RunningEmulator, run_emulator
-from store import connections, inbox, workspaces
 from infra.settings import Settings
+from store import connections, inbox, workspaces
 from store.db import transaction
 from store.models import Allocation, Contact, ContactEmail, Invoice, Payment
 from store.secrets import TokenBox, new_key
-from xero import translate
 from worker.bootstrap import WorkerRuntime
-from xero.tokens import normalise
+from xero import translate
 from xero.client import XeroClient
+from xero.tokens import normalise
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 FAST = {  # the worker's knobs, shortened so tests wait seconds, not minutes
@@ -157,10 +157,13 @@ def store_events(sessions: sessionmaker[Session], events: list[Announced], now: 
 
 def mirror_rows(sessions: sessionmaker[Session], tenant_id: str) -> dict[str, dict[str, Any]]:
     with sessions() as session:
+        def rows(model):
+            return session.scalars(select(model).where(model.tenant_id == tenant_id))
+
         return {
-            "contacts": {c.contact_id: c for c in session.scalars(select(Contact).where(Contact.tenant_id == tenant_id))},
-            "invoices": {i.invoice_id: i for i in session.scalars(select(Invoice).where(Invoice.tenant_id == tenant_id))},
-            "payments": {p.payment_id: p for p in session.scalars(select(Payment).where(Payment.tenant_id == tenant_id))},
+            "contacts": {c.contact_id: c for c in rows(Contact)},
+            "invoices": {i.invoice_id: i for i in rows(Invoice)},
+            "payments": {p.payment_id: p for p in rows(Payment)},
         }
 
 

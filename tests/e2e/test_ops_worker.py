@@ -14,13 +14,7 @@ from store.models import SyncState, XeroConnection
 from store.secrets import TokenBox
 from tests.e2e.worker_process import ROOT, WorkerProcess
 from tests.ops_support import customer_of, ops, post_webhook, scrape, status_of, value, xero_body
-from tests.worker_support import (
-    announced,
-    assert_mirror_equals_emulator,
-    last_sequence,
-    mirror_rows,
-    wait_until,
-)
+from tests.worker_support import announced, assert_mirror_equals_emulator, last_sequence, mirror_rows, wait_until
 
 
 @pytest.fixture

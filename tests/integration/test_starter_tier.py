@@ -16,13 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from emulator.testing import run_emulator
+from infra.settings import WorkerOptions
 from store import mirror
 from store.models import Invoice
-from worker import jobs, sync
-from infra.settings import WorkerOptions
-from worker.governor import BACKFILL, RECONCILE, WEBHOOK, Throttled
-from worker.ticker import Ticker
-from xero.client import XeroClient
 from tests.worker_support import (
     announced,
     assert_contact_matches,
@@ -32,6 +28,10 @@ from tests.worker_support import (
     mirror_rows,
     store_events,
 )
+from worker import jobs, sync
+from worker.governor import BACKFILL, RECONCILE, WEBHOOK, Throttled
+from worker.ticker import Ticker
+from xero.client import XeroClient
 
 STARTER = 1000
 BIG = {"seed": 17, "tenants": 1, "contacts": 2000, "invoices": 20000}

@@ -5,14 +5,14 @@ import pytest
 import redis as redis_lib
 from rq import Queue
 
-from store import connections, workspaces
 from infra import queue
+from infra.settings import WorkerOptions
+from store import connections, workspaces
 from store.db import transaction
 from store.models import SyncState
 from store.secrets import TokenBox, new_key
-from infra.settings import WorkerOptions
-from worker.ticker import Ticker
 from tests.worker_support import NOW, Announced, store_events
+from worker.ticker import Ticker
 
 LIVE_DONE, LIVE_STALLED, LIVE_RUNNING, GONE = "t-done", "t-stalled", "t-running", "t-gone"
 

@@ -114,7 +114,8 @@ def test_the_day_budget_keeps_a_share_for_webhooks_and_follows_the_header(redis,
 
 
 def test_starter_tier_limit_comes_from_the_environment():
-    starter, unset = (Budget.from_limits(Settings.from_env(env).xero_limits) for env in ({"XERO_DAY_LIMIT": "1000"}, {}))
+    starter, unset = (Budget.from_limits(Settings.from_env(env).xero_limits)
+                      for env in ({"XERO_DAY_LIMIT": "1000"}, {}))
     assert starter.per_day == 1000
     assert starter.day_limit_set
     assert unset.per_day == 5000 and not unset.day_limit_set

@@ -47,19 +47,22 @@ def claims(**overrides) -> dict:
 
 def test_challenge_is_the_s256_of_the_verifier_per_rfc_7636():
     # RFC 7636 appendix B
-    assert oauth.challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    verifier, challenge = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    assert oauth.challenge(verifier) == challenge
 
 
 def test_verifiers_are_long_random_and_unreserved():
     verifiers = {oauth.new_verifier() for _ in range(20)}
     assert len(verifiers) == 20
-    assert all(43 <= len(v) <= 128 and set(v) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-               for v in verifiers)
+    unreserved = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+    assert all(43 <= len(v) <= 128 and set(v) <= unreserved for v in verifiers)
 
 
 def test_authorize_url_carries_code_flow_pkce_state_nonce_and_space_joined_scopes():
-    url = oauth.authorize_url("https://login.xero.com/", client_id=CLIENT, redirect_uri="https://m.example/admin/xero/callback",
-                              scopes="openid  email\naccounting.invoices.read", state="s1", code_challenge="c1", nonce="n1")
+    url = oauth.authorize_url("https://login.xero.com/", client_id=CLIENT,
+                              redirect_uri="https://m.example/admin/xero/callback",
+                              scopes="openid  email\naccounting.invoices.read", state="s1", code_challenge="c1",
+                              nonce="n1")
     parts = urlsplit(url)
     assert (parts.scheme, parts.netloc, parts.path) == ("https", "login.xero.com", "/identity/connect/authorize")
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}

@@ -12,7 +12,8 @@ def test_nothing_set_gives_every_nested_default():
 
 
 def test_the_worker_options_keep_their_types():
-    worker = Settings.from_env({"RETRY_ATTEMPTS": "3", "RELAY_SECONDS": "0.5", "WORKER_MAINTENANCE_SECONDS": " 5 "}).worker
+    env = {"RETRY_ATTEMPTS": "3", "RELAY_SECONDS": "0.5", "WORKER_MAINTENANCE_SECONDS": " 5 "}
+    worker = Settings.from_env(env).worker
     assert (worker.retry_attempts, worker.relay_seconds, worker.maintenance_seconds) == (3, 0.5, 5)
     assert isinstance(worker.retry_attempts, int) and isinstance(worker.relay_seconds, float)
 
