@@ -5,6 +5,7 @@ the webhook deliveries of every worker: the master starts it before the first wo
 it after the last. INTAKE_WRITER=in-process leaves the commits to each worker's own writer
 thread instead (webhook/batcher.py).
 """
+import contextlib
 import gc
 import os
 import socket
@@ -82,10 +83,8 @@ def on_exit(server):
         except subprocess.TimeoutExpired:
             _writer.kill()
     if _writer_dir is not None:
-        try:
+        with contextlib.suppress(OSError):
             os.rmdir(_writer_dir)  # empty once the writer has removed its socket
-        except OSError:
-            pass
 
 
 def _listening(path):

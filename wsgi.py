@@ -7,9 +7,9 @@ from __future__ import annotations
 from flask import Flask
 
 from infra import logs
-from infra.runtime import Runtime
 from infra.settings import Settings
 from ops import cli
+from services.runtime import Runtime
 from views.admin import bp as admin_bp
 from views.api import bp as api_bp
 from views.health import bp as health_bp

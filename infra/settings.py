@@ -83,7 +83,7 @@ class Settings:
     web: WebServer = field(default_factory=WebServer)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings in `environ` (os.environ when None); a bad value raises, naming the variable."""
         env = os.environ if environ is None else environ
         defaults = cls()

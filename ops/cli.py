@@ -13,8 +13,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from infra.runtime import Runtime
 from services.connection import ConnectError, ConnectionService
+from services.runtime import Runtime
 from store import workspaces
 from store.db import transaction
 from store.migrate import upgrade

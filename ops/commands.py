@@ -18,7 +18,7 @@ from redis import Redis, RedisError
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra import metrics, queue
@@ -211,7 +211,8 @@ def select_events(session: Session, selection: Selection) -> list[tuple[int, str
     """(id, tenant, state) of the events the selection names, oldest first."""
     if selection.is_empty():
         raise OpsError("name the events to replay: --id, --tenant, --since/--until or --state")
-    wanted = [InboxEvent.state.in_(selection.states or tuple(s for s in REPLAYABLE if s != "ignored"))]
+    states = selection.states or tuple(s for s in REPLAYABLE if s != "ignored")
+    wanted: list[ColumnElement[bool]] = [InboxEvent.state.in_(states)]
     if selection.tenant_id:
         wanted.append(InboxEvent.tenant_id == selection.tenant_id)
     if selection.since:
@@ -219,12 +220,14 @@ def select_events(session: Session, selection: Selection) -> list[tuple[int, str
     if selection.until:
         wanted.append(InboxEvent.received_at < selection.until)
     found: list[tuple[int, str, str]] = []
-    id_chunks = [list(selection.ids[i : i + CHUNK]) for i in range(0, len(selection.ids), CHUNK)] or [None]
+    id_chunks: list[list[int] | None] = [
+        list(selection.ids[i : i + CHUNK]) for i in range(0, len(selection.ids), CHUNK)
+    ] or [None]
     for chunk in id_chunks:
         stmt = select(InboxEvent.id, InboxEvent.tenant_id, InboxEvent.state).where(*wanted)
         if chunk is not None:
             stmt = stmt.where(InboxEvent.id.in_(chunk))
-        found += [tuple(row) for row in session.execute(stmt)]
+        found += [(row[0], row[1], row[2]) for row in session.execute(stmt)]
     return sorted(found)
 
 

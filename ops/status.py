@@ -27,14 +27,13 @@ from redis import Redis, RedisError
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from infra import metrics
-from infra import queue
+from infra import metrics, queue
 from infra.settings import XeroLimits
-from xero import timezones
 from store.models import InboxEvent, SyncState, Workspace, XeroConnection
+from xero import timezones
 
 OUTSTANDING = ("pending", "enqueued")
 SUSPICION_WINDOW = timedelta(hours=24)
@@ -229,7 +228,7 @@ def _seconds_since(now: datetime, moment: datetime | None) -> float | None:
 def _inbox_facts(session: Session, tenant_id: str | None) -> dict[str, dict[str, Any]]:
     """Per tenant: counts of pending, enqueued and failed events, the oldest outstanding
     arrival, and how many distinct resources wait. Index-backed (tenant_id, state)."""
-    wanted = [InboxEvent.state.in_((*OUTSTANDING, "failed"))]
+    wanted: list[ColumnElement[bool]] = [InboxEvent.state.in_((*OUTSTANDING, "failed"))]
     if tenant_id is not None:
         wanted.append(InboxEvent.tenant_id == tenant_id)
     facts: dict[str, dict[str, Any]] = {}

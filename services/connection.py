@@ -38,9 +38,9 @@ from redis import Redis, RedisError
 
 from infra import metrics, queue
 from infra.errors import OperationError
-from infra.runtime import Runtime
 from services import oauth
 from services.jobs import cancel_jobs
+from services.runtime import Runtime
 from store import connections, lifecycle, mirror
 from store.db import transaction
 from store.lifecycle import Detached, LifecycleError, NothingToRemove

@@ -72,7 +72,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 IN_CHUNK = 500  # ids per IN (...) clause: well under SQLite's bound-parameter limit
 
 
-def upsert_insert(session: Session, model: type) -> Any:
+def upsert_insert(session: Session, model: Any) -> Any:
     """INSERT that can say ON CONFLICT ..., in the dialect at hand (both of ours have it)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.db import chunks, upsert_insert
@@ -169,6 +169,7 @@ def survivors(session: Session, tenant_id: str, contact_ids: Iterable[str]) -> d
                         Contact.merged_to_contact_id.is_not(None),
                     )
                 )
+                if survivor is not None  # the query's own condition, said again for the type
             )
         moved = {orig: hops[cur] for orig, cur in pending.items() if cur in hops}
         result.update(moved)
@@ -206,7 +207,8 @@ def apply_allocations(
         (a["invoice_id"], a["kind"], a["document_id"], a["seq"]): a for a in allocations if a["invoice_id"] in keep
     }
     if fresh:
-        session.execute(Allocation.__table__.insert(), [{**fresh[k], "synced_at": now} for k in sorted(fresh)])
+        table = cast(Table, Allocation.__table__)
+        session.execute(table.insert(), [{**fresh[k], "synced_at": now} for k in sorted(fresh)])
 
 
 def invoices_allocated_from(session: Session, tenant_id: str, document_ids: Iterable[str]) -> set[str]:

@@ -39,9 +39,9 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response  # what redirect() gives, and flask.Response's base
 
-from infra.runtime import Runtime
 from ops.status import timezone_warning
 from services.connection import Choice, ConnectError, ConnectionService, ConsentFailed, StateRefused, digest
+from services.runtime import Runtime
 from store import connections, lifecycle
 from store.lifecycle import LifecycleError
 from store.secrets import SecretsError

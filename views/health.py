@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from infra import metrics
 from ops import status
-from infra.runtime import Runtime
+from services.runtime import Runtime
 
 bp = Blueprint("health", __name__)
 
@@ -120,7 +120,7 @@ class MirrorCollector:
         except SQLAlchemyError:
             up.add_metric(["database"], 0)
         yield up
-        if redis_ok:
+        if redis_ok and redis is not None:
             try:
                 yield from self._counters(redis)
                 live = ([t.tenant_id for t in report.tenants if t.connection != "disconnected"]

@@ -46,7 +46,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from infra import metrics, queue
 from infra.errors import StorageError
-from infra.runtime import Runtime
+from services.runtime import Runtime
 from store import inbox
 from webhook import payload
 

@@ -79,7 +79,7 @@ def worker_cpu(cpus: Sequence[int], taken: Iterable[int | None], writer: int | N
     is no choice to make."""
     if len(cpus) < 2:
         return None
-    workers = {cpu: 0 for cpu in cpus}
+    workers = dict.fromkeys(cpus, 0)
     for cpu in taken:
         if cpu in workers:
             workers[cpu] += 1

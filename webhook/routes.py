@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from infra import metrics
-from infra.runtime import Runtime
+from services.runtime import Runtime
 from webhook import batcher, signature, writer
 
 bp = Blueprint("webhook", __name__)

@@ -29,6 +29,7 @@ request at a time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import os
@@ -44,7 +45,7 @@ from datetime import datetime, timezone
 
 from infra import logs
 from infra.settings import Settings
-from infra.runtime import Runtime
+from services.runtime import Runtime
 from webhook import batcher, cpus
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ class Server:
     def serve(self) -> None:
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
-        self._runtime.engine  # built now: what it is made of is frozen below
+        _ = self._runtime.engine  # built now: what it is made of is frozen below
         gc.collect()
         gc.freeze()  # as gunicorn.conf.py does for the web workers: no full collection walks the libraries
         sys.setswitchinterval(SWITCH_INTERVAL)  # the waker hands the GIL back soon after a reply can go out
@@ -268,7 +269,7 @@ class Server:
             else:
                 try:
                     status = batcher.answer(self._runtime, delivery, outcome)
-                except Exception:  # noqa: BLE001 - it is committed: the answer must not be lost to a log or metric
+                except Exception:
                     log.exception("intake writer could not count a delivery")
                     status = 400 if delivery is not None and delivery.malformed else 200
                 self._answer(peer, status, "")
@@ -286,10 +287,8 @@ class Server:
             self._close(peer)
 
     def _close(self, peer: _Peer) -> None:
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(peer.conn)
-        except (KeyError, ValueError):
-            pass
         peer.conn.close()
 
 
@@ -346,10 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal stopping
         stopping = True
         if child:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
-            except ProcessLookupError:
-                pass
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -364,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                 code = 0
                 try:
                     server.serve()
-                except BaseException:  # noqa: BLE001 - logged; the supervisor forks another
+                except BaseException:
                     log.exception("intake writer failed")
                     code = 1
                 logging.shutdown()
@@ -379,10 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(RESTART_AFTER)
     finally:
         listener.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(args.socket)
-        except FileNotFoundError:
-            pass
     return 0
 
 

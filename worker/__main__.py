@@ -23,8 +23,7 @@ import time
 from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
 
-from infra import logs
-from infra import queue
+from infra import logs, queue
 from infra.settings import Settings
 
 log = logging.getLogger("worker")
@@ -81,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _worker(settings: Settings, fork: bool) -> Worker | SimpleWorker:
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set")  # main() refuses before it gets here
     redis = queue.connect(settings.redis_url)
     options = settings.worker
     # A short worker TTL makes an idle worker wake every `maintenance_seconds` to run RQ's

@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infra import metrics
 from infra.settings import Settings, WorkerOptions
-from infra.runtime import Runtime
+from services.runtime import Runtime
 from store.secrets import TokenBox
 from worker.gateway import TenantApi
 from worker.governor import Budget, Governor
-from xero.tokens import TokenKeeper
 from xero.client import XeroClient
+from xero.tokens import TokenKeeper
 
 
 class WorkerRuntime:
@@ -59,7 +59,7 @@ class WorkerRuntime:
     def close(self) -> None:
         self._base.close()
 
-    def __enter__(self) -> "WorkerRuntime":
+    def __enter__(self) -> WorkerRuntime:
         return self
 
     def __exit__(self, *exc) -> None:

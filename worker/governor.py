@@ -28,9 +28,9 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 from redis import Redis
 
@@ -89,7 +89,7 @@ class Budget:
         return math.ceil(self.app_per_minute * (1.0 - self.minute_share[priority]))
 
     @classmethod
-    def from_limits(cls, limits: XeroLimits) -> "Budget":
+    def from_limits(cls, limits: XeroLimits) -> Budget:
         """The budget against the limits the settings give (XERO_MINUTE_LIMIT and the rest)."""
         return cls(per_minute=limits.per_minute, concurrent=limits.concurrent, per_day=limits.per_day,
                    day_limit_set=limits.day_limit_set)
@@ -97,7 +97,7 @@ class Budget:
 
 @dataclass
 class Lease:
-    governor: "Governor"
+    governor: Governor
     tenant_id: str
     lease_id: str
 
@@ -236,7 +236,7 @@ class Governor:
         own, xero = self.redis.mget([self._day_key(tenant_id, now), self._key(tenant_id, "xeroused")])
         used = int(own or 0)
         if xero:
-            xero_used, believed = xero.decode().split()
+            xero_used, believed = (xero.decode() if isinstance(xero, bytes) else xero).split()
             if float(believed) > now:
                 used = max(used, int(xero_used))
         return max(0, self.day_limit(tenant_id) - used)

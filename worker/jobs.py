@@ -26,16 +26,15 @@ from datetime import datetime, timedelta
 from redis.exceptions import LockError, LockNotOwnedError
 from sqlalchemy.exc import OperationalError
 
-from store import mirror
-from infra import metrics
+from infra import metrics, queue
 from infra.settings import Settings
+from store import mirror
 from store.connections import NoConnection
 from worker import cadence, governor, sync
-from infra import queue
 from worker.bootstrap import WorkerRuntime
 from worker.governor import Throttled
-from xero.translate import TranslationError
 from xero.client import ConnectionRevoked, XeroNotFound, XeroRateLimited, XeroRequestError, XeroUnavailable
+from xero.translate import TranslationError
 
 log = logging.getLogger(__name__)
 SHORT_WAIT_SECONDS = 1.0

@@ -503,7 +503,8 @@ def _lacking(
 def _advance_mark(state, kind: str, page: XeroPage, last: bool) -> None:
     """Move the kind's mark forward (never back): to the newest change of the page, capped at
     Xero's clock less SETTLE; to that cap itself once the sweep is complete."""
-    newest = max((translate.ms_datetime(raw.get("UpdatedDateUTC")) for raw in page.items), default=None)
+    stamps = [translate.ms_datetime(raw.get("UpdatedDateUTC")) for raw in page.items]
+    newest = max((s for s in stamps if s is not None), default=None)
     cap = page.server_time - SETTLE if page.server_time is not None else newest
     candidates = [m for m in (newest, cap) if m is not None]
     if not candidates:

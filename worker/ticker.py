@@ -3,7 +3,8 @@
 Why a small thread and not RQ's CronScheduler: RQ 3.0's CronScheduler is a separate
 blocking loop (`rq cron`) with fixed job arguments and no coordination between processes,
 so every worker running one would enqueue the same work, and "one reconcile per live tenant"
-needs the tenant list at each tick. Here each `python -m worker` starts one ticker process (`python -m worker.ticker`) that,
+needs the tenant list at each tick. Here each `python -m worker` starts one ticker process
+(`python -m worker.ticker`) that,
 once a second, tries a Redis key per task (SET NX with the task's interval as expiry):
 whichever process wins does the task for that interval, so N workers still tick once. The
 tasks only enqueue jobs (coalesced per tenant) or run the relay, which is idempotent.
@@ -21,16 +22,17 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from infra import queue
+from infra.settings import WorkerOptions
 from store import connections, inbox
 from store.models import SyncState, XeroConnection
 from worker import cadence, organisation
-from infra import queue
-from infra.settings import WorkerOptions
 from worker.governor import Budget, Governor
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,8 @@ class Ticker(threading.Thread):
                 candidates.append((_overdue_since(row, kinds, evidence, base), row))
         candidates.sort(key=lambda candidate: candidate[0])
         allowed = max(FLOOR_CALLS, math.ceil(SPREAD * expected))
-        chosen, calls, self.deferred = [], 0, 0
+        chosen: list[Any] = []
+        calls, self.deferred = 0, 0
         for index, (_, row) in enumerate(candidates):
             kinds = cadence.due_for(row.tenant_id, row, now, self.governor.day_left(row.tenant_id), base)
             if not kinds:
@@ -172,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import sys
 
-    from infra import logs
-    from infra import queue
+    from infra import logs, queue
     from infra.settings import Settings
     from store.db import make_engine, make_sessionmaker
 

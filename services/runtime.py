@@ -10,9 +10,9 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import db
 from infra import queue
 from infra.settings import Settings
+from store import db
 
 
 class Runtime:
