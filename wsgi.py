@@ -13,6 +13,7 @@ from services.runtime import Runtime
 from views.admin import bp as admin_bp
 from views.api import bp as api_bp
 from views.health import bp as health_bp
+from views.keys import bp as keys_bp
 from views.widget import embed_bp
 from webhook import batcher
 from webhook.routes import bp as webhook_bp
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(embed_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(keys_bp)
     cli.register(app)  # flask --app wsgi db|workspace|tokens|xero|ops ...
     return app
 

@@ -62,6 +62,76 @@ def workspace_create(name: str, as_json: bool) -> None:
         click.echo(f"workspace {ws_id} ({name})\nadmin key: {admin_key}\nread key:  {read_key}")
 
 
+@workspace_cli.group("keys", help="A workspace's API keys: list, issue, revoke.")
+def keys_cli() -> None:
+    pass
+
+
+def _key_json(record: workspaces.KeyRecord) -> dict:
+    return {"id": record.id, "workspace_id": record.workspace_id, "role": record.scope, "prefix": record.prefix,
+            "created_at": _iso(record.created_at), "revoked_at": _iso(record.revoked_at)}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _known_workspace(session, workspace_id: int) -> None:
+    if not workspaces.workspace_exists(session, workspace_id):
+        raise click.ClickException(f"no workspace {workspace_id}")
+
+
+@keys_cli.command("list", help="The workspace's API keys: id, role, prefix, created, revoked (never the key).")
+@click.option("--workspace", "workspace_id", type=int, required=True, help="The workspace id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@with_appcontext
+def keys_list(workspace_id: int, as_json: bool) -> None:
+    with _runtime().sessions() as session:
+        _known_workspace(session, workspace_id)
+        keys = workspaces.list_keys(session, workspace_id)
+    if as_json:
+        click.echo(json.dumps({"workspace_id": workspace_id, "keys": [_key_json(k) for k in keys]}, indent=2))
+        return
+    rows = [("ID", "ROLE", "PREFIX", "CREATED", "REVOKED")]
+    rows += [(str(k.id), k.scope, k.prefix + "…", _iso(k.created_at) or "", _iso(k.revoked_at) or "-")
+             for k in keys]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@keys_cli.command("issue", help="Issue a new API key for the workspace and print it (shown once).")
+@click.option("--workspace", "workspace_id", type=int, required=True, help="The workspace id.")
+@click.option("--role", type=click.Choice(workspaces.SCOPES), required=True,
+              help="read: the read API and pins; admin: also records, keys and the admin page.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@with_appcontext
+def keys_issue(workspace_id: int, role: str, as_json: bool) -> None:
+    with transaction(_runtime().sessions) as session:
+        _known_workspace(session, workspace_id)
+        record, key = workspaces.issue_key_record(session, workspace_id, role, datetime.now(timezone.utc))
+    if as_json:
+        click.echo(json.dumps({**_key_json(record), "key": key}))
+    else:
+        click.echo(f"{role} key {record.id} of workspace {workspace_id} (shown once, store it now):\n{key}")
+
+
+@keys_cli.command("revoke", help="Revoke an API key at once, with every embed token and admin session it issued.")
+@click.argument("key_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@with_appcontext
+def keys_revoke(key_id: int, as_json: bool) -> None:
+    try:
+        with transaction(_runtime().sessions) as session:
+            record = workspaces.revoke_key(session, key_id, datetime.now(timezone.utc))
+    except (workspaces.UnknownKey, workspaces.AlreadyRevoked) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(_key_json(record)))
+    else:
+        click.echo(f"revoked {record.scope} key {record.id} ({record.prefix}…) of workspace {record.workspace_id}")
+
+
 @click.group("tokens", help="The Xero tokens sealed at rest (TOKEN_KEYS).")
 def tokens_cli() -> None:
     pass

@@ -274,6 +274,27 @@ SCHEMAS = {
             "pinned": {"type": "boolean"},
         }
     ),
+    "ApiKey": _obj(
+        {
+            "id": {"type": "integer", "minimum": 1},
+            "role": {"type": "string", "enum": ["read", "admin"]},
+            "prefix": {"type": "string", "description": "The key's first characters, to recognise it; never the key"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "revoked_at": {"type": "string", "format": "date-time", "nullable": True},
+        }
+    ),
+    "ApiKeyList": _obj({"keys": {"type": "array", "items": _ref("ApiKey"), "description": "Oldest first"}}),
+    "ApiKeyBody": _obj({"role": {"type": "string", "enum": ["read", "admin"]}}),
+    "IssuedApiKey": _obj(
+        {
+            "id": {"type": "integer", "minimum": 1},
+            "role": {"type": "string", "enum": ["read", "admin"]},
+            "prefix": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "revoked_at": {"type": "string", "format": "date-time", "nullable": True},
+            "key": {"type": "string", "pattern": "^xm_", "description": "The key itself: shown this once only"},
+        }
+    ),
 }
 
 _BODY_FIELDS = {
@@ -340,6 +361,11 @@ E403 = _error("A read key cannot create or change records")
 E404 = _error("No such record or invoice in this workspace")
 E409 = _error("Explicit links need a live Xero connection")
 E503 = _error("Embed tokens are disabled: the server has no SECRET_KEY")
+E403_KEYS = _error("Managing API keys needs an admin key")
+E404_KEY = _error("No such API key in this workspace (another workspace's keys are never found)")
+E409_KEY = _error("The key is already revoked, or is the key making the request")
+E413 = _error("The body is too large")
+KEY_ID_MAX = 999_999_999
 
 RECORD_ID = {
     "name": "id",
@@ -456,6 +482,52 @@ def _kind_paths(kind: str) -> dict:
     }
 
 
+def _key_paths() -> dict:
+    admin_only = "Admin key only; the caller's workspace only."
+    return {
+        "/api/v1/keys": {
+            "get": {
+                "operationId": "list_api_keys",
+                "summary": "The workspace's API keys, revoked ones included (never the keys themselves)",
+                "description": admin_only,
+                "responses": {"200": _ok("ApiKeyList"), "401": E401, "403": E403_KEYS},
+            },
+            "post": {
+                "operationId": "issue_api_key",
+                "summary": "Issue a new API key; the answer holds it, once",
+                "description": admin_only,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("ApiKeyBody")}},
+                },
+                "responses": {
+                    "201": _ok("IssuedApiKey", "Issued"),
+                    "400": E400,
+                    "401": E401,
+                    "403": E403_KEYS,
+                    "413": E413,
+                },
+            },
+        },
+        "/api/v1/keys/{key_id}": {
+            "parameters": [
+                {
+                    "name": "key_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": KEY_ID_MAX},
+                }
+            ],
+            "delete": {
+                "operationId": "revoke_api_key",
+                "summary": "Revoke a key now, with every embed token and admin session it issued",
+                "description": admin_only + " A key cannot revoke itself (409): use another admin key.",
+                "responses": {"200": _ok("ApiKey"), "401": E401, "403": E403_KEYS, "404": E404_KEY, "409": E409_KEY},
+            },
+        },
+    }
+
+
 @cache
 def document() -> dict:
     paths = {}
@@ -491,6 +563,7 @@ def document() -> dict:
             },
         },
     }
+    paths.update(_key_paths())
     paths["/api/v1/openapi.json"] = {
         "get": {
             "operationId": "openapi",
