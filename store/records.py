@@ -268,9 +268,26 @@ def _contacts(session: Session, tenant_id: str, ids: set[str]) -> dict[str, tupl
     return {r.contact_id: (r.name, r.email, r.is_customer) for r in rows}
 
 
-def pin(session: Session, record: Record, tenant_id: str | None, invoice_id: str, now: datetime) -> bool:
-    """Pin an invoice of the live tenant to the record; False when there is no such invoice."""
+def shows(session: Session, record: Record, tenant_id: str, invoice_id: str) -> bool:
+    """Whether the record's invoice list in the live tenant can hold this invoice: linked or
+    pinned one by one, or filed under a customer the record sees (its Scope)."""
+    scope = resolve(session, record, tenant_id).scope
+    if invoice_id in scope.invoice_ids:
+        return True
+    contact_id = session.execute(
+        select(Invoice.contact_id).where(Invoice.tenant_id == tenant_id, Invoice.invoice_id == invoice_id)
+    ).scalar_one_or_none()
+    return contact_id is not None and contact_id in scope.contact_ids
+
+
+def pin(session: Session, record: Record, tenant_id: str | None, invoice_id: str, now: datetime, *,
+        anywhere: bool) -> bool:
+    """Pin an invoice of the live tenant to the record; False when there is no such invoice
+    within reach: with `anywhere` (an admin key) any invoice of the tenant, else only one the
+    record already shows, so a pin never widens what a record reaches."""
     if tenant_id is None or not _invoice_exists(session, tenant_id, invoice_id):
+        return False
+    if not anywhere and not shows(session, record, tenant_id, invoice_id):
         return False
     session.execute(
         _insert(session)(Pin)
@@ -286,13 +303,17 @@ def pin(session: Session, record: Record, tenant_id: str | None, invoice_id: str
     return True
 
 
-def unpin(session: Session, record: Record, tenant_id: str | None, invoice_id: str) -> bool:
-    """Unpin; False when the invoice is neither pinned here nor an invoice of the live tenant."""
+def unpin(session: Session, record: Record, tenant_id: str | None, invoice_id: str, *,
+          anywhere: bool) -> bool:
+    """Unpin; False when the invoice is neither pinned here nor within reach (as for `pin`):
+    the same False for an invoice out of reach whether it exists or not."""
     removed = cast(CursorResult, session.execute(delete(Pin).where(Pin.record_id == record.id,
                                                                     Pin.invoice_id == invoice_id)))
     if removed.rowcount:
         return True
-    return tenant_id is not None and _invoice_exists(session, tenant_id, invoice_id)
+    if tenant_id is None or not _invoice_exists(session, tenant_id, invoice_id):
+        return False
+    return anywhere or shows(session, record, tenant_id, invoice_id)
 
 
 # --- helpers ---------------------------------------------------------------------------

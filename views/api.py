@@ -18,15 +18,24 @@ reads that record's invoices, summary and pins (and the payments of invoices the
 sees), and pins only invoices the record already sees; anything else is 404, a record PUT
 403, and asking for another token with one 401.
 
+Pins: an admin key pins any invoice of the workspace's organisation; a read key or an embed
+token only an invoice the record already shows (what its invoice list would contain), so a
+pin never widens what a record reaches. Pinning or unpinning anything else is 404, whether the
+invoice exists or not (an unpin of the record's own pin always succeeds).
+
+Bodies: at most 64 KB (413 beyond, before the key is even read) of JSON nested at most
+MAX_DEPTH deep; malformed or deeper JSON is 400, never a 500.
+
 Errors are JSON `{"error": "..."}`: 400 bad date, view, paging or body; 401 no valid key;
 403 a read key on a record PUT; 404 an unknown record or an invoice that is not in the
-workspace's organisation (never 403, so the existence of another workspace's data is not
-leaked); 409 explicit links while the workspace has no live Xero connection.
+caller's reach (never 403, so the existence of another workspace's data is not leaked);
+409 explicit links while the workspace has no live Xero connection; 413 a body over 64 KB.
 Money is a string (exact decimal, at least two places), never a float.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,6 +71,8 @@ KIND = "<any(contacts, accounts, deals):kind>"
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DIGITS = re.compile(r"[0-9]{1,9}")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+BODY_MAX = 64 * 1024  # bytes: a record PUT at LIST_MAX ids of XERO_ID_MAX characters fits
+MAX_DEPTH = 32  # nesting of arrays and objects in a body (ours are two deep)
 
 
 class ApiError(InputError):
@@ -85,6 +96,15 @@ def _http_error(e: HTTPException):
     response = jsonify(error=e.description or e.name)
     response.status_code = e.code or 500
     return response
+
+
+@bp.before_request
+def _limit_body():
+    """A body over BODY_MAX is refused before anything reads it (413). A chunked one (no
+    Content-Length) is read no further than one byte past BODY_MAX: `_json_body` says 413."""
+    request.max_content_length = BODY_MAX + 1
+    if (request.content_length or 0) > BODY_MAX:
+        raise ApiError(413, f"the body is over {BODY_MAX // 1024} KB")
 
 
 # --- routes ----------------------------------------------------------------------------
@@ -250,9 +270,9 @@ def pin(kind: str, external_id: str, invoice_id: str):
         record = _record(s, caller, kind, external_id)
         tenant = queries.live_tenant(s, caller.workspace_id)
         if (
-            not _clean(invoice_id)
-            or (tenant is not None and not _embed_sees(s, caller, tenant.tenant_id, invoice_id))
-            or not records.pin(s, record, tenant.tenant_id if tenant else None, invoice_id, _now())
+            tenant is None
+            or not _clean(invoice_id)
+            or not records.pin(s, record, tenant.tenant_id, invoice_id, _now(), anywhere=caller.is_admin)
         ):
             raise ApiError(404, "no such invoice")
     return jsonify(record={"kind": kind, "id": external_id}, invoice_id=invoice_id, pinned=True)
@@ -265,7 +285,7 @@ def unpin(kind: str, external_id: str, invoice_id: str):
         record = _record(s, caller, kind, external_id)
         tenant = queries.live_tenant(s, caller.workspace_id)
         if not _clean(invoice_id) or not records.unpin(
-            s, record, tenant.tenant_id if tenant else None, invoice_id
+            s, record, tenant.tenant_id if tenant else None, invoice_id, anywhere=caller.is_admin
         ):
             raise ApiError(404, "no such invoice")
     return jsonify(record={"kind": kind, "id": external_id}, invoice_id=invoice_id, pinned=False)
@@ -327,7 +347,7 @@ def _embed_sees(s: Session, caller: Caller, tenant_id: str, invoice_id: str) -> 
 
 
 def _embed_body() -> tuple[str, str]:
-    body = request.get_json(force=True, silent=True)
+    body = _json_body()
     if not isinstance(body, dict) or set(body) != {"kind", "id"}:
         raise ApiError(400, 'the body must be {"kind": "contacts|accounts|deals", "id": "<record id>"}')
     kind, external_id = body["kind"], body["id"]
@@ -354,6 +374,33 @@ def _session(write: bool = False) -> Iterator[Session]:
     else:
         with rt.read_sessions() as s:
             yield s
+
+
+def _json_body(empty: Any = None) -> Any:
+    """The request's body as JSON (`empty` when there is none); None when it is not JSON, or
+    is nested deeper than MAX_DEPTH (never a RecursionError: that was a 500)."""
+    raw = request.get_data()
+    if len(raw) > BODY_MAX:
+        raise ApiError(413, f"the body is over {BODY_MAX // 1024} KB")
+    if not raw.strip():
+        return empty
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return body if _depth(body) <= MAX_DEPTH else None
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in `value` (a scalar: 0), without recursing."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:  # deeper is refused whatever lies below
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _caller(s: Session, *, admin: bool = False, key_only: bool = False) -> Caller:
@@ -456,8 +503,7 @@ def _int_arg(name: str, default: int, maximum: int) -> int:
 
 def _record_body(kind: str) -> records.RecordInput:
     """The PUT body, checked field by field against what this kind of record may say."""
-    raw = request.get_data()
-    body = {} if not raw.strip() else request.get_json(force=True, silent=True)
+    body = _json_body({})
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     allowed = KIND_FIELDS[kind]

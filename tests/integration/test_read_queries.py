@@ -93,7 +93,7 @@ def grid(sessions, ws):
         )
         record = put(s, ws, "contact", "c1", email="ann@example.com")
         for invoice_id in PINNED:
-            records.pin(s, record, T, invoice_id, NOW)
+            records.pin(s, record, T, invoice_id, NOW, anywhere=True)
     return scope_of(sessions, ws, "contact", "c1")
 
 
@@ -250,7 +250,7 @@ def test_a_deal_sees_its_pinned_and_explicitly_linked_invoices_only(sessions, ws
             ]
         )
         deal = put(s, ws, "deal", "d1", invoice_ids=["i3"])
-        records.pin(s, deal, T, "i1", NOW)
+        records.pin(s, deal, T, "i1", NOW, anywhere=True)
         put(s, ws, "contact", "c1", email="ann@example.com")
     assert sorted(listed(sessions, scope_of(sessions, ws, "deal", "d1"))) == ["i1", "i3"]
     with transaction(sessions) as s:
@@ -262,12 +262,14 @@ def test_pins_are_idempotent_and_only_for_invoices_of_the_tenant(sessions, ws):
     with transaction(sessions) as s:
         s.add_all([invoice(T, "i1", None), invoice("other-tenant", "i9", None)])
         record = put(s, ws, "deal", "d1")
-        assert records.pin(s, record, T, "i1", NOW) and records.pin(s, record, T, "i1", NOW)
-        assert not records.pin(s, record, T, "i9", NOW)
+        assert records.pin(s, record, T, "i1", NOW, anywhere=True)
+        assert records.pin(s, record, T, "i1", NOW, anywhere=True)
+        assert not records.pin(s, record, T, "i9", NOW, anywhere=True)
     assert scope_of(sessions, ws, "deal", "d1").pinned_ids == {"i1"}
     with transaction(sessions) as s:
-        assert records.unpin(s, record, T, "i1") and records.unpin(s, record, T, "i1")
-        assert not records.unpin(s, record, T, "i9")
+        assert records.unpin(s, record, T, "i1", anywhere=True)
+        assert records.unpin(s, record, T, "i1", anywhere=True)
+        assert not records.unpin(s, record, T, "i9", anywhere=True)
     assert scope_of(sessions, ws, "deal", "d1").pinned_ids == frozenset()
 
 
@@ -347,7 +349,7 @@ def test_totals_for_contact_account_and_deal_equal_independent_sums(sessions, ws
         put(s, ws, "contact", "bob", email="bob@acme.test", account_id="acme")
         put(s, ws, "account", "acme")
         deal = put(s, ws, "deal", "big", xero_contact_ids=["x3"], invoice_ids=["n2"])
-        records.pin(s, deal, T, "u2", NOW)
+        records.pin(s, deal, T, "u2", NOW, anywhere=True)
     by_id = {i.invoice_id: i for i in invoices}
 
     def independent(ids):
