@@ -3,11 +3,13 @@
 Connect by OAuth (the admin page): `begin` keeps a random, single-use `state` (ten minutes,
 sealed in Redis, bound to the workspace and the admin session that started the flow) and
 gives Xero's authorize URL (PKCE). `take_flow` spends the state when Xero sends the admin
-back; `consent` exchanges the code with the PKCE verifier, checks the id_token against
+back (a state another session brings back is refused and left for its own session to
+spend); `consent` exchanges the code with the PKCE verifier, checks the id_token against
 Xero's JWKS and our nonce, reads the connections of that consent, and holds the sealed
 tokens as a `pending` connection, or, when several organisations were granted, keeps them
-(sealed, ten minutes) for `choose`. Save (`save`) activates the pending connection and
-queues its backfill.
+(sealed, ten minutes) for `choose`. The pending connection remembers the admin session that
+consented: Save (`save`) activates it and queues its backfill for that session only, and
+only that session may discard it (`remove` while pending) until the session ends.
 
 Connect by client credentials (the CLI, Xero's custom connections): token, /connections,
 /Organisation, the connection stored active and its backfill asked for.
@@ -25,7 +27,6 @@ The SQL is `store.lifecycle`'s and `store.connections`'s, the queue `infra.queue
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -38,12 +39,13 @@ from redis import Redis, RedisError
 
 from infra import metrics, queue
 from infra.errors import OperationError
-from services import oauth
+from services import admin_sessions, oauth
+from services.admin_sessions import digest
 from services.jobs import cancel_jobs
 from services.runtime import Runtime
 from store import connections, lifecycle, mirror
 from store.db import transaction
-from store.lifecycle import Detached, LifecycleError, NothingToRemove
+from store.lifecycle import PENDING_ELSEWHERE, Detached, LifecycleError, NothingToRemove, PendingElsewhere
 from store.secrets import SecretsError, TokenBox
 from xero.client import XeroClient, XeroError
 from xero.identity import IdentityClient, IdentityError, IdentityRefused, TenantConnection
@@ -118,11 +120,6 @@ class Connected:
     backfill_queued: bool
 
 
-def digest(secret: str) -> str:
-    """Redis keys name a ticket, state or choice by its hash, never by the value itself."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -154,7 +151,7 @@ class ConnectionService:
         """Xero's authorize URL for a new consent; its state is kept for `take_flow`."""
         settings = self.rt.settings
         verifier, state, nonce = oauth.new_verifier(), oauth.new_state(), secrets.token_urlsafe(16)
-        flow = {"ws": workspace_id, "sid": session_id, "verifier": verifier, "nonce": nonce,
+        flow = {"ws": workspace_id, "sid": digest(session_id), "verifier": verifier, "nonce": nonce,
                 "redirect_uri": redirect_uri}
         self.rt.redis.set(f"xm:admin:state:{digest(state)}", self._box().seal(flow), ex=STATE_SECONDS)
         return oauth.authorize_url(
@@ -163,14 +160,20 @@ class ConnectionService:
         )
 
     def take_flow(self, state: str, workspace_id: int, session_id: str | None) -> dict:
-        """Spend the state Xero sent back: the flow `begin` kept, if it is this session's."""
-        raw = self._take(f"xm:admin:state:{digest(state)}") if state else None
+        """Spend the state Xero sent back: the flow `begin` kept, if it is this session's.
+
+        A state brought back by another session is refused without being spent, so a foreign
+        callback cannot burn the flow of the session that owns it."""
+        key = f"xm:admin:state:{digest(state)}"
+        raw = cast("bytes | None", self.rt.redis.get(key)) if state else None
         flow = self._box().open(raw) if raw is not None else None
-        if flow is None or flow["ws"] != workspace_id or flow["sid"] != session_id:
+        mine = flow is not None and flow["ws"] == workspace_id and session_id is not None \
+            and flow["sid"] == digest(session_id)
+        if not mine or self.rt.redis.delete(key) != 1:  # spent once: a replay racing us finds it gone
             log.warning("admin callback refused: unknown, replayed or foreign state",
                         extra={"workspace_id": workspace_id})
             raise StateRefused(STATE_REFUSED)
-        return flow
+        return cast(dict, flow)
 
     def consent(self, workspace_id: int, flow: dict, code: str) -> Held | Choice:
         """Exchange the code; hold the one organisation granted, or keep several for `choose`."""
@@ -183,14 +186,15 @@ class ConnectionService:
         if not granted:
             raise NothingGranted("Xero granted access to no organisation. Start again and choose one.")
         if len(granted) == 1:
-            return self._hold(workspace_id, token, email, granted[0], granted)
+            return self._hold(workspace_id, token, email, granted[0], granted, flow["sid"])
         key = secrets.token_urlsafe(16)
-        stash = {"token": token, "email": email, "granted": [asdict(c) for c in granted]}
+        stash = {"token": token, "email": email, "granted": [asdict(c) for c in granted], "sid": flow["sid"]}
         self.rt.redis.set(f"xm:admin:choice:{digest(key)}", self._box().seal(stash), ex=CHOICE_SECONDS)
         return Choice(key, granted)
 
     def choose(self, workspace_id: int, key: str | None, tenant_id: str) -> Held:
-        """Hold the organisation the admin picked among those `consent` kept."""
+        """Hold the organisation the admin picked among those `consent` kept (for the session
+        that consented, which alone holds the key)."""
         raw = self._take(f"xm:admin:choice:{digest(key)}") if key else None
         if raw is None:
             raise ChoiceExpired("That choice has expired. Start again with Connect to Xero.")
@@ -200,10 +204,10 @@ class ConnectionService:
         if chosen is None:
             self._discard(stash["token"], stash["email"], granted, revoke=True)
             raise NoneChosen("No organisation was chosen. Start again with Connect to Xero.")
-        return self._hold(workspace_id, stash["token"], stash["email"], chosen, granted)
+        return self._hold(workspace_id, stash["token"], stash["email"], chosen, granted, stash["sid"])
 
     def _take(self, key: str) -> bytes | None:
-        """A kept state or choice, once: GETDEL, so a replay finds nothing."""
+        """A kept choice, once: GETDEL, so a replay finds nothing."""
         return cast("bytes | None", self.rt.redis.getdel(key))  # the client does not decode responses
 
     def _exchange(
@@ -225,7 +229,7 @@ class ConnectionService:
         return token, email, identity.connections(token["access_token"], event or None)
 
     def _hold(self, workspace_id: int, token: dict, email: str | None, chosen: TenantConnection,
-              granted: list[TenantConnection]) -> Held:
+              granted: list[TenantConnection], started_by: str) -> Held:
         """Keep the chosen organisation as the pending connection, or refuse and undo the grant."""
         organisation = self._organisation(chosen.tenant_id, token["access_token"])
         try:
@@ -234,7 +238,7 @@ class ConnectionService:
                     s, self._box(), workspace_id=workspace_id, tenant_id=chosen.tenant_id, token=token,
                     now=self.now(), tenant_name=chosen.tenant_name or organisation.get("Name"),
                     xero_connection_id=chosen.id, auth_event_id=chosen.auth_event_id or None,
-                    connected_email=email, organisation=organisation,
+                    connected_email=email, organisation=organisation, started_by=started_by,
                 )
         except LifecycleError as exc:
             self._discard(token, email, granted, revoke=True)
@@ -316,11 +320,14 @@ class ConnectionService:
 
     # --- save, remove, rotate ------------------------------------------------------------------
 
-    def save(self, workspace_id: int) -> Saved:
+    def save(self, workspace_id: int, session_id: str | None) -> Saved:
         """The pending connection becomes active and its backfill is queued (LifecycleError if
-        none is pending); `backfill_queued` is False when Redis could not be reached."""
+        none is pending; PendingElsewhere unless `session_id` is the admin session that
+        consented: an API key, None, never is); `backfill_queued` is False when Redis could
+        not be reached."""
+        started_by = digest(session_id) if session_id else None
         with transaction(self.rt.sessions) as s:
-            record = lifecycle.activate(s, self._box(), workspace_id, self.now())
+            record = lifecycle.activate(s, self._box(), workspace_id, self.now(), started_by)
         log.info("xero connection saved", extra={"workspace_id": workspace_id, "tenant_id": record.tenant_id})
         try:
             queue.enqueue(self.rt.redis, queue.BACKFILL, record.tenant_id)
@@ -330,10 +337,16 @@ class ConnectionService:
             return Saved(record, backfill_queued=False)
         return Saved(record, backfill_queued=True)
 
-    def remove(self, workspace_id: int) -> Removed:
+    def remove(self, workspace_id: int, session_id: str | None) -> Removed:
         """Disconnect, cancel the tenant's jobs, undo the grant at Xero, purge the mirrored data
-        (NothingToRemove if the workspace has no connection)."""
+        (NothingToRemove if the workspace has no connection). A pending connection is discarded
+        only by the admin session that consented, or by any admin once that session has ended
+        (PendingElsewhere otherwise)."""
         with transaction(self.rt.sessions) as s:
+            starter = lifecycle.pending_session(s, workspace_id)
+            if starter and (session_id is None or digest(session_id) != starter) \
+                    and admin_sessions.alive(self.rt.redis, self.rt.sessions, starter):
+                raise PendingElsewhere(PENDING_ELSEWHERE)
             detached = lifecycle.detach(s, self._box(), workspace_id, self.now())
         if detached is None:
             raise NothingToRemove("There is no Xero connection to remove.")

@@ -4,7 +4,8 @@
 
 - `hold_pending`: an admin has just consented; the token set is sealed in a `pending`
   connection that nothing syncs, until `activate` (the admin's Save) makes it `active`.
-  Both write the row through `store.connections.connect`.
+  Both write the row through `store.connections.connect`. The pending row remembers the
+  admin session that consented (its digest): only that session may save it.
 - `detach`: the first, local half of Remove: the connection is `disconnected` and its
   token wiped in one transaction, so no worker can load it any more; the tenant's
   outstanding inbox events are settled `ignored` (the rows stay: they are history).
@@ -51,6 +52,17 @@ class NothingPending(LifecycleError):
 
 class NothingToRemove(LifecycleError):
     """Remove was asked for, but the workspace has no Xero connection."""
+
+
+class PendingElsewhere(LifecycleError):
+    """The pending connection was started by another admin session: only that one may save
+    or discard it (an API key never may)."""
+
+
+PENDING_ELSEWHERE = (
+    "This Xero connection was started in another admin session: only that session can save or "
+    "discard it. Nothing was changed."
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,20 @@ def workspace_exists(session: Session, workspace_id: int) -> bool:
     return session.get(Workspace, workspace_id) is not None
 
 
+def workspace_name(session: Session, workspace_id: int) -> str | None:
+    """The workspace's name, what every admin page says it acts for (None: no such workspace)."""
+    return session.scalar(select(Workspace.name).where(Workspace.id == workspace_id))
+
+
+def pending_session(session: Session, workspace_id: int) -> str | None:
+    """The digest of the admin session whose consent is pending in the workspace ('' when a
+    pending row names none; None when nothing is pending)."""
+    row = _live(session, workspace_id)
+    if row is None or row.status != PENDING:
+        return None
+    return row.pending_session or ""
+
+
 def owner_of(session: Session, tenant_id: str) -> int | None:
     """The workspace the organisation is live in, if any."""
     record = connections.find(session, tenant_id)
@@ -165,13 +191,15 @@ def hold_pending(
     auth_event_id: str | None,
     connected_email: str | None,
     organisation: dict | None = None,
+    started_by: str | None = None,
 ) -> int:
     """Keep a fresh consent, sealed, as the workspace's `pending` connection; its id.
 
     Re-consenting to the workspace's own organisation (after "needs reconnecting") reuses
     its row, mirrored data and all. Refused: an organisation live in another workspace
     (TenantTaken) or a workspace live on another organisation (WorkspaceTaken).
-    `organisation`, Xero's Organisation record when it answered, is kept with it.
+    `organisation`, Xero's Organisation record when it answered, is kept with it, and
+    `started_by`, the digest of the admin session that consented: the one that may save it.
     """
     taken_by = owner_of(session, tenant_id)
     if taken_by is not None and taken_by != workspace_id:
@@ -186,25 +214,36 @@ def hold_pending(
             "Remove that connection first: a workspace reads one Xero organisation."
         )
     # past both refusals, the tenant's live row (if any) is this workspace's: connect finds it
-    return connections.connect(
+    held = connections.connect(
         session, box, workspace_id=workspace_id, tenant_id=tenant_id, token=token, now=now,
         grant_type=AUTHORIZATION_CODE, status=PENDING, tenant_name=tenant_name,
         xero_connection_id=xero_connection_id, auth_event_id=auth_event_id, connected_email=connected_email,
         organisation=organisation,
-    ).id
+    )
+    session.execute(update(XeroConnection).where(XeroConnection.id == held.id).values(pending_session=started_by))
+    return held.id
 
 
-def activate(session: Session, box: TokenBox, workspace_id: int, now: datetime) -> connections.ConnectionRecord:
-    """Save: the workspace's pending connection becomes active; the caller starts the backfill."""
+def activate(
+    session: Session, box: TokenBox, workspace_id: int, now: datetime, started_by: str | None
+) -> connections.ConnectionRecord:
+    """Save: the workspace's pending connection becomes active; the caller starts the backfill.
+    Only the admin session that consented (`started_by`, its digest) may save it: anyone else,
+    an API key (None) included, gets PendingElsewhere and nothing changes."""
     row = _live(session, workspace_id)
     if row is None or row.status != PENDING or row.token_ciphertext is None:
         raise NothingPending("There is no new Xero connection waiting to be saved.")
-    return connections.connect(
+    if started_by is None or row.pending_session is None or row.pending_session != started_by:
+        raise PendingElsewhere(PENDING_ELSEWHERE)
+    record = connections.connect(
         session, box, workspace_id=workspace_id, tenant_id=row.tenant_id, token=box.open(row.token_ciphertext),
         now=now, grant_type=AUTHORIZATION_CODE, tenant_name=row.tenant_name,
         xero_connection_id=row.xero_connection_id, auth_event_id=row.auth_event_id,
         connected_email=row.connected_email,
     )
+    row.pending_session = None
+    session.flush()
+    return record
 
 
 def detach(session: Session, box: TokenBox, workspace_id: int, now: datetime) -> Detached | None:
@@ -224,6 +263,7 @@ def detach(session: Session, box: TokenBox, workspace_id: int, now: datetime) ->
     row.token_ciphertext = None
     row.token_expires_at = None
     row.last_error = None
+    row.pending_session = None
     session.execute(
         update(InboxEvent)
         .where(InboxEvent.tenant_id == row.tenant_id, InboxEvent.state.in_(OUTSTANDING_EVENTS))

@@ -96,6 +96,8 @@ class XeroConnection(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # while pending: the digest of the admin session that consented, the only one that may save it
+    pending_session: Mapped[str | None] = mapped_column(String(64))
 
 
 # --- the mirror -----------------------------------------------------------------------

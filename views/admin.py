@@ -3,9 +3,14 @@
 Who may enter (anyone else gets 403, on every path here):
 - an admin-scope API key as `Authorization: Bearer` (API-style calls; answers are JSON);
 - an admin session the CRM hands over: `POST /admin/sessions` with an admin key returns a
-  one-time URL (`/admin/xero?ticket=...`, 60 s); opening it spends the ticket (Redis GETDEL)
-  for a signed session cookie scoped to /admin (HttpOnly, SameSite=Lax, one hour). Every
-  POST made with the session carries the session's CSRF token.
+  one-time URL (`/admin/xero?ticket=...`, 60 s); opening it spends the ticket for a signed
+  session cookie scoped to /admin (HttpOnly, SameSite=Lax, one hour) whose id Redis keeps
+  (`services.admin_sessions`). Every POST made with the session carries its CSRF token.
+
+A session stands while Redis keeps it and the key that minted its ticket is not revoked;
+Sign out ends it. A link to another workspace opened while a session is open asks before
+switching. Every page names the workspace it acts for. A pending connection is saved, or
+discarded, only by the session that consented to it: never by another session or a key.
 
 Connect, Save and Remove are `services.connection`'s; this blueprint parses the request,
 calls the service, and turns its outcome or its exception into a page or a JSON answer.
@@ -36,30 +41,37 @@ from flask import (
     url_for,
 )
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from redis import RedisError
 from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response  # what redirect() gives, and flask.Response's base
 
 from ops.status import timezone_warning
-from services.connection import Choice, ConnectError, ConnectionService, ConsentFailed, StateRefused, digest
+from services import admin_sessions
+from services.admin_sessions import SESSION_SECONDS, TICKET_SECONDS, Grant, digest
+from services.connection import Choice, ConnectError, ConnectionService, ConsentFailed, StateRefused
 from services.runtime import Runtime
 from store import connections, lifecycle
-from store.lifecycle import LifecycleError
+from store.lifecycle import LifecycleError, PendingElsewhere
 from store.secrets import SecretsError
-from store.workspaces import authenticate
+from store.workspaces import authenticate, key_id_of, key_is_live
 from views import health
 from xero import timezones
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 log = logging.getLogger(__name__)
 
-TICKET_SECONDS = 60
-SESSION_SECONDS = 3600
+KEY_CANNOT_SAVE = ("An API key cannot save or discard a Xero connection started in an admin session: "
+                   "only that session can. Nothing was changed.")
+LINK_REFUSED = ("This admin link is not valid: it was already used, has expired, or its key was revoked. "
+                "Ask your CRM for a new one.")
 
 
 @dataclass(frozen=True)
 class Admin:
     workspace_id: int
     via: str  # "key" | "session"
+    key_id: int  # the key used, or the one that minted the session's ticket
+    session_id: str | None = None  # a session's id (None for a key)
 
 
 # --- wiring --------------------------------------------------------------------------------
@@ -79,7 +91,7 @@ def _configure(state) -> None:
         SESSION_COOKIE_PATH="/admin",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=settings.secure_cookies,  # production, or an https PUBLIC_URL
     )
     app.session_interface = CookieSessions()
 
@@ -137,9 +149,9 @@ def _external(endpoint: str, **values) -> str:
 
 
 @bp.before_request
-def _authorise() -> Response | None:
+def _authorise() -> Response | tuple[str, int] | None:
     if request.endpoint == "admin.page" and "ticket" in request.args:
-        return _spend_ticket(request.args.get("ticket", ""))
+        return _open_link(request.args.get("ticket", ""))
     g.admin = _caller()
     if request.method == "POST" and g.admin.via == "session":
         sent = request.form.get("csrf", "")
@@ -155,30 +167,82 @@ def _caller() -> Admin:
         if scheme.lower() == "bearer":
             with _runtime().sessions() as s:
                 caller = authenticate(s, key.strip())
-            if caller is not None and caller.is_admin:
-                return Admin(caller.workspace_id, "key")
+                key_id = key_id_of(s, key.strip()) if caller is not None and caller.is_admin else None
+            if caller is not None and key_id is not None:
+                return Admin(caller.workspace_id, "key", key_id)
         abort(403)
-    workspace_id = session.get("ws")
-    if isinstance(workspace_id, int) and time.time() < float(session.get("exp", 0)):
-        return Admin(workspace_id, "session")
-    session.clear()
-    abort(403)
-
-
-def _spend_ticket(ticket: str) -> Response:
-    """A ticket is good once: its workspace gets a fresh session and the URL loses the ticket."""
-    raw = _runtime().redis.getdel(f"xm:admin:ticket:{digest(ticket)}") if ticket else None
-    if raw is None:
+    admin = _standing_session()
+    if admin is None:
         session.clear()
         abort(403)
-    _start_session(int(raw))
+    return admin
+
+
+def _standing_session() -> Admin | None:
+    """The session this browser holds, if it still stands: unexpired, not signed out, its key live."""
+    session_id, workspace_id = session.get("sid"), session.get("ws")
+    if not (isinstance(session_id, str) and isinstance(workspace_id, int)
+            and time.time() < float(session.get("exp", 0))):
+        return None
+    redis = _runtime().redis
+    grant = admin_sessions.find(redis, session_id)
+    if grant is None or grant.workspace_id != workspace_id:
+        return None
+    with _runtime().sessions() as s:
+        live = key_is_live(s, grant.key_id)
+    if not live:
+        admin_sessions.end(redis, session_id)  # the key was revoked: so is every session it opened
+        return None
+    return Admin(workspace_id, "session", grant.key_id, session_id)
+
+
+def _open_link(ticket: str) -> Response | tuple[str, int]:
+    """A ticket is good once. Its workspace gets a fresh session and the URL loses the ticket,
+    unless a session of another workspace is open: that one stays, and is asked first."""
+    grant = admin_sessions.take_ticket(_runtime().redis, ticket)
+    target = _target(grant)
+    if grant is None or target is None:
+        return render_template("admin/message.html", title="Link not valid", message=LINK_REFUSED), 403
+    current = _standing_session()
+    if current is not None and current.session_id is not None and current.workspace_id != grant.workspace_id:
+        g.admin = current
+        offer = admin_sessions.offer_switch(_runtime().redis, grant, current.session_id)
+        return render_template("admin/switch.html", target=target, offer=offer, csrf=session.get("csrf", "")), 200
+    if current is None:
+        _start_session(grant)
     return redirect(url_for("admin.page"), 303)
 
 
-def _start_session(workspace_id: int) -> None:
+def _target(grant: Grant | None) -> dict | None:
+    """The workspace a ticket or offer opens, named, while its key is live; else None."""
+    if grant is None:
+        return None
+    with _runtime().sessions() as s:
+        name = lifecycle.workspace_name(s, grant.workspace_id)
+        live = key_is_live(s, grant.key_id)
+    return {"id": grant.workspace_id, "name": name} if live and name is not None else None
+
+
+def _start_session(grant: Grant) -> None:
+    """A new session for the grant; the one this browser held, if any, ends."""
+    redis = _runtime().redis
+    if isinstance(session.get("sid"), str):
+        admin_sessions.end(redis, session["sid"])
     session.clear()
-    session.update(ws=workspace_id, sid=secrets.token_urlsafe(16), csrf=secrets.token_urlsafe(32),
-                   exp=int(time.time()) + SESSION_SECONDS)
+    session.update(ws=grant.workspace_id, sid=admin_sessions.open_session(redis, grant),
+                   csrf=secrets.token_urlsafe(32), exp=int(time.time()) + SESSION_SECONDS)
+
+
+@bp.context_processor
+def _acting_for() -> dict:
+    """Every admin page names the workspace it acts for, and offers Sign out to a session."""
+    admin: Admin | None = g.get("admin")
+    if admin is None:
+        return {"workspace": None, "signed_in": False}
+    with _runtime().sessions() as s:
+        name = lifecycle.workspace_name(s, admin.workspace_id)
+    return {"workspace": {"id": admin.workspace_id, "name": name}, "signed_in": admin.via == "session",
+            "session_csrf": session.get("csrf", "")}
 
 
 @bp.after_request
@@ -198,6 +262,15 @@ def _forbidden(_error) -> tuple[Response | str, int]:
                            message="This page is for the workspace's administrators."), 403
 
 
+@bp.errorhandler(RedisError)
+def _no_redis(error: RedisError) -> tuple[Response | str, int]:
+    log.error("admin request failed: Redis unavailable (%s)", type(error).__name__)
+    message = "Admin sessions are kept in Redis, which cannot be reached right now. Try again shortly."
+    if request.headers.get("Authorization") is not None:
+        return jsonify(error=message), 503
+    return render_template("admin/message.html", title="Unavailable", message=message), 503
+
+
 @bp.errorhandler(SecretsError)
 def _no_keys(error: SecretsError) -> tuple[str, int]:
     log.error("admin action failed: %s", error)
@@ -213,9 +286,35 @@ def new_session():
     """A one-time URL that opens an admin session in a browser (for the CRM to hand over)."""
     if g.admin.via != "key":
         abort(403)
-    ticket = secrets.token_urlsafe(32)
-    _runtime().redis.set(f"xm:admin:ticket:{digest(ticket)}", g.admin.workspace_id, ex=TICKET_SECONDS)
+    ticket = admin_sessions.mint_ticket(_runtime().redis, Grant(g.admin.workspace_id, g.admin.key_id))
     return jsonify(url=_external("admin.page", ticket=ticket), expires_in=TICKET_SECONDS), 201
+
+
+@bp.post("/switch")
+def switch():
+    """The admin confirmed: the open session ends and the link's workspace gets a new one."""
+    if g.admin.via != "session" or g.admin.session_id is None:
+        abort(403)
+    grant = admin_sessions.take_switch(_runtime().redis, request.form.get("offer", ""), g.admin.session_id)
+    target = _target(grant)
+    if grant is None or target is None:
+        return render_template("admin/message.html", title="Link not valid",
+                               message=f"{LINK_REFUSED} You are still signed in to this workspace."), 403
+    _start_session(grant)
+    flash(f"Switched to workspace {target['name']} (#{target['id']}).", "ok")
+    return redirect(url_for("admin.page"), 303)
+
+
+@bp.post("/signout")
+def signout():
+    """End this session, here and in Redis: its cookie opens nothing any more."""
+    if g.admin.via != "session" or g.admin.session_id is None:
+        abort(403)
+    admin_sessions.end(_runtime().redis, g.admin.session_id)
+    session.clear()
+    g.admin = None
+    return render_template("admin/message.html", title="Signed out",
+                           message="You are signed out. Open a new admin link from your CRM to come back.")
 
 
 @bp.get("/xero")
@@ -226,15 +325,28 @@ def page():
     live = shown is not None and shown.status == "active"
     warning = health.webhook_warning(_runtime(), shown.tenant_id) if shown is not None and live else None
     if g.admin.via == "key" or request.accept_mimetypes.best == "application/json":
-        return jsonify(connection=_connection_json(shown, zone), webhook_warning=warning)
+        return jsonify(workspace=_workspace_json(), connection=_connection_json(shown, zone), webhook_warning=warning)
     return render_template("admin/xero.html", shown=shown, zone=zone, csrf=session.get("csrf", ""),
-                           webhook_warning=warning)
+                           webhook_warning=warning, pending=_pending_here(shown))
+
+
+def _pending_here(shown: lifecycle.Shown | None) -> dict:
+    """Whether this session may save the pending connection (it consented), or discard it
+    (it consented, or the session that did has ended)."""
+    if shown is None or shown.status != "pending":
+        return {"save": False, "discard": True}
+    rt = _runtime()
+    with rt.sessions() as s:
+        starter = lifecycle.pending_session(s, g.admin.workspace_id)
+    mine = bool(starter) and g.admin.session_id is not None and starter == digest(g.admin.session_id)
+    orphaned = not starter or not admin_sessions.alive(rt.redis, rt.sessions, starter)
+    return {"save": mine, "discard": mine or orphaned}
 
 
 @bp.post("/xero/connect")
 def connect():
     if g.admin.via == "key":
-        _start_session(g.admin.workspace_id)  # the callback must come back with this session
+        _start_session(Grant(g.admin.workspace_id, g.admin.key_id))  # the callback must come back with it
     url = _service().begin(g.admin.workspace_id, session["sid"], _external("admin.callback"))
     return redirect(url, 303)
 
@@ -242,7 +354,7 @@ def connect():
 @bp.get("/xero/callback")
 def callback():
     try:
-        flow = _service().take_flow(request.args.get("state", ""), g.admin.workspace_id, session.get("sid"))
+        flow = _service().take_flow(request.args.get("state", ""), g.admin.workspace_id, g.admin.session_id)
     except StateRefused as exc:
         return render_template("admin/message.html", title="Sign-in refused", message=str(exc)), 400
     if request.args.get("error"):
@@ -273,7 +385,7 @@ def choose():
 @bp.post("/xero/save")
 def save():
     try:
-        saved = _service().save(g.admin.workspace_id)
+        saved = _service().save(g.admin.workspace_id, g.admin.session_id)
     except LifecycleError as exc:
         return _refused(exc)
     name = saved.connection.tenant_name
@@ -286,7 +398,7 @@ def save():
 @bp.post("/xero/remove")
 def remove():
     try:
-        removed = _service().remove(g.admin.workspace_id)
+        removed = _service().remove(g.admin.workspace_id, g.admin.session_id)
     except LifecycleError as exc:
         return _refused(exc)
     message = f"Removed {removed.tenant_name or 'the Xero connection'}; its mirrored data was deleted."
@@ -304,8 +416,12 @@ def _held(tenant_name: str) -> Response | tuple[Response, int]:
 
 
 def _refused(exc: ConnectError | LifecycleError) -> Response | tuple[Response, int]:
-    """The service's refusals, each with its status: a conflict with what is connected 409,
-    Xero failing 502, anything else about the request 400."""
+    """The service's refusals, each with its status: a pending connection of another session 403,
+    a conflict with what is connected 409, Xero failing 502, anything else about the request 400."""
+    if isinstance(exc, PendingElsewhere):
+        log.warning("pending connection refused to another session or a key",
+                    extra={"workspace_id": g.admin.workspace_id, "via": g.admin.via})
+        return _reply(KEY_CANNOT_SAVE if g.admin.via == "key" else str(exc), 403)
     if isinstance(exc, LifecycleError):
         return _reply(str(exc), 409)
     return _reply(str(exc), 502 if isinstance(exc, ConsentFailed) else 400)
@@ -328,6 +444,11 @@ def _zone_facts(s, shown: lifecycle.Shown | None) -> dict | None:
     }
 
 
+def _workspace_json() -> dict:
+    with _runtime().sessions() as s:
+        return {"id": g.admin.workspace_id, "name": lifecycle.workspace_name(s, g.admin.workspace_id)}
+
+
 def _connection_json(shown: lifecycle.Shown | None, zone: dict | None) -> dict | None:
     return {**asdict(shown), **(zone or {})} if shown else None
 
@@ -338,7 +459,8 @@ def _reply(message: str, status: int = 200, problems: list[str] | tuple = ()) ->
         with _runtime().sessions() as s:
             shown = lifecycle.shown(s, g.admin.workspace_id)
             zone = _zone_facts(s, shown)
-        body = {"message": message, "problems": list(problems), "connection": _connection_json(shown, zone)}
+        body = {"message": message, "problems": list(problems), "workspace": _workspace_json(),
+                "connection": _connection_json(shown, zone)}
         return jsonify(body), status
     flash(message, "error" if status >= 400 or problems else "ok")
     return redirect(url_for("admin.page"), 303)

@@ -29,6 +29,8 @@ ADMIN_PATHS = [
     ("POST", "/admin/xero/choose"),
     ("POST", "/admin/xero/save"),
     ("POST", "/admin/xero/remove"),
+    ("POST", "/admin/switch"),
+    ("POST", "/admin/signout"),
 ]
 
 
@@ -106,7 +108,8 @@ def test_an_admin_key_works_for_api_style_calls(app, emulator):
     ws = new_workspace(app)
     client = app.test_client()
     answer = client.get("/admin/xero", headers=bearer(ws.admin_key))
-    assert answer.get_json() == {"connection": None, "webhook_warning": None}
+    assert answer.get_json() == {"workspace": {"id": ws.id, "name": "Acme CRM"}, "connection": None,
+                                 "webhook_warning": None}
 
     connect_and_save(app, ws, tenant)
     status = client.get("/admin/xero", headers=bearer(ws.admin_key)).get_json()["connection"]
