@@ -1,12 +1,15 @@
 """`GET /healthz` and `GET /metrics` (Prometheus text), and the read API's latency timing.
 
-Neither needs a key and neither shows a secret. /healthz says whether the database and Redis
-answer (200, or 503 with the reason). /metrics is built at scrape time from the counters every
-process keeps in Redis (infra/metrics.py) and from the database, so gunicorn workers and RQ
-workers report one set of figures whichever web process is scraped.
+Neither shows a secret. /healthz needs no key and says whether the database and Redis answer
+(200, or 503 with the reason). /metrics names every tenant, so when METRICS_TOKEN is set it
+answers only `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise; production refuses to
+start without the token unless METRICS_PUBLIC=1). It is built at scrape time from the counters
+every process keeps in Redis (infra/metrics.py) and from the database, so gunicorn workers and
+RQ workers report one set of figures whichever web process is scraped.
 """
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -92,10 +95,21 @@ def _record_latency(response: Response) -> Response:
 
 @bp.get("/metrics")
 def prometheus():
+    token = _runtime().settings.metrics_token
+    if token and not _bearer_is(token):
+        return Response("a valid metrics token is required: Authorization: Bearer <METRICS_TOKEN>\n",
+                        status=401, mimetype="text/plain",
+                        headers={"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"})
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MirrorCollector(_runtime()))
     return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST,
                     headers={"Cache-Control": "no-store"})
+
+
+def _bearer_is(token: str) -> bool:
+    """Whether the request's bearer is `token`, compared in constant time."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 class MirrorCollector:
