@@ -81,7 +81,8 @@ def _known_workspace(session, workspace_id: int) -> None:
         raise click.ClickException(f"no workspace {workspace_id}")
 
 
-@keys_cli.command("list", help="The workspace's API keys: id, role, prefix, created, revoked (never the key).")
+@keys_cli.command("list", short_help="List the workspace's keys (never the keys themselves).",
+                  help="The workspace's API keys: id, role, prefix, created, revoked (never the key).")
 @click.option("--workspace", "workspace_id", type=int, required=True, help="The workspace id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @with_appcontext
@@ -100,7 +101,8 @@ def keys_list(workspace_id: int, as_json: bool) -> None:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-@keys_cli.command("issue", help="Issue a new API key for the workspace and print it (shown once).")
+@keys_cli.command("issue", short_help="Issue a key and print it (shown once).",
+                  help="Issue a new API key for the workspace and print it (shown once).")
 @click.option("--workspace", "workspace_id", type=int, required=True, help="The workspace id.")
 @click.option("--role", type=click.Choice(workspaces.SCOPES), required=True,
               help="read: the read API and pins; admin: also records, keys and the admin page.")
@@ -116,7 +118,8 @@ def keys_issue(workspace_id: int, role: str, as_json: bool) -> None:
         click.echo(f"{role} key {record.id} of workspace {workspace_id} (shown once, store it now):\n{key}")
 
 
-@keys_cli.command("revoke", help="Revoke an API key at once, with every embed token and admin session it issued.")
+@keys_cli.command("revoke", short_help="Revoke a key, its embed tokens and admin sessions.",
+                  help="Revoke an API key at once, with every embed token and admin session it issued.")
 @click.argument("key_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @with_appcontext
