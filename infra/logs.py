@@ -7,7 +7,10 @@ id and kind are added, and its tenant (the job's first argument) when the call n
 
 `Redact` runs on every record: values under keys that look secret (access_token,
 refresh_token, id_token, token, secret, authorization, password, api key, cookie) become
-"[redacted]", and so does any `Bearer ...` string or JWT in any text, the message included.
+"[redacted]", and so does any `Bearer ...` string or JWT in any text, the message included,
+and the value of any URL parameter named like a secret (`?token=`, `?ticket=`, `?code=`,
+`&state=`: infra/redact.py). `configure()` also puts it on the `werkzeug` logger (`flask run`'s
+request log), so that its lines are scrubbed whichever handler writes them.
 """
 from __future__ import annotations
 
@@ -18,14 +21,16 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
+from infra import redact as urls
+
 _RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-REDACTED = "[redacted]"
-SECRET_KEY = re.compile(r"token|secret|authori[sz]ation|password|passwd|api[_-]?key|cookie|ciphertext", re.I)
+REDACTED = urls.REDACTED
+SECRET_KEY = re.compile(r"token|ticket|secret|authori[sz]ation|password|passwd|api[_-]?key|cookie|ciphertext", re.I)
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _INLINE = re.compile(
     r"""(?ix)
-    (["']?(?:access_token|refresh_token|id_token|client_secret|token|secret|authorization|password|api_key)
+    (["']?(?:access_token|refresh_token|id_token|client_secret|token|ticket|secret|authorization|password|api_key)
      ["']?
      \s*[:=]\s*["']?)
     ((?:bearer|basic)\s+)?
@@ -36,7 +41,8 @@ _MAX_DEPTH = 4
 
 
 def redact_text(text: str) -> str:
-    """A string with bearer tokens, JWTs and `secret=value` pairs blanked out."""
+    """A string with bearer tokens, JWTs, `secret=value` pairs and URLs' credentials blanked out."""
+    text = urls.url(text)
     text = _BEARER.sub("Bearer " + REDACTED, text)
     text = _JWT.sub(REDACTED, text)
     return _INLINE.sub(lambda m: m.group(1) + (m.group(2) or "") + REDACTED, text)
@@ -140,4 +146,12 @@ def configure(level: str | int = "INFO", stream: TextIO | None = None) -> loggin
     handler._xm_json = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
+    _scrub_logger("werkzeug")  # its request lines carry whole URLs; it may have a handler of its own
     return handler
+
+
+def _scrub_logger(name: str) -> None:
+    """Put Redact on the logger itself: it then runs before any handler, ours or the library's."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, Redact) for f in logger.filters):
+        logger.addFilter(Redact())

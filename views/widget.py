@@ -8,15 +8,21 @@ nothing else) over {workspace, kind, record id, the issuing key's id, expiry}: o
 one record, and it dies with its key (revoking the key ends every embed it issued). No
 SECRET_KEY, no tokens: issuing refuses with a clear error rather than sign with a guess.
 
-The page is a server-rendered shell; widget.js reads the token from the page and calls the
-JSON API with it (`Authorization: Bearer xme_...`). The API takes an embed token for that
-one record only: its invoices, summary and pins, and the payments of invoices it sees; never
-a record PUT, never another token.
+The URL it gets back is `/embed/{kind}/{id}#token=xme_...`: the token rides in the fragment,
+which a browser never sends, so no server, proxy or access log on the way ever sees it. The
+page is a server-rendered shell that holds no token; widget.js reads it from the fragment,
+asks `POST /embed/{kind}/{id}/access` (token as the bearer) whether it opens this record
+(the same refusals the page gave: expired, revoked, another record, embeds disabled), then
+calls the JSON API with it (`Authorization: Bearer xme_...`), polling included. A reload
+keeps the fragment, and so the widget. The older form, `?token=xme_...` in the query, still
+opens the widget for links already handed out (checked before the page is served; the access
+log blanks the value). The API takes an embed token for that one record only: its invoices,
+summary and pins, and the payments of invoices it sees; never a record PUT, never another token.
 
 Headers: a Content-Security-Policy that allows only this origin (no inline script, nothing
 from the internet) and lets the page be framed by EMBED_FRAME_ANCESTORS (CSP source list,
 default `*`, e.g. `https://crm.example.com https://*.example.org`); no Referer ever leaves
-the page (the URL holds the token); nothing is cached. EMBED_POLL_SECONDS (default 3) sets
+the page (a legacy URL holds the token); nothing is cached. EMBED_POLL_SECONDS (default 3) sets
 how often an open widget refreshes itself; EMBED_PER_PAGE (default 10) its page size.
 """
 
@@ -25,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -104,7 +110,7 @@ def issue(
         "exp": int(expires.timestamp()),
     }
     token = TOKEN_PREFIX + _serializer(secret).dumps(claims)
-    url = url_for("embed.page", kind=kind, external_id=external_id, token=token)
+    url = url_for("embed.page", kind=kind, external_id=external_id) + "#token=" + token  # never sent
     return EmbedToken(token, url, expires)
 
 
@@ -163,27 +169,25 @@ def _configure(state) -> None:
     config.setdefault("EMBED_PER_PAGE", min(settings.embed_per_page, MAX_PER_PAGE))
 
 
-@embed_bp.get(f"/<any({', '.join(KINDS)}):kind>/<external_id>")
+RECORD_PATH = f"/<any({', '.join(KINDS)}):kind>/<external_id>"
+
+
+@embed_bp.get(RECORD_PATH)
 def page(kind: str, external_id: str):
+    """The widget: a shell whose script reads its token from the URL's fragment, or, for links
+    in the older form (`?token=`), the widget for the token in the query, checked first."""
     token = request.args.get("token", "")
-    if not token:
-        return _refused(401, "This invoice view needs a link from your CRM.")
-    runtime = current_app.extensions["xm"]
-    try:
-        with runtime.read_sessions() as s:
-            caller = read(s, runtime.settings.secret_key, token, datetime.now(UTC))
-    except EmbedDisabled:
-        return _refused(503, "Invoice views are not enabled on this server.")
-    except BadEmbedToken:
-        return _refused(401, "This invoice view has expired. Reload the page in your CRM to see it again.")
-    if len(external_id) > ID_MAX or not caller.sees_record(kind, external_id):
-        return _refused(404, "This link is for a different record.")
+    if token:
+        refusal = _refusal(kind, external_id, token)
+        if refusal:
+            return _refused(*refusal)
     placeholder = "__invoice__"
     return render_template(
         "widget/page.html",
         views=VIEWS,
         kind=kind,
         token=token,
+        access_url=url_for("embed.access", kind=kind, external_id=external_id),
         list_url=url_for("api.list_invoices", kind=kind, external_id=external_id),
         summary_url=url_for("api.summary", kind=kind, external_id=external_id),
         pin_url=url_for("api.pin", kind=kind, external_id=external_id, invoice_id=placeholder),
@@ -192,6 +196,37 @@ def page(kind: str, external_id: str):
         poll_ms=int(current_app.config["EMBED_POLL_SECONDS"] * 1000),
         per_page=current_app.config["EMBED_PER_PAGE"],
     )
+
+
+@embed_bp.post(f"{RECORD_PATH}/access")
+def access(kind: str, external_id: str):
+    """Whether the bearer (the token the page read from its fragment) opens this record:
+    204, or the refusal the page shows (401, 404, 503) with its message."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    refusal = _refusal(kind, external_id, token) if token else (401, NO_LINK)
+    if refusal:
+        status, message = refusal
+        return jsonify(error=message), status
+    return "", 204
+
+
+NO_LINK = "This invoice view needs a link from your CRM."
+
+
+def _refusal(kind: str, external_id: str, token: str) -> tuple[int, str] | None:
+    """Why `token` does not open this record's widget, as (status, message); None if it does."""
+    runtime = current_app.extensions["xm"]
+    try:
+        with runtime.read_sessions() as s:
+            caller = read(s, runtime.settings.secret_key, token, datetime.now(UTC))
+    except EmbedDisabled:
+        return 503, "Invoice views are not enabled on this server."
+    except BadEmbedToken:
+        return 401, "This invoice view has expired. Reload the page in your CRM to see it again."
+    if len(external_id) > ID_MAX or not caller.sees_record(kind, external_id):
+        return 404, "This link is for a different record."
+    return None
 
 
 def _refused(status: int, message: str) -> tuple[str, int]:
@@ -207,6 +242,6 @@ def _headers(response: Response) -> Response:
     )
     response.headers["Referrer-Policy"] = "no-referrer"  # the page's URL carries its token
     response.headers["X-Content-Type-Options"] = "nosniff"
-    if request.endpoint == "embed.page":
+    if request.endpoint in ("embed.page", "embed.access"):
         response.headers["Cache-Control"] = "no-store"
     return response

@@ -86,7 +86,7 @@ def test_a_workspace_key_gets_a_token_and_the_widget_url_for_an_hour(api, ws):
     for key in (a.admin_key, a.read_key):
         body = issue(api, key).json
         assert body["token"].startswith("xme_")
-        assert body["url"].startswith("/embed/contacts/c1?token=xme_")
+        assert body["url"] == "/embed/contacts/c1#token=" + body["token"]  # the fragment: never sent
         assert datetime.fromisoformat(body["expires_at"]) == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
@@ -236,10 +236,11 @@ def test_a_token_dies_with_the_key_that_issued_it(api, ws, sessions):
 
 def test_the_page_serves_the_widget_for_its_record_with_a_strict_policy(api, ws):
     url = issue(api, ws[0].read_key).json["url"]
-    response = api.client.get(url)
+    response = api.client.get(url.partition("#")[0])  # what a browser asks for: no fragment
     assert response.status_code == 200 and response.mimetype == "text/html"
     html = response.get_data(as_text=True)
-    assert 'id="invoice-list"' in html and "data-token=\"xme_" in html
+    assert 'id="invoice-list"' in html and "xme_" not in html  # the script reads the fragment
+    assert 'data-access-url="/embed/contacts/c1/access"' in html
     csp = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "frame-ancestors *" in csp
     assert "unsafe-inline" not in csp and "X-Frame-Options" not in response.headers
@@ -249,18 +250,66 @@ def test_the_page_serves_the_widget_for_its_record_with_a_strict_policy(api, ws)
         assert script.status_code == 200 and "Content-Security-Policy" in script.headers
 
 
-def test_the_page_refuses_missing_expired_and_other_records_tokens(api, ws):
+def test_a_link_in_the_older_query_form_still_opens_the_widget(api, ws):
+    token = token_for(api, ws[0].read_key)
+    response = api.client.get(f"/embed/contacts/c1?token={token}")
+    assert response.status_code == 200 and f'data-token="{token}"' in response.get_data(as_text=True)
+    assert response.headers["Referrer-Policy"] == "no-referrer" and response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_page_in_the_older_form_refuses_expired_and_other_records_tokens(api, ws):
     with freeze_time("2026-11-25 09:00:00"):
-        url = issue(api, ws[0].read_key).json["url"]
-        token = url.split("token=")[1]
-    assert api.client.get("/embed/contacts/c1").status_code == 401
+        token = token_for(api, ws[0].read_key)
     with freeze_time("2026-11-25 09:30:00"):  # within the token's hour, whatever the real clock says
         assert api.client.get(f"/embed/contacts/c2?token={token}").status_code == 404
         assert api.client.get(f"/embed/accounts/c1?token={token}").status_code == 404
     with freeze_time("2026-11-25 10:00:01"):
-        response = api.client.get(url)
+        response = api.client.get(f"/embed/contacts/c1?token={token}")
         assert response.status_code == 401 and 'id="state-error"' in response.get_data(as_text=True)
         assert "expired" in response.get_data(as_text=True)
+
+
+def access(api, path: str, token: str | None):
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    return api.client.post(f"{path}/access", headers=headers)
+
+
+def test_the_access_check_opens_the_tokens_own_record_only(api, ws):
+    with freeze_time("2026-11-25 09:00:00"):
+        token = token_for(api, ws[0].read_key)
+    with freeze_time("2026-11-25 09:30:00"):
+        ok = access(api, "/embed/contacts/c1", token)
+        assert ok.status_code == 204 and ok.headers["Cache-Control"] == "no-store"
+        for path in ("/embed/contacts/c2", "/embed/accounts/c1", "/embed/contacts/" + "x" * 300):
+            other = access(api, path, token)
+            assert other.status_code == 404 and other.json["error"] == "This link is for a different record.", path
+    with freeze_time("2026-11-25 10:00:01"):
+        late = access(api, "/embed/contacts/c1", token)
+        assert late.status_code == 401 and "expired" in late.json["error"]
+
+
+@pytest.mark.parametrize("token", [None, "", "xme_forged", "xm_an-api-key", "xme_" + "a" * 5000])
+def test_the_access_check_refuses_a_missing_or_bad_token_with_a_message(api, token):
+    response = access(api, "/embed/contacts/c1", token)
+    assert response.status_code == 401 and response.json["error"]
+
+
+def test_the_access_check_ends_with_the_key_that_issued_the_token(api, ws, sessions):
+    token = token_for(api, ws[0].read_key)
+    assert access(api, "/embed/contacts/c1", token).status_code == 204
+    with transaction(sessions) as s:
+        s.execute(update(ApiKey).where(ApiKey.workspace_id == ws[0].id, ApiKey.scope == "read")
+                  .values(revoked_at=datetime.now(UTC)))
+    assert access(api, "/embed/contacts/c1", token).status_code == 401
+
+
+def test_the_access_check_without_a_secret_key_says_embeds_are_off(database_url, ws):
+    app = create_app(Settings(database_url=database_url, xero_api_url="http://127.0.0.1:9"))
+    try:
+        response = app.test_client().post("/embed/contacts/c1/access", headers={"Authorization": "Bearer xme_x"})
+        assert response.status_code == 503 and "not enabled" in response.json["error"]
+    finally:
+        close_app(app)
 
 
 def test_frame_ancestors_come_from_the_environment(database_url, ws, monkeypatch):

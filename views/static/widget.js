@@ -1,6 +1,11 @@
 /* The invoice widget: reads the record's summary and invoices from the JSON API with the
  * page's embed token, renders them, and polls so that changes in Xero show without a reload.
  *
+ * The token comes in the URL's fragment (`#token=xme_...`, never sent to any server); the page
+ * first asks the server whether it opens this record (POST data-access-url, the token as the
+ * bearer) and shows the refusal if not. A page opened by an older `?token=` link carries the
+ * token in data-token instead, checked by the server before it served the page.
+ *
  * Money arrives as exact decimal strings and is only ever formatted (Intl.NumberFormat
  * takes the string as it is); no arithmetic on amounts happens here. A poll re-renders only
  * what changed: rows are keyed by invoice id and kept when their data is the same, so focus
@@ -35,7 +40,8 @@
   var summarySeq = 0;
   var pollTimer = null;
   var polling = false;
-  var stopped = false;             // the token is no good any more: stop asking
+  var token = cfg.token || fromFragment();
+  var stopped = !cfg.token;        // the token is no good (any more), or not yet checked: do not ask
   var payments = new Map();        // invoice id -> {key, data | promise}
   var openPopover = null;          // invoice id whose payments popover is open
   var loadingTimer = null;
@@ -57,7 +63,7 @@
   function call(method, url) {
     return fetch(url, {
       method: method,
-      headers: { "Authorization": "Bearer " + cfg.token, "Accept": "application/json" },
+      headers: { "Authorization": "Bearer " + token, "Accept": "application/json" },
       cache: "no-store",
       credentials: "omit"
     }).then(function (response) {
@@ -765,8 +771,53 @@
     if (event.key === "Escape" && openPopover) closePopover();
   });
 
-  // --- start -------------------------------------------------------------------------------
+  // --- start: the token from the fragment, checked first -------------------------------------
+
+  function fromFragment() {
+    return new URLSearchParams(window.location.hash.replace(/^#/, "")).get("token") || "";
+  }
+
+  // Resolves to the server's refusal (a message), or to null when the widget may start: a
+  // network failure or an unexpected answer starts it too, and the API calls then say why.
+  function checkAccess() {
+    var headers = { "Accept": "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    return fetch(cfg.accessUrl, { method: "POST", headers: headers, cache: "no-store", credentials: "omit" })
+      .then(function (response) {
+        if (response.ok || [401, 404, 503].indexOf(response.status) < 0) return null;
+        return response.json().then(function (body) { return body.error || response.statusText; },
+                                    function () { return response.statusText; });
+      }, function () { return null; });
+  }
+
+  // The page as the server renders a refused link: the reason, and nothing else.
+  function refuse(message) {
+    stop();
+    showLoading(false);
+    var box = document.createElement("div");
+    box.id = "state-error";
+    box.className = "state state-error";
+    box.setAttribute("role", "alert");
+    var title = document.createElement("p");
+    title.className = "state-title";
+    title.textContent = "Invoices unavailable";
+    var text = document.createElement("p");
+    text.className = "state-text";
+    text.textContent = message;
+    box.appendChild(title);
+    box.appendChild(text);
+    root.textContent = "";
+    root.appendChild(box);
+  }
 
   showLoading(true);
-  refresh().then(schedule);
+  if (cfg.token) {
+    refresh().then(schedule);
+  } else {
+    checkAccess().then(function (refusal) {
+      if (refusal) return refuse(refusal);
+      stopped = false;
+      refresh().then(schedule);
+    });
+  }
 })();
