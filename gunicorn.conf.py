@@ -4,6 +4,11 @@ gthread workers, and beside them the intake writer process (webhook/writer.py), 
 the webhook deliveries of every worker: the master starts it before the first worker and stops
 it after the last. INTAKE_WRITER=in-process leaves the commits to each worker's own writer
 thread instead (webhook/batcher.py).
+
+Its logs carry no credential: `RedactingLogger` blanks, in the access log and the error log
+alike, the values of URL parameters named like a secret (the widget's legacy `?token=`, an
+admin link's `?ticket=`, OAuth's `?code=` and `&state=`), Bearer strings and JWTs, and any
+header atom such as `%({authorization}i)s` or `%({cookie}i)s` a custom format might name.
 """
 import contextlib
 import gc
@@ -14,6 +19,9 @@ import sys
 import tempfile
 import time
 
+from gunicorn.glogging import Logger, SafeAtoms
+
+from infra import logs, redact
 from infra.settings import Settings
 from webhook import cpus
 
@@ -23,6 +31,36 @@ workers = _settings.web.workers
 threads = _settings.web.threads
 bind = f"0.0.0.0:{_settings.web.port}"
 accesslog = _settings.web.access_log  # WEB_ACCESS_LOG set empty: no access log
+
+
+class RedactedAtoms(SafeAtoms):
+    """The access log's atoms, each scrubbed as the format reads it."""
+
+    def __getitem__(self, name):
+        value = super().__getitem__(name)
+        if not isinstance(value, str):
+            return value
+        name = name.lower()
+        if name in ("q", "{query_string}e"):
+            return redact.query(value)
+        if name.startswith("{") and redact.SECRET_HEADER.search(name):
+            return redact.REDACTED
+        return redact.url(value)  # %(r)s, %(f)s (a Referer), %({raw_uri}e)s ...
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, with every credential blanked before a line is written."""
+
+    atoms_wrapper_class = RedactedAtoms
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):  # "Error handling request GET /x?ticket=..." too
+            if not any(isinstance(f, logs.Redact) for f in log.filters):
+                log.addFilter(logs.Redact())
+
+
+logger_class = RedactingLogger
 
 SWITCH_INTERVAL = 0.001  # seconds: sys.setswitchinterval in every worker (CPython's default is 0.005)
 WRITER_START_SECONDS = 30  # how long the intake writer may take to listen

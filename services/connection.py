@@ -342,10 +342,13 @@ class ConnectionService:
         (NothingToRemove if the workspace has no connection). A pending connection is discarded
         only by the admin session that consented, or by any admin once that session has ended
         (PendingElsewhere otherwise)."""
-        with transaction(self.rt.sessions) as s:
+        with self.rt.sessions() as s:
             starter = lifecycle.pending_session(s, workspace_id)
-            if starter and (session_id is None or digest(session_id) != starter) \
-                    and admin_sessions.alive(self.rt.redis, self.rt.sessions, starter):
+        if starter and (session_id is None or digest(session_id) != starter) \
+                and admin_sessions.alive(self.rt.redis, self.rt.sessions, starter):
+            raise PendingElsewhere(PENDING_ELSEWHERE)
+        with transaction(self.rt.sessions) as s:
+            if lifecycle.pending_session(s, workspace_id) != starter:  # another consent came in meanwhile
                 raise PendingElsewhere(PENDING_ELSEWHERE)
             detached = lifecycle.detach(s, self._box(), workspace_id, self.now())
         if detached is None:

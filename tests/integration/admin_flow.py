@@ -103,12 +103,30 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def open_session(app, workspace: Workspace):
+def mint_link(app, workspace: Workspace) -> str:
+    """The one-time admin link the CRM would hand over (`POST /admin/sessions` with the admin key)."""
+    answer = app.test_client().post("/admin/sessions", headers=bearer(workspace.admin_key))
+    assert answer.status_code == 201
+    return answer.get_json()["url"]
+
+
+def open_session(app, workspace: Workspace, browser=None):
     """A browser holding the admin session the CRM handed over (ticket spent)."""
-    browser = app.test_client()
-    ticket_url = app.test_client().post("/admin/sessions", headers=bearer(workspace.admin_key)).get_json()["url"]
-    assert browser.get(ticket_url).status_code == 303
+    browser = browser or app.test_client()
+    assert browser.get(mint_link(app, workspace)).status_code == 303
     return browser
+
+
+def session_cookie(browser) -> str:
+    """The admin session cookie's value, as someone who copied it would hold it."""
+    cookie = browser.get_cookie("xm_admin", path="/admin")
+    assert cookie is not None
+    return cookie.value
+
+
+def texts(answer) -> dict[str, str]:
+    """The elements with ids of any answer's page, as text."""
+    return {k: " ".join(v.split()) for k, v in parse(answer.get_data(as_text=True)).text.items()}
 
 
 class _Forms(HTMLParser):
