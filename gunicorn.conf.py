@@ -22,10 +22,10 @@ import time
 from gunicorn.glogging import Logger, SafeAtoms
 
 from infra import logs, redact
-from infra.settings import Settings
+from infra.settings import from_env_or_exit
 from webhook import cpus
 
-_settings = Settings.from_env()  # the master's; a bad setting stops the server before it starts
+_settings = from_env_or_exit()  # the master's; a refused setting stops the server (one line) before it starts
 worker_class = "gthread"
 workers = _settings.web.workers
 threads = _settings.web.threads

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Flask
 
 from infra import logs
-from infra.settings import Settings
+from infra.settings import Settings, from_env_or_exit
 from ops import cli
 from services.runtime import Runtime
 from views.admin import bp as admin_bp
@@ -20,9 +20,11 @@ from webhook.routes import bp as webhook_bp
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings.from_env()
+    settings = settings or from_env_or_exit()  # a refused setting: one line on stderr, exit 1
     logs.configure()  # JSON lines on stderr, secrets redacted
     app = Flask(__name__)
+    if settings.trusted_hosts:  # any other Host header is answered 400, before any view
+        app.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts)
     app.extensions["xm"] = Runtime(settings)
     app.register_blueprint(webhook_bp)
     app.register_blueprint(api_bp)

@@ -20,6 +20,7 @@ failure it is, so a caller can catch a kind without knowing every module:
     │     xero.identity.IdentityError (IdentityRefused, IdentityUnavailable),
     │     xero.translate.TranslationError
     ├── Throttled                  our own rate governor says wait (worker.governor.Throttled)
+    ├── ConfigError                a setting is missing, malformed or too weak: the process will not start
     └── OperationError             an operator's or admin's request failed
           ops.commands.OpsError, services.connection.ConnectError
 
@@ -51,6 +52,11 @@ class StorageError(MirrorError):
 
 class UpstreamError(MirrorError):
     """Xero answered badly or not at all."""
+
+
+class ConfigError(MirrorError, ValueError):
+    """A setting is missing, malformed or too weak for where it runs (infra.settings): the
+    process refuses to start, and its message is one line that names the variable."""
 
 
 class OperationError(MirrorError):

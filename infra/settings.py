@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from infra.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE = f"sqlite:///{ROOT / 'var' / 'xero-mirror.db'}"
@@ -78,6 +82,10 @@ class Settings:
     embed_frame_ancestors: str = "*"  # CSP frame-ancestors: who may frame the widget
     embed_poll_seconds: float = 3.0  # how often an open widget refreshes itself
     embed_per_page: int = 10  # the widget's page size
+    app_env: str = ""  # APP_ENV: "production" refuses weak settings (`production_refusal`)
+    trusted_hosts: tuple[str, ...] = ()  # TRUSTED_HOSTS: the Host headers answered (Flask's); () = any
+    metrics_token: str = field(default="", repr=False)  # METRICS_TOKEN: /metrics's bearer; "" = open
+    metrics_public: bool = False  # METRICS_PUBLIC=1: production may serve /metrics without a token
     xero_limits: XeroLimits = field(default_factory=XeroLimits)
     worker: WorkerOptions = field(default_factory=WorkerOptions)
     web: WebServer = field(default_factory=WebServer)
@@ -93,7 +101,7 @@ class Settings:
             return value or default
 
         keys = tuple(k.strip() for k in env.get("TOKEN_KEYS", "").split(",") if k.strip())
-        return cls(
+        settings = cls(
             database_url=get("DATABASE_URL", defaults.database_url),
             redis_url=env.get("REDIS_URL", "").strip() or None,
             xero_client_id=get("XERO_CLIENT_ID", ""),
@@ -115,7 +123,82 @@ class Settings:
             xero_limits=_xero_limits(env),
             worker=_worker_options(env),
             web=_web_server(env),
+            app_env=app_env(env.get("APP_ENV", "")),
+            trusted_hosts=tuple(h.strip() for h in env.get("TRUSTED_HOSTS", "").split(",") if h.strip()),
+            metrics_token=get("METRICS_TOKEN", ""),
+            metrics_public=_flag(env, "METRICS_PUBLIC"),
         )
+        refusal = settings.production_refusal()
+        if refusal:
+            raise ConfigError(refusal)
+        return settings
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether cookies we set say `Secure`: in production, or behind an https PUBLIC_URL."""
+        return self.production or self.public_url.startswith("https://")
+
+    def production_refusal(self) -> str | None:
+        """Why production (APP_ENV=production) must not start with these settings, in one line
+        naming the variable; None when it may, and always None outside production."""
+        if not self.production:
+            return None
+        if len(self.secret_key.encode()) < MIN_SECRET_BYTES:
+            return (f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        public = urlsplit(self.public_url)
+        if public.scheme != "https" or not public.hostname:
+            return "PUBLIC_URL must be this server's https:// address in production, e.g. https://mirror.example.com"
+        wide = [source for source in self.embed_frame_ancestors.split(" ") if _any_site(source)]
+        if wide:  # unset is "*"
+            return (f"EMBED_FRAME_ANCESTORS must name the CRM origins that may frame the widget in "
+                    f"production (e.g. https://crm.example.com), not unset or {wide[0]!r}")
+        if not self.metrics_token and not self.metrics_public:
+            return ("METRICS_TOKEN must be set in production (the bearer /metrics asks for), "
+                    "or METRICS_PUBLIC=1 to serve /metrics to anyone")
+        if self.metrics_token and len(self.metrics_token.encode()) < MIN_SECRET_BYTES:
+            return f"METRICS_TOKEN must be at least {MIN_SECRET_BYTES} bytes in production"
+        return None
+
+
+MIN_SECRET_BYTES = 32  # SECRET_KEY's and METRICS_TOKEN's least length in production
+APP_ENVS = ("production", "development", "test")
+
+
+def app_env(value: str) -> str:
+    """APP_ENV, checked: empty, or one of APP_ENVS (a misspelt `prod` must not skip the checks)."""
+    value = value.strip().lower()
+    if value and value not in APP_ENVS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)} (or unset), not {value!r}")
+    return value
+
+
+def _any_site(source: str) -> bool:
+    """A frame-ancestors source that lets any site frame us: `*`, a bare scheme, `https://*`."""
+    return source == "*" or source.endswith(":") or source.split("://", 1)[-1] == "*"
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, not {value!r}")
+
+
+def from_env_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """`Settings.from_env` for a process's entry point: a setting it refuses ends the process
+    (status 1) with its one line on stderr, not a traceback."""
+    try:
+        return Settings.from_env(environ)
+    except ConfigError as error:
+        print(f"xero-mirror will not start: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 def _xero_limits(env: Mapping[str, str]) -> XeroLimits:
@@ -189,7 +272,7 @@ def frame_ancestors(value: str) -> str:
     directive early (";", ",", quotes other than 'self'/'none') is refused at start-up."""
     value = " ".join(value.split()) or "*"
     if not all(_SOURCE.fullmatch(part) for part in value.split(" ")):
-        raise ValueError(f"EMBED_FRAME_ANCESTORS is not a CSP source list: {value!r}")
+        raise ConfigError(f"EMBED_FRAME_ANCESTORS is not a CSP source list: {value!r}")
     return value
 
 
@@ -200,7 +283,7 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a number from {low} to {high}") from None
+        raise ConfigError(f"{name} must be a number from {low} to {high}") from None
     if not low <= value <= high:
-        raise ValueError(f"{name} must be a number from {low} to {high}")
+        raise ConfigError(f"{name} must be a number from {low} to {high}")
     return value

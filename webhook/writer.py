@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from infra import logs
-from infra.settings import Settings
+from infra.settings import from_env_or_exit
 from services.runtime import Runtime
 from webhook import batcher, cpus
 
@@ -320,7 +320,7 @@ def listen(path: str) -> socket.socket:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings.from_env()  # a bad setting stops us here, before anything listens
+    settings = from_env_or_exit()  # a bad setting stops us here (one line), before anything listens
     parser = argparse.ArgumentParser(prog="python -m webhook.writer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--socket", default=settings.intake_socket,

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
 
 from infra import logs, queue
-from infra.settings import Settings
+from infra.settings import Settings, from_env_or_exit
 
 log = logging.getLogger("worker")
 REDIS_RECONNECT_MAX_SECONDS = 4.0
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure(args.log_level)  # JSON lines, secrets redacted
 
-    settings = Settings.from_env()
+    settings = from_env_or_exit()  # a refused setting: one line on stderr, exit 1
     if not settings.redis_url:
         print("REDIS_URL is not set (make demo starts an embedded Redis and sets it)", file=sys.stderr)
         return 2

@@ -25,9 +25,6 @@ from webhook.signature import sign
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "procfile-webhook-key"
-# the Procfile runs APP_ENV=production, which refuses to start without these (infra/settings.py)
-PRODUCTION = {"SECRET_KEY": "procfile-secret-key-0123456789abcdef", "PUBLIC_URL": "https://mirror.example.com",
-              "EMBED_FRAME_ANCESTORS": "https://crm.example.com", "METRICS_TOKEN": "procfile-metrics-token-0123456789ab"}
 # What production (the Procfile's APP_ENV=production) insists on, so that the web line starts.
 PRODUCTION = {
     "SECRET_KEY": "procfile-secret-key-procfile-secret-key-0123456789",
@@ -65,7 +62,7 @@ def running_web(database_url: str, redis_url: str, log: Path, **extra: str) -> I
     of its first 200 from /healthz; stopped with SIGTERM to its process group on the way out."""
     port = free_port()
     env = {**os.environ, **PRODUCTION, "PORT": str(port), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "XERO_WEBHOOK_KEY": KEY, "WEB_THREADS": "4", **PRODUCTION,
+           "XERO_WEBHOOK_KEY": KEY, "WEB_THREADS": "4",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
     with open(log, "wb") as out:
         web = subprocess.Popen(["bash", "-c", web_command()], cwd=ROOT, env=env, stdout=out,
