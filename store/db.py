@@ -1,11 +1,19 @@
-"""Engine and session construction; SQLite gets WAL and foreign keys, PostgreSQL psycopg 3."""
+"""Engine and session construction; SQLite gets WAL and foreign keys, PostgreSQL psycopg 3.
+
+A SQLite database file is readable and writable by its owner only (0600), made so before the
+first connection: SQLite gives the WAL and shared-memory files it creates the database file's
+own mode, and any left from before are narrowed too. The mirror holds customers' names,
+addresses and invoices, and the sealed Xero tokens."""
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +31,7 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:
     kwargs.setdefault("json_serializer", jsontext.dumps)
     kwargs.setdefault("json_deserializer", jsontext.loads)
     if url.startswith("sqlite"):
+        owner_only(url)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
@@ -34,6 +43,30 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+OWNER_ONLY = stat.S_IRUSR | stat.S_IWUSR  # 0600
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def owner_only(url: str) -> None:
+    """Create the SQLite database file of `url` if missing, and make it and its companions
+    (WAL, shared memory, rollback journal) 0600. In-memory databases are left alone; so is a
+    file another user owns (chmod would fail: SQLite then opens it as it is)."""
+    database = make_url(url).database or ""
+    if not database or database == ":memory:" or database.startswith("file:") or "mode=memory" in url:
+        return
+    path = os.path.abspath(database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY))  # umask only narrows
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # no such directory, or not ours to write: SQLite says so on connecting
+    for suffix in SQLITE_COMPANIONS:
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if stat.S_IMODE(os.stat(path + suffix).st_mode) & ~OWNER_ONLY:
+                os.chmod(path + suffix, OWNER_ONLY)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

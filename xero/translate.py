@@ -72,8 +72,28 @@ def _updated(obj: dict) -> datetime:
     return moment
 
 
-# Kept out of the mirror's raw copies: nothing reads them, and they are not ours to hold.
-PRIVATE_CONTACT_FIELDS = ("BankAccountDetails", "TaxNumber", "BatchPayments")
+# Kept out of the mirror's raw copies, at any depth (a contact, the contact an invoice or a
+# payment carries, a payment's batch): nothing reads them, and they are not ours to hold.
+PRIVATE_FIELDS = frozenset({
+    "BankAccountDetails",  # a contact's bank account
+    "BankAccountNumber", "BankAccountName",  # BatchPayments' and a batch payment's
+    "BatchPayments",  # a contact's batch payment details: bank account, particulars, code
+    "TaxNumber",  # a contact's tax (VAT, GST, ABN) number
+})
+
+
+def private_removed(value: Any) -> Any:
+    """`value` (a Xero JSON object or array) without PRIVATE_FIELDS anywhere in it; objects
+    that held none are returned as they are, not copied."""
+    if isinstance(value, dict):
+        kept = {k: private_removed(v) for k, v in value.items() if k not in PRIVATE_FIELDS}
+        if len(kept) == len(value) and all(kept[k] is value[k] for k in kept):
+            return value
+        return kept
+    if isinstance(value, list):
+        items = [private_removed(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
 
 
 def contact_row(tenant_id: str, raw: dict) -> dict[str, Any]:
@@ -89,7 +109,7 @@ def contact_row(tenant_id: str, raw: dict) -> dict[str, Any]:
         "contact_status": _text(raw.get("ContactStatus")),
         "merged_to_contact_id": merged_to(raw),
         "updated_utc": _updated(raw),
-        "raw": {k: v for k, v in raw.items() if k not in PRIVATE_CONTACT_FIELDS},
+        "raw": private_removed(raw),
     }
 
 
@@ -146,7 +166,7 @@ def invoice_row(tenant_id: str, raw: dict) -> dict[str, Any]:
         "reference": _text(raw.get("Reference")),
         "fully_paid_on": ms_date(raw.get("FullyPaidOnDate")),
         "updated_utc": _updated(raw),
-        "raw": {k: v for k, v in raw.items() if k not in UNREAD_INVOICE_FIELDS},
+        "raw": private_removed({k: v for k, v in raw.items() if k not in UNREAD_INVOICE_FIELDS}),
     }
 
 
@@ -173,7 +193,7 @@ def installment_rows(tenant_id: str, invoice_raw: dict) -> list[dict[str, Any]]:
                 "status": "AUTHORISED",
                 "payment_type": _text(raw.get("PaymentType")),
                 "updated_utc": None,
-                "raw": raw,
+                "raw": private_removed(raw),
             }
         )
     return rows
@@ -233,5 +253,5 @@ def payment_row(tenant_id: str, raw: dict) -> dict[str, Any]:
         "status": str(raw.get("Status") or "AUTHORISED"),
         "payment_type": _text(raw.get("PaymentType")),
         "updated_utc": _updated(raw),
-        "raw": raw,
+        "raw": private_removed(raw),
     }
