@@ -69,12 +69,16 @@ def test_every_admin_page_names_the_workspace_it_acts_for(app, emulator):
     choose = dance(browser, granted)  # two organisations granted: the choice page
     assert choose.status_code == 200 and "tenant-choice" in choose.get_data(as_text=True)
     assert texts(choose)["workspace-name"] == "Kauri Accounting"
+    picked = browser.post("/admin/xero/choose", data={"csrf": csrf(browser), "tenant_id": granted[0]})
+    assert picked.status_code == 303 and "save" in shown(browser), "the choosing session consented: it may save"
 
     refused = browser.post("/admin/xero/save", data={"csrf": "wrong"})  # a refusal page, still named
     assert refused.status_code == 403 and texts(refused)["workspace-name"] == "Kauri Accounting"
 
     as_json = app.test_client().get("/admin/xero", headers=bearer(ws.admin_key)).get_json()
     assert as_json["workspace"] == {"id": ws.id, "name": "Kauri Accounting"}
+    assert browser.post("/admin/xero/save", data={"csrf": csrf(browser)}).status_code == 303
+    assert rows(app) == [(ws.id, granted[0], "active")]
 
 
 # --- links to another workspace -----------------------------------------------------------------------
