@@ -9,9 +9,11 @@ failure it is, so a caller can catch a kind without knowing every module:
     │     views.saved_views.UnknownView / UnknownType,
     │     views.widget.BadEmbedToken / EmbedDisabled
     ├── NotFound                   what the caller named is not there
-    │     store.connections.NoConnection, store.records.NotConnected
+    │     store.connections.NoConnection, store.records.NotConnected,
+    │     store.workspaces.UnknownKey
     ├── Conflict                   the state of things forbids the request
-    │     store.lifecycle.LifecycleError (TenantTaken, WorkspaceTaken, NothingPending)
+    │     store.lifecycle.LifecycleError (TenantTaken, WorkspaceTaken, NothingPending,
+    │       NothingToRemove, PendingElsewhere), store.workspaces.AlreadyRevoked
     ├── StorageError               our database, Redis or sealed secrets would not serve
     │     webhook.batcher.NotStored, store.secrets.SecretsError
     ├── UpstreamError              Xero answered badly or not at all
@@ -20,9 +22,11 @@ failure it is, so a caller can catch a kind without knowing every module:
     │     xero.identity.IdentityError (IdentityRefused, IdentityUnavailable),
     │     xero.translate.TranslationError
     ├── Throttled                  our own rate governor says wait (worker.governor.Throttled)
-    ├── ConfigError                a setting is missing, malformed or too weak: the process will not start
+    ├── ConfigError                a setting is missing, malformed or too weak: the process
+    │                              will not start (infra.settings)
     └── OperationError             an operator's or admin's request failed
-          ops.commands.OpsError, services.connection.ConnectError
+          ops.commands.OpsError, services.connection.ConnectError (StateRefused,
+          ConsentFailed, NothingGranted, ChoiceExpired, NoneChosen)
 
 Where an exception was also a `ValueError` or `LookupError` before this tree existed, it still
 is (its class names both bases), so no `except` anywhere changed meaning.

@@ -31,7 +31,8 @@ pytest_plugins = ["tests.worker_support", "tests.ops_support"]
 @pytest.fixture(autouse=True)
 def _scrub_env(monkeypatch):
     """Tests build their settings explicitly; nothing leaks in from the shell."""
-    for name in ("XERO_CLIENT_ID", "XERO_CLIENT_SECRET", "XERO_WEBHOOK_KEY", "TOKEN_KEYS"):
+    for name in ("XERO_CLIENT_ID", "XERO_CLIENT_SECRET", "XERO_WEBHOOK_KEY", "TOKEN_KEYS",
+                 "APP_ENV", "METRICS_TOKEN", "METRICS_PUBLIC", "TRUSTED_HOSTS"):
         monkeypatch.delenv(name, raising=False)
 
 
