@@ -83,7 +83,7 @@ class ApiError(InputError):
 
 
 @bp.errorhandler(ApiError)
-def _api_error(e: ApiError):
+def api_error(e: ApiError):
     response = jsonify(error=e.message)
     response.status_code = e.status
     if e.status == 401:
@@ -92,7 +92,7 @@ def _api_error(e: ApiError):
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(e: HTTPException):
+def http_error(e: HTTPException):
     response = jsonify(error=e.description or e.name)
     response.status_code = e.code or 500
     return response

@@ -18,9 +18,9 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from infra.errors import InputError
 from store import workspaces
 from store.db import transaction
+from views import api
 
 bp = Blueprint("keys", __name__, url_prefix="/api/v1/keys")
 
@@ -28,27 +28,8 @@ KEY_ID = re.compile(r"[0-9]{1,9}")
 BODY_MAX = 1024  # {"role": "admin"} is 17 bytes
 
 
-class KeysError(InputError):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@bp.errorhandler(KeysError)
-def _keys_error(e: KeysError):
-    response = jsonify(error=e.message)
-    response.status_code = e.status
-    if e.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="xero-mirror"'
-    return response
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(e: HTTPException):
-    response = jsonify(error=e.description or e.name)
-    response.status_code = e.code or 500
-    return response
+bp.register_error_handler(api.ApiError, api.api_error)  # the same JSON refusals as the rest of /api/v1
+bp.register_error_handler(HTTPException, api.http_error)
 
 
 @bp.after_request
@@ -79,15 +60,15 @@ def revoke_key(key_id: str):
     with _session() as s:
         workspace_id, own_id = _admin(s)
         if not KEY_ID.fullmatch(key_id):
-            raise KeysError(404, "no such API key")
+            raise api.ApiError(404, "no such API key")
         if int(key_id) == own_id:
-            raise KeysError(409, "a key cannot revoke itself: revoke it with another admin key or the CLI")
+            raise api.ApiError(409, "a key cannot revoke itself: revoke it with another admin key or the CLI")
         try:
             record = workspaces.revoke_key(s, int(key_id), _now(), workspace_id=workspace_id)
         except workspaces.UnknownKey:
-            raise KeysError(404, "no such API key") from None
+            raise api.ApiError(404, "no such API key") from None
         except workspaces.AlreadyRevoked as e:
-            raise KeysError(409, str(e)) from None
+            raise api.ApiError(409, str(e)) from None
     return jsonify(_key_json(record))
 
 
@@ -107,22 +88,22 @@ def _admin(s: Session) -> tuple[int, int]:
     caller = workspaces.authenticate(s, key) if scheme.lower() == "bearer" else None
     key_id = workspaces.key_id_of(s, key) if caller else None
     if caller is None or key_id is None:
-        raise KeysError(401, "a valid admin API key is required: Authorization: Bearer <key>")
+        raise api.ApiError(401, "a valid admin API key is required: Authorization: Bearer <key>")
     if not caller.is_admin:
-        raise KeysError(403, "managing API keys needs an admin API key")
+        raise api.ApiError(403, "managing API keys needs an admin API key")
     return caller.workspace_id, key_id
 
 
 def _role() -> str:
     raw = request.stream.read(BODY_MAX + 1)
     if len(raw) > BODY_MAX:
-        raise KeysError(413, f"the body is over {BODY_MAX} bytes")
+        raise api.ApiError(413, f"the body is over {BODY_MAX} bytes")
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict) or set(body) != {"role"} or body["role"] not in workspaces.SCOPES:
-        raise KeysError(400, 'the body must be {"role": "read"} or {"role": "admin"}')
+        raise api.ApiError(400, 'the body must be {"role": "read"} or {"role": "admin"}')
     return body["role"]
 
 
