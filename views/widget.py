@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from infra.errors import InputError
 from store import records
-from store.models import ApiKey, Invoice
+from store.models import ApiKey
 from store.workspaces import Caller
 from store.workspaces import key_hash as stored_key_hash  # the form api_keys.key_hash holds
 from views.openapi import ID_MAX, KINDS, MAX_PER_PAGE
@@ -141,13 +141,7 @@ def sees_invoice(session: Session, caller: EmbedCaller, tenant_id: str, invoice_
     record = records.find(session, caller.workspace_id, records.KINDS[caller.kind], caller.external_id)
     if record is None:
         return False
-    scope = records.resolve(session, record, tenant_id).scope
-    if invoice_id in scope.invoice_ids:
-        return True
-    contact_id = session.execute(
-        select(Invoice.contact_id).where(Invoice.tenant_id == tenant_id, Invoice.invoice_id == invoice_id)
-    ).scalar_one_or_none()
-    return contact_id is not None and contact_id in scope.contact_ids
+    return records.shows(session, record, tenant_id, invoice_id)
 
 
 def _serializer(secret: str) -> URLSafeSerializer:
