@@ -233,13 +233,16 @@ class Governor:
     def day_left(self, tenant_id: str) -> int:
         """Calls left today for this tenant, as far as we know (Xero's count or ours)."""
         now = self.clock()
-        own, xero = self.redis.mget([self._day_key(tenant_id, now), self._key(tenant_id, "xeroused")])
+        own, xero, learned = self.redis.mget(
+            [self._day_key(tenant_id, now), self._key(tenant_id, "xeroused"), self._key(tenant_id, "daylimit")]
+        )  # one round trip: the ticker asks this of every due tenant
+        limit = self.budget.per_day if self.budget.day_limit_set or not learned else int(learned)
         used = int(own or 0)
         if xero:
             xero_used, believed = (xero.decode() if isinstance(xero, bytes) else xero).split()
             if float(believed) > now:
                 used = max(used, int(xero_used))
-        return max(0, self.day_limit(tenant_id) - used)
+        return max(0, limit - used)
 
     # -- the calls a worker makes ---------------------------------------------------------
     def acquire(self, tenant_id: str, priority: str) -> Lease:
