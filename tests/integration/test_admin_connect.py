@@ -19,6 +19,7 @@ from infra import queue
 from store.models import Invoice, XeroConnection
 from store.secrets import SecretsError, TokenBox
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
+    remove_with_key,
     app,
     bearer,
     calls,
@@ -150,7 +151,7 @@ def test_tokens_rotate_reencrypts_under_the_newest_key_and_the_old_key_can_then_
         TokenBox([token_key]).open(sealed)  # really re-encrypted, not merely still readable
 
     only_new = create_app(settings.__class__(**{**settings.__dict__, "token_keys": (newest,)}))
-    answer = only_new.test_client().post("/admin/xero/remove", headers=bearer(ws.admin_key))
+    answer = remove_with_key(only_new.test_client(), ws.admin_key)
     assert answer.status_code == 200 and answer.get_json()["problems"] == []
     assert calls(emulator, "POST /connect/revocation", 200) == 1, "the token was readable with the newest key alone"
     close_app(only_new)
