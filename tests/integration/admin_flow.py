@@ -194,7 +194,8 @@ def remove_with_key(client, key: str, **kw):
     """Remove as a CRM's script would: ask what it would remove, then confirm that tenant id."""
     asked = client.get("/admin/xero/remove", headers=bearer(key), **kw)
     assert asked.status_code == 200, asked.get_json()
-    return client.post("/admin/xero/remove", headers=bearer(key), json={"confirm": asked.get_json()["remove"]["confirm"]})
+    confirm = asked.get_json()["remove"]["confirm"]
+    return client.post("/admin/xero/remove", headers=bearer(key), json={"confirm": confirm})
 
 
 def start_connect(browser) -> str:

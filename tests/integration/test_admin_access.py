@@ -6,7 +6,6 @@ from sqlalchemy import select
 
 from store.models import XeroConnection
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
-    remove_with_key,
     app,
     bare_app,
     bearer,
@@ -17,6 +16,7 @@ from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     new_workspace,
     open_session,
     redis,
+    remove_with_key,
     settings,
     shown,
     token_key,

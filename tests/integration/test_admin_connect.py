@@ -19,7 +19,6 @@ from infra import queue
 from store.models import Invoice, XeroConnection
 from store.secrets import SecretsError, TokenBox
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
-    remove_with_key,
     app,
     bearer,
     calls,
@@ -33,6 +32,7 @@ from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     open_session,
     parse,
     redis,
+    remove_with_key,
     run_worker,
     settings,
     shown,

@@ -10,12 +10,11 @@ from infra import queue
 from store.db import transaction
 from store.models import Contact, CrmRecord, InboxEvent, Invoice, Payment, Pin, RecordLink, SyncState, XeroConnection
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
-    remove_with_key,
-    confirm_remove,
     NOW,
     app,
     bearer,
     calls,
+    confirm_remove,
     connect_and_save,
     count,
     csrf,
@@ -25,6 +24,7 @@ from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     last_sequence,
     new_workspace,
     redis,
+    remove_with_key,
     run_worker,
     settings,
     shown,

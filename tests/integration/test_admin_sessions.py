@@ -12,13 +12,12 @@ from store import workspaces
 from store.db import transaction
 from store.models import Invoice, SyncState, XeroConnection
 from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
-    remove_with_key,
-    confirm_remove,
     NOW,
     app,
     bare_app,
     bearer,
     calls,
+    confirm_remove,
     consent,
     count,
     csrf,
@@ -28,6 +27,7 @@ from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     new_workspace,
     open_session,
     redis,
+    remove_with_key,
     session_cookie,
     settings,
     shown,
