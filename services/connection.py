@@ -18,9 +18,11 @@ Reconnect is connecting again: a consent for the workspace's own organisation (a
 needs reconnecting) holds its row again, mirrored data and all, until Save; a client-
 credentials connect of a connected organisation refreshes its token and makes it active.
 
-Remove: disconnect locally first (no worker can load the token any more), cancel the
-tenant's jobs, delete the Xero connection and revoke the refresh token, then purge the
-mirrored data. What could not be done at Xero is said in words; the local disconnect stands.
+Remove (after the admin confirmed which organisation): disconnect locally first (no worker
+can load the token any more), cancel the tenant's jobs, delete the Xero connection and revoke
+the refresh token, then purge the mirrored data and the workspace's pins of it; the CRM's
+records and their links stay. What could not be done at Xero is said in words; the local
+disconnect stands.
 
 The SQL is `store.lifecycle`'s and `store.connections`'s, the queue `infra.queue`'s, Xero
 `xero/`'s. No token ever reaches an error, a log line or an answer.
@@ -112,6 +114,7 @@ class Removed:
     tenant_name: str | None
     user_shared: bool  # Xero access was left unrevoked: the same Xero user connects another workspace
     problems: list[str]  # what could not be undone, in words
+    purged: lifecycle.Purged | None = None  # what was deleted of the mirror
 
 
 @dataclass(frozen=True)
@@ -337,20 +340,29 @@ class ConnectionService:
             return Saved(record, backfill_queued=False)
         return Saved(record, backfill_queued=True)
 
-    def remove(self, workspace_id: int, session_id: str | None) -> Removed:
-        """Disconnect, cancel the tenant's jobs, undo the grant at Xero, purge the mirrored data
-        (NothingToRemove if the workspace has no connection). A pending connection is discarded
-        only by the admin session that consented, or by any admin once that session has ended
-        (PendingElsewhere otherwise)."""
+    def may_remove(self, workspace_id: int, session_id: str | None) -> str | None:
+        """Whether this caller may remove (or discard) the workspace's connection: the digest of
+        the session whose consent is pending (None if nothing is), or PendingElsewhere when
+        that is another admin session that still stands."""
         with self.rt.sessions() as s:
             starter = lifecycle.pending_session(s, workspace_id)
         if starter and (session_id is None or digest(session_id) != starter) \
                 and admin_sessions.alive(self.rt.redis, self.rt.sessions, starter):
             raise PendingElsewhere(PENDING_ELSEWHERE)
+        return starter
+
+    def remove(self, workspace_id: int, session_id: str | None, confirmed: str | None = None) -> Removed:
+        """Disconnect, cancel the tenant's jobs, undo the grant at Xero, purge the mirrored data
+        (NothingToRemove if the workspace has no connection). A pending connection is discarded
+        only by the admin session that consented, or by any admin once that session has ended
+        (PendingElsewhere otherwise). `confirmed`, the tenant id the admin confirmed removing:
+        when another organisation's connection stands by then, NotTheOneConfirmed and nothing
+        changes. The CRM's records and links stay (store.lifecycle.purge)."""
+        starter = self.may_remove(workspace_id, session_id)
         with transaction(self.rt.sessions) as s:
             if lifecycle.pending_session(s, workspace_id) != starter:  # another consent came in meanwhile
                 raise PendingElsewhere(PENDING_ELSEWHERE)
-            detached = lifecycle.detach(s, self._box(), workspace_id, self.now())
+            detached = lifecycle.detach(s, self._box(), workspace_id, self.now(), confirmed)
         if detached is None:
             raise NothingToRemove("There is no Xero connection to remove.")
         problems = []
@@ -361,10 +373,10 @@ class ConnectionService:
             problems.append("its queued jobs could not be cancelled now; they will find no connection and stop.")
         problems += self._undo_at_xero(detached)
         with transaction(self.rt.sessions) as s:
-            lifecycle.purge(s, workspace_id, detached.tenant_id)
+            purged = lifecycle.purge(s, workspace_id, detached.tenant_id)
         log.info("xero connection removed", extra={"workspace_id": workspace_id, "tenant_id": detached.tenant_id,
                                                    "problems": len(problems)})
-        return Removed(detached.tenant_name, detached.user_shared, problems)
+        return Removed(detached.tenant_name, detached.user_shared, problems, purged)
 
     def _undo_at_xero(self, detached: Detached) -> list[str]:
         """Delete the Xero connection and revoke the refresh token; what could not be done, in words.

@@ -9,8 +9,12 @@
 - `detach`: the first, local half of Remove: the connection is `disconnected` and its
   token wiped in one transaction, so no worker can load it any more; the tenant's
   outstanding inbox events are settled `ignored` (the rows stay: they are history).
-- `purge`: the mirrored contacts, invoices, payments, sync state, and the workspace's
-  pins and record links of that organisation. Reconnecting later starts a fresh backfill.
+- `inventory`: what Remove would delete of an organisation (its mirror, the workspace's
+  pins of it) and what it keeps (the CRM's records and their links), in counts.
+- `purge`: the mirrored contacts (and their people's emails), invoices, payments,
+  allocations, sync state, and the workspace's pins of that organisation. The CRM's records
+  and their links stay: an explicit link names a Xero id the CRM chose, and works again when
+  the same organisation is connected again; reconnecting starts a fresh backfill.
 - `rotate_tokens`: every sealed token re-encrypted under the newest TOKEN_KEYS key.
 
 One organisation per workspace, one live workspace per organisation. Nothing here puts a
@@ -28,7 +32,20 @@ from sqlalchemy.orm import Session
 from infra.errors import Conflict
 from store import connections
 from store.connections import AUTHORIZATION_CODE, DISCONNECTED, PENDING
-from store.models import Contact, InboxEvent, Invoice, Payment, Pin, RecordLink, SyncState, Workspace, XeroConnection
+from store.models import (
+    Allocation,
+    Contact,
+    ContactEmail,
+    CrmRecord,
+    InboxEvent,
+    Invoice,
+    Payment,
+    Pin,
+    RecordLink,
+    SyncState,
+    Workspace,
+    XeroConnection,
+)
 from store.secrets import TokenBox
 
 OUTSTANDING_EVENTS = ("pending", "enqueued")
@@ -52,6 +69,10 @@ class NothingPending(LifecycleError):
 
 class NothingToRemove(LifecycleError):
     """Remove was asked for, but the workspace has no Xero connection."""
+
+
+class NotTheOneConfirmed(LifecycleError):
+    """Remove was confirmed for an organisation that is no longer the workspace's connection."""
 
 
 class PendingElsewhere(LifecycleError):
@@ -96,10 +117,43 @@ class Detached:
 @dataclass(frozen=True)
 class Purged:
     contacts: int
-    invoices: int
+    invoices: int  # bills included
     payments: int
+    allocations: int
     pins: int
-    record_links: int
+
+
+@dataclass(frozen=True)
+class Deletes:
+    """What Remove deletes: the organisation's mirror and the workspace's pins of its invoices."""
+
+    contacts: int
+    invoices: int  # sales invoices (ACCREC)
+    bills: int  # ACCPAY
+    payments: int
+    credit_notes: int  # applied to the mirrored invoices (distinct documents)
+    prepayments: int
+    overpayments: int
+    pins: int
+
+
+@dataclass(frozen=True)
+class Keeps:
+    """What Remove keeps: the workspace's CRM records and the links the CRM made."""
+
+    records: int
+    contact_links: int  # explicit links to this organisation's Xero contacts
+    invoice_links: int  # explicit links to its invoices
+    email_rules: int  # records matching Xero contacts by email (in whichever organisation is connected)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    tenant_id: str
+    tenant_name: str | None
+    status: str
+    deletes: Deletes
+    keeps: Keeps
 
 
 def _live(session: Session, workspace_id: int) -> XeroConnection | None:
@@ -246,11 +300,60 @@ def activate(
     return record
 
 
-def detach(session: Session, box: TokenBox, workspace_id: int, now: datetime) -> Detached | None:
-    """Disconnect the workspace's live connection locally; what remains to undo at Xero."""
+def inventory(session: Session, workspace_id: int) -> Inventory | None:
+    """What removing the workspace's live connection would delete and keep (None: nothing to remove)."""
     row = _live(session, workspace_id)
     if row is None:
         return None
+    tenant_id = row.tenant_id
+
+    def counted(stmt) -> int:
+        return session.scalar(stmt) or 0
+
+    def rows(model, *where) -> int:
+        return counted(select(func.count()).select_from(model).where(*where))
+
+    def documents(kind: str) -> int:
+        return counted(select(func.count(func.distinct(Allocation.document_id)))
+                       .where(Allocation.tenant_id == tenant_id, Allocation.kind == kind))
+
+    explicit = (RecordLink.workspace_id == workspace_id, RecordLink.tenant_id == tenant_id,
+                RecordLink.reason == "explicit")
+    return Inventory(
+        tenant_id=tenant_id, tenant_name=row.tenant_name, status=row.status,
+        deletes=Deletes(
+            contacts=rows(Contact, Contact.tenant_id == tenant_id),
+            invoices=rows(Invoice, Invoice.tenant_id == tenant_id, Invoice.type != "ACCPAY"),
+            bills=rows(Invoice, Invoice.tenant_id == tenant_id, Invoice.type == "ACCPAY"),
+            payments=rows(Payment, Payment.tenant_id == tenant_id),
+            credit_notes=documents("credit_note"),
+            prepayments=documents("prepayment"),
+            overpayments=documents("overpayment"),
+            pins=rows(Pin, Pin.workspace_id == workspace_id, Pin.tenant_id == tenant_id),
+        ),
+        keeps=Keeps(
+            records=rows(CrmRecord, CrmRecord.workspace_id == workspace_id),
+            contact_links=rows(RecordLink, *explicit, RecordLink.xero_contact_id.is_not(None)),
+            invoice_links=rows(RecordLink, *explicit, RecordLink.invoice_id.is_not(None)),
+            email_rules=rows(RecordLink, RecordLink.workspace_id == workspace_id, RecordLink.reason == "email"),
+        ),
+    )
+
+
+def detach(
+    session: Session, box: TokenBox, workspace_id: int, now: datetime, confirmed: str | None = None
+) -> Detached | None:
+    """Disconnect the workspace's live connection locally; what remains to undo at Xero.
+    With `confirmed` (the tenant id the admin confirmed removing), another organisation's
+    connection is refused (NotTheOneConfirmed) and nothing changes."""
+    row = _live(session, workspace_id)
+    if row is None:
+        return None
+    if confirmed is not None and row.tenant_id != confirmed:
+        raise NotTheOneConfirmed(
+            f"The removal you confirmed was for another connection; the workspace is now connected to "
+            f"{row.tenant_name or 'another organisation'}. Nothing was removed: look again, then confirm."
+        )
     token = box.open(row.token_ciphertext) if row.token_ciphertext else {}
     detached = Detached(
         tenant_id=row.tenant_id, tenant_name=row.tenant_name, token=token,
@@ -274,7 +377,8 @@ def detach(session: Session, box: TokenBox, workspace_id: int, now: datetime) ->
 
 
 def purge(session: Session, workspace_id: int, tenant_id: str) -> Purged:
-    """Delete what the mirror holds of a disconnected organisation. Refused while it is live."""
+    """Delete what the mirror holds of a disconnected organisation, and the workspace's pins of
+    it. Refused while it is live. The CRM's records and links stay (see the module docstring)."""
     if owner_of(session, tenant_id) is not None:
         raise LifecycleError("the organisation is connected again: its data stays")
 
@@ -283,13 +387,12 @@ def purge(session: Session, workspace_id: int, tenant_id: str) -> Purged:
 
     purged = Purged(
         pins=gone(delete(Pin).where(Pin.workspace_id == workspace_id, Pin.tenant_id == tenant_id)),
-        record_links=gone(
-            delete(RecordLink).where(RecordLink.workspace_id == workspace_id, RecordLink.tenant_id == tenant_id)
-        ),
         payments=gone(delete(Payment).where(Payment.tenant_id == tenant_id)),
+        allocations=gone(delete(Allocation).where(Allocation.tenant_id == tenant_id)),
         invoices=gone(delete(Invoice).where(Invoice.tenant_id == tenant_id)),
         contacts=gone(delete(Contact).where(Contact.tenant_id == tenant_id)),
     )
+    session.execute(delete(ContactEmail).where(ContactEmail.tenant_id == tenant_id))
     session.execute(delete(SyncState).where(SyncState.tenant_id == tenant_id))
     return purged
 

@@ -15,6 +15,11 @@ the reason it exists, so a wrong match can be explained and overridden:
 - reason "explicit" with xero_contact_id: linked to that Xero contact of the live tenant.
 - reason "explicit" with invoice_id: linked to that one invoice.
 
+Explicit links are the CRM's data: removing the organisation (store.lifecycle.purge) keeps
+them, and they work again when the same organisation is connected again. While another is
+connected they lead nowhere and `explicit_links` says so (their target is not found);
+email matches are derived, recomputed against whichever organisation is live.
+
 Overriding: `xero_contact_ids`, when given, replaces email matching unless `match_email`
 is also set to true. So `{"xero_contact_ids": ["<right id>"]}` swaps a wrong email match
 for the right contact, and `{"xero_contact_ids": []}` (or `"match_email": false`) unlinks
@@ -211,6 +216,45 @@ def stored(session: Session, record: Record) -> Stored:
         ),
         invoice_ids=tuple(r.invoice_id for r in rows if r.reason == "explicit" and r.invoice_id),
     )
+
+
+@dataclass(frozen=True)
+class Explicit:
+    """One explicit link the record holds (to a Xero contact or to one invoice), with the
+    organisation it was made in and whether its target is in the live organisation's mirror."""
+
+    xero_contact_id: str | None
+    invoice_id: str | None
+    tenant_id: str
+    found: bool
+
+
+def explicit_links(session: Session, record: Record, tenant_id: str | None) -> tuple[Explicit, ...]:
+    """The record's own explicit links, those made while another organisation was connected
+    included (a remove keeps them), each saying whether its target is in the mirror of the
+    live organisation (`tenant_id`; None: none is connected, nothing is found)."""
+    rows = session.execute(
+        select(RecordLink.tenant_id, RecordLink.xero_contact_id, RecordLink.invoice_id)
+        .where(RecordLink.record_id == record.id, RecordLink.reason == "explicit")
+        .order_by(RecordLink.id)
+    ).all()
+    here = [r for r in rows if tenant_id is not None and r.tenant_id == tenant_id]
+    contacts = _existing(session, Contact.contact_id, Contact.tenant_id, tenant_id,
+                         {r.xero_contact_id for r in here if r.xero_contact_id})
+    invoices = _existing(session, Invoice.invoice_id, Invoice.tenant_id, tenant_id,
+                         {r.invoice_id for r in here if r.invoice_id})
+    return tuple(
+        Explicit(r.xero_contact_id, r.invoice_id, r.tenant_id,
+                 r.tenant_id == tenant_id and (r.xero_contact_id in contacts or r.invoice_id in invoices))
+        for r in rows
+    )
+
+
+def _existing(session: Session, column, tenant_column, tenant_id: str | None, ids: set[str]) -> set[str]:
+    """Which of `ids` the live organisation's mirror holds in `column`."""
+    if tenant_id is None or not ids:
+        return set()
+    return set(session.scalars(select(column).where(tenant_column == tenant_id, column.in_(sorted(ids)))))
 
 
 def resolve(session: Session, record: Record, tenant_id: str) -> Resolved:

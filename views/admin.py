@@ -12,6 +12,11 @@ Sign out ends it. A link to another workspace opened while a session is open ask
 switching. Every page names the workspace it acts for. A pending connection is saved, or
 discarded, only by the session that consented to it: never by another session or a key.
 
+Remove asks first: `GET /admin/xero/remove` (the page's Remove button, no script needed)
+shows what it deletes (the organisation's mirror, the workspace's pins of it) and what it
+keeps (the CRM's records and their links), and its form POSTs `confirm=<tenant id>`; a POST
+without `confirm` removes nothing (400, with the same confirmation, in JSON for a key).
+
 Connect, Save and Remove are `services.connection`'s; this blueprint parses the request,
 calls the service, and turns its outcome or its exception into a page or a JSON answer.
 No token ever reaches a page, a log line or a JSON answer.
@@ -51,7 +56,7 @@ from services.admin_sessions import SESSION_SECONDS, TICKET_SECONDS, Grant, dige
 from services.connection import Choice, ConnectError, ConnectionService, ConsentFailed, StateRefused
 from services.runtime import Runtime
 from store import connections, lifecycle
-from store.lifecycle import LifecycleError, PendingElsewhere
+from store.lifecycle import LifecycleError, NothingToRemove, PendingElsewhere
 from store.secrets import SecretsError
 from store.workspaces import authenticate, key_id_of, key_is_live
 from views import health
@@ -395,17 +400,84 @@ def save():
     return _reply(f"Saved: {name} is connected and its invoices are loading.")
 
 
-@bp.post("/xero/remove")
-def remove():
+@bp.get("/xero/remove")
+def confirm_remove():
+    """The confirmation step: what Remove (or Discard) would delete and what it keeps."""
     try:
-        removed = _service().remove(g.admin.workspace_id, g.admin.session_id)
+        inventory = _removable()
     except LifecycleError as exc:
         return _refused(exc)
-    message = f"Removed {removed.tenant_name or 'the Xero connection'}; its mirrored data was deleted."
+    return _confirmation(inventory, 200)
+
+
+@bp.post("/xero/remove")
+def remove():
+    """Remove, once confirmed: `confirm` (a form field, or JSON `{"confirm": ...}`) names the
+    tenant id of the organisation being removed, as the confirmation step gives it. Without
+    it nothing is removed: 400 with the confirmation (the page, or the same counts in JSON);
+    confirmed for an organisation that is no longer the connection, 409."""
+    confirmed = _confirmed()
+    try:
+        if confirmed is None:
+            return _confirmation(_removable(), 400)
+        removed = _service().remove(g.admin.workspace_id, g.admin.session_id, confirmed)
+    except LifecycleError as exc:
+        return _refused(exc)
+    name = removed.tenant_name or "the Xero connection"
+    message = f"Removed {name}; its mirrored data was deleted"
+    if removed.purged is not None:
+        p = removed.purged
+        message += (f" ({p.invoices} invoices and bills, {p.payments} payments, {p.contacts} contacts)"
+                    f" with the {p.pins} pins of its invoices")
+    message += (". The CRM's records and their links were kept: they work again if the same organisation"
+                " is connected again.")
     if removed.user_shared:
         message += (" Xero access was not revoked, because the same Xero user connects another workspace and"
                     " revoking would disconnect that one too; the organisation's connection was deleted.")
-    return _reply(" ".join([message, *removed.problems]), problems=removed.problems)
+    deleted = asdict(removed.purged) if removed.purged is not None else None
+    return _reply(" ".join([message, *removed.problems]), problems=removed.problems, deleted=deleted)
+
+
+def _removable() -> lifecycle.Inventory:
+    """What removing the workspace's connection would delete and keep, if this caller may
+    remove it (PendingElsewhere, NothingToRemove otherwise)."""
+    _service().may_remove(g.admin.workspace_id, g.admin.session_id)
+    with _runtime().sessions() as s:
+        inventory = lifecycle.inventory(s, g.admin.workspace_id)
+    if inventory is None:
+        raise NothingToRemove("There is no Xero connection to remove.")
+    return inventory
+
+
+def _confirmed() -> str | None:
+    """The tenant id the admin confirmed removing, if the request carries one."""
+    value = request.form.get("confirm")
+    if value is None and request.is_json:
+        body = request.get_json(silent=True)
+        value = body.get("confirm") if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:64]
+
+
+def _confirmation(inventory: lifecycle.Inventory, status: int) -> Response | tuple[Response | str, int]:
+    """The confirmation step: a page with the confirming form, or for a key the same facts in JSON."""
+    name = inventory.tenant_name or "this organisation"
+    if g.admin.via == "key" or request.accept_mimetypes.best == "application/json":
+        asked = "Removing needs confirmation" if status == 400 else "Removing"
+        message = (f"{asked}: POST again with confirm={inventory.tenant_id} (the tenant id of {name}) to remove it. "
+                   "That deletes what `remove.deletes` counts and keeps what `remove.keeps` counts.")
+        with _runtime().sessions() as s:
+            shown = lifecycle.shown(s, g.admin.workspace_id)
+            zone = _zone_facts(s, shown)
+        body: dict = {"message": message, "problems": [], "workspace": _workspace_json(),
+                      "connection": _connection_json(shown, zone),
+                      "remove": {"tenant_id": inventory.tenant_id, "tenant_name": inventory.tenant_name,
+                                 "status": inventory.status, "confirm": inventory.tenant_id,
+                                 "deletes": asdict(inventory.deletes), "keeps": asdict(inventory.keeps)}}
+        return jsonify(body), status
+    return render_template("admin/remove.html", inventory=inventory, name=name,
+                           csrf=session.get("csrf", "")), status
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -453,14 +525,15 @@ def _connection_json(shown: lifecycle.Shown | None, zone: dict | None) -> dict |
     return {**asdict(shown), **(zone or {})} if shown else None
 
 
-def _reply(message: str, status: int = 200, problems: list[str] | tuple = ()) -> Response | tuple[Response, int]:
-    """The outcome of an action: flashed on the page for a browser, JSON for a key."""
+def _reply(message: str, status: int = 200, problems: list[str] | tuple = (),
+           **extra) -> Response | tuple[Response, int]:
+    """The outcome of an action: flashed on the page for a browser, JSON for a key (with `extra`)."""
     if g.admin.via == "key":
         with _runtime().sessions() as s:
             shown = lifecycle.shown(s, g.admin.workspace_id)
             zone = _zone_facts(s, shown)
         body = {"message": message, "problems": list(problems), "workspace": _workspace_json(),
-                "connection": _connection_json(shown, zone)}
+                "connection": _connection_json(shown, zone), **extra}
         return jsonify(body), status
     flash(message, "error" if status >= 400 or problems else "ok")
     return redirect(url_for("admin.page"), 303)

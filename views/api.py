@@ -14,9 +14,16 @@ carries the `today` it used.
 
 Embed tokens (views/widget.py): `POST /api/v1/embed-tokens` with a workspace key returns a
 signed, hour-long token for one record, which the widget's iframe sends as its bearer. It
-reads that record's invoices, summary and pins (and the payments of invoices the record
-sees), and pins only invoices the record already sees; anything else is 404, a record PUT
-403, and asking for another token with one 401.
+reads that record (GET, with its links, as the summary shows them), its invoices, summary
+and pins (and the payments of invoices the record sees), and pins only invoices the record
+already sees; anything else is 404, a record PUT 403, and asking for another token with one
+401. The token's `url` is absolute: PUBLIC_URL's, else this request's host.
+
+Records: `GET /api/v1/{kind}/{id}` answers what a PUT answers: the record as stored and
+every link, why it exists (`reason`) and whether its target is in the mirror of the
+connected organisation (`target_found`, `target_note`). Explicit links made while another
+organisation was connected (a Remove keeps them) are listed, not found, until that
+organisation is connected again.
 
 Pins: an admin key pins any invoice of the workspace's organisation; a read key or an embed
 token only an invoice the record already shows (what its invoice list would contain), so a
@@ -26,7 +33,8 @@ invoice exists or not (an unpin of the record's own pin always succeeds).
 Bodies: at most 64 KB (413 beyond, before the key is even read) of JSON nested at most
 MAX_DEPTH deep; malformed or deeper JSON is 400, never a 500.
 
-Errors are JSON `{"error": "..."}`: 400 bad date, view, paging or body; 401 no valid key;
+Errors are JSON `{"error": "..."}`: 400 bad date (or `from` after `to`), view, paging or
+body (a malformed email included, named); 401 no valid key;
 403 a read key on a record PUT; 404 an unknown record or an invoice that is not in the
 caller's reach (never 403, so the existence of another workspace's data is not leaked);
 409 explicit links while the workspace has no live Xero connection; 413 a body over 64 KB.
@@ -115,6 +123,16 @@ def openapi():
     return jsonify(document())
 
 
+@bp.get(f"/{KIND}/<external_id>")
+def get_record(kind: str, external_id: str):
+    """The record as stored, with its links and why each exists (what a PUT answers)."""
+    with _session() as s:
+        caller = _caller(s)
+        record = _record(s, caller, kind, external_id)
+        body = _record_json(s, kind, record, queries.live_tenant(s, caller.workspace_id))
+    return jsonify(body)
+
+
 @bp.put(f"/{KIND}/<external_id>")
 def put_record(kind: str, external_id: str):
     with _session(write=True) as s:
@@ -150,6 +168,9 @@ def list_invoices(kind: str, external_id: str):
             date_from=_date_arg("from"),
             date_to=_date_arg("to"),
         )
+        if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+            raise ApiError(400, f"from ({filters.date_from}) is later than to ({filters.date_to}): "
+                                "no invoice date can be both")
         page = _int_arg("page", 1, MAX_PAGE)
         per_page = _int_arg("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
         record = _record(s, caller, kind, external_id)
@@ -327,7 +348,13 @@ def issue_embed_token():
             issued = widget.issue(s, _secret(), key.strip(), caller, kind, external_id, _now())
         except widget.EmbedDisabled as e:
             raise ApiError(503, str(e)) from None
-    return jsonify(url=issued.url, token=issued.token, expires_at=_iso(issued.expires_at))
+    return jsonify(url=_absolute(issued.url), token=issued.token, expires_at=_iso(issued.expires_at))
+
+
+def _absolute(path: str) -> str:
+    """A URL of ours as the CRM's server hands it on: under PUBLIC_URL, else this request's host."""
+    public = current_app.extensions["xm"].settings.public_url
+    return (public or request.host_url.rstrip("/")) + path
 
 
 def _embed_caller(s: Session, token: str, key_only: bool) -> Caller:
@@ -529,6 +556,10 @@ def _field(name: str, value):
         stored = records.normalise_email(value) if name == "email" and isinstance(value, str) else value
         if not isinstance(value, str) or len(stored or "") > limits[name] or not _clean(value):
             raise ApiError(400, f"{name} must be text of at most {limits[name]} characters, or null")
+        wrong = _email_problem(value) if name == "email" and value.strip() else None
+        if wrong:
+            shown = value if len(value) <= 80 else value[:77] + "..."
+            raise ApiError(400, f"email {json.dumps(shown)} is not an email address: {wrong}")
         return value or None
     if name == "match_email":
         if not isinstance(value, bool):
@@ -544,6 +575,34 @@ def _field(name: str, value):
             400, f"{name} must be a list of at most {LIST_MAX} ids of 1 to {XERO_ID_MAX} characters"
         )
     return value
+
+
+EMAIL_FORBIDDEN = set('"(),:;<>[\\]')  # outside a quoted local part, which no CRM sends
+
+
+def _email_problem(value: str) -> str | None:
+    """Why `value` is not a practical email address (None: it is one). One @, a local part of
+    1 to 64 characters, a domain of at most 253 with a dot, no empty label and labels of at most
+    63, no spaces or control characters; surrounding spaces are trimmed (as when matching)."""
+    email = value.strip()
+    if any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in email):
+        return "it holds a space or a control character"
+    if email.count("@") != 1:
+        return "it must hold exactly one @"
+    local, domain = email.split("@")
+    if not local:
+        return "nothing comes before the @"
+    if len(local) > 64:
+        return "the part before the @ is over 64 characters"
+    if EMAIL_FORBIDDEN & set(email):
+        return 'it holds one of " ( ) , : ; < > [ \\ ]'
+    if "." not in domain:
+        return "the domain after the @ has no dot"
+    if len(domain) > 253:
+        return "the domain is over 253 characters"
+    if any(not label or len(label) > 63 for label in domain.split(".")):
+        return "the domain has an empty label (a dot at either end, or two dots together) or one over 63 characters"
+    return None
 
 
 # --- JSON shapes (views/openapi.py describes each) --------------------------------------
@@ -603,9 +662,17 @@ def _converted_json(c: totals.Converted) -> dict:
     }
 
 
+NOT_CONNECTED = "no Xero organisation is connected"
+OTHER_ORGANISATION = "linked while another Xero organisation was connected: not in this one's mirror"
+NOT_MIRRORED = "not in the mirror: unknown to this organisation, deleted in Xero, or not synced yet"
+
+
 def _link_json(link: records.Link) -> dict:
+    found = link.is_customer is not None
     return {
         "xero_contact_id": link.xero_contact_id,
+        "target_found": found,
+        "target_note": None if found else NOT_MIRRORED,
         "reason": link.reason,
         "via_contact_id": link.via_contact_id,
         "name": link.name,
@@ -621,14 +688,25 @@ def _link_json(link: records.Link) -> dict:
 
 def _record_json(s: Session, kind: str, record: records.Record, tenant: queries.Tenant | None) -> dict:
     own = records.stored(s, record)
-    links = records.resolve(s, record, tenant.tenant_id).links if tenant else ()
+    live = tenant.tenant_id if tenant else None
+    links = records.resolve(s, record, live).links if live else ()
+    explicit = records.explicit_links(s, record, live)
+    away = NOT_CONNECTED if live is None else OTHER_ORGANISATION
     body: dict[str, Any] = {
         "kind": kind,
         "id": record.external_id,
         "name": record.name,
         "xero_contact_ids": list(own.xero_contact_ids),
         "invoice_ids": list(own.invoice_ids),
-        "links": [_link_json(link) for link in links],
+        "links": [_link_json(link) for link in links] + [
+            _link_json(records.Link(e.xero_contact_id, "explicit", None, None, None, None)) | {"target_note": away}
+            for e in explicit if e.xero_contact_id and e.tenant_id != live
+        ],
+        "invoice_links": [
+            {"invoice_id": e.invoice_id, "reason": "explicit", "target_found": e.found,
+             "target_note": None if e.found else NOT_MIRRORED if e.tenant_id == live else away}
+            for e in explicit if e.invoice_id
+        ],
     }
     if kind != "deals":
         body["email"] = record.email

@@ -161,6 +161,11 @@ SCHEMAS = {
             "name": NULL_STR,
             "email": NULL_STR,
             "in_mirror": {"type": "boolean"},
+            "target_found": {
+                "type": "boolean",
+                "description": "Whether the linked contact is in the mirror of the connected organisation",
+            },
+            "target_note": {**NULL_STR, "description": "Why the target was not found (null when it was)"},
             "is_customer": {"type": "boolean", "description": "Only customers have invoices listed"},
             "matched_email": {**NULL_STR, "description": "reason email: the address that matched"},
             "matched_by": {
@@ -174,6 +179,17 @@ SCHEMAS = {
                 **NULL_STR,
                 "description": "The contact the link named, merged in Xero into xero_contact_id",
             },
+        }
+    ),
+    "InvoiceLink": _obj(
+        {
+            "invoice_id": {"type": "string"},
+            "reason": {"type": "string", "enum": ["explicit"]},
+            "target_found": {
+                "type": "boolean",
+                "description": "Whether the invoice is in the mirror of the connected organisation",
+            },
+            "target_note": {**NULL_STR, "description": "Why the target was not found (null when it was)"},
         }
     ),
     "Summary": _obj(
@@ -257,7 +273,10 @@ SCHEMAS = {
         {
             "url": {
                 "type": "string",
-                "description": "The widget for the record (relative to this server), token included",
+                "description": (
+                    "The widget for the record, absolute (under PUBLIC_URL, else this request's host), "
+                    "token included in the fragment"
+                ),
             },
             "token": {
                 "type": "string",
@@ -301,7 +320,10 @@ _BODY_FIELDS = {
     "name": _text(500, nullable=True),
     "email": {
         **_text(320, nullable=True),
-        "description": "Matched case-insensitively to Xero contacts' emails",
+        "description": (
+            "Matched case-insensitively to Xero contacts' emails. An address: one @, a non-empty local "
+            "part of at most 64 characters, a domain with a dot, no spaces (else 400, naming it)"
+        ),
     },
     "account_id": {**_text(ID_MAX, nullable=True), "description": "The CRM account this contact belongs to"},
     "match_email": {
@@ -330,7 +352,15 @@ _RECORD_OUT = {
     "match_email": {"type": "boolean"},
     "xero_contact_ids": {"type": "array", "items": {"type": "string"}},
     "invoice_ids": {"type": "array", "items": {"type": "string"}},
-    "links": {"type": "array", "items": _ref("Link")},
+    "links": {
+        "type": "array",
+        "items": _ref("Link"),
+        "description": (
+            "Every Xero contact the record is linked to and why; explicit links made while another "
+            "organisation was connected are listed too, with target_found false"
+        ),
+    },
+    "invoice_links": {"type": "array", "items": _ref("InvoiceLink"), "description": "The invoices linked one by one"},
 }
 for _kind, _fields in KIND_FIELDS.items():
     _name = _kind[:-1].capitalize()
@@ -342,7 +372,7 @@ for _kind, _fields in KIND_FIELDS.items():
     _out = [
         f
         for f in _RECORD_OUT
-        if f in ("kind", "id", "name", "xero_contact_ids", "invoice_ids", "links") or f in _fields
+        if f in ("kind", "id", "name", "xero_contact_ids", "invoice_ids", "links", "invoice_links") or f in _fields
     ]
     SCHEMAS[_name] = _obj({f: _RECORD_OUT[f] for f in _out})
 
@@ -355,7 +385,7 @@ def _ok(schema: str, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-E400 = _error("Bad input: a date, view, paging value or body field")
+E400 = _error("Bad input: a date (or from later than to), view, paging value or body field (a malformed email)")
 E401 = _error("No valid API key")
 E403 = _error("A read key cannot create or change records")
 E404 = _error("No such record or invoice in this workspace")
@@ -403,7 +433,7 @@ LIST_PARAMS = [
     {
         "name": "from",
         "in": "query",
-        "description": "Earliest invoice date, inclusive",
+        "description": "Earliest invoice date, inclusive; later than `to` is 400",
         "schema": {"type": "string", "format": "date"},
     },
     {
@@ -445,6 +475,12 @@ def _kind_paths(kind: str) -> dict:
     return {
         base: {
             "parameters": [RECORD_ID],
+            "get": {
+                "operationId": f"get_{name}",
+                "summary": f"The {name} as stored, with its links and why each exists (what PUT answers)",
+                "description": "Any key of the workspace, or an embed token for this record.",
+                "responses": {"200": _ok(model), "401": E401, "404": E404},
+            },
             "put": {
                 "operationId": f"put_{name}",
                 "summary": f"Create or replace a {name} and its links to Xero (admin key)",

@@ -130,6 +130,8 @@ def test_a_link_from_another_workspace_cannot_take_an_organisation(server, brows
 
         # 5. B, whose browser consented, can still discard it, then sign out
         b_page.click("#remove")
+        assert b_page.locator("h1").inner_text().startswith("Discard the Xero connection")
+        b_page.click("#confirm-remove")
         b_page.locator("#connect").wait_for()
         assert connections(app) == []
         b_page.click("#signout")

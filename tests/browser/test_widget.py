@@ -89,7 +89,7 @@ def widget_url(live_server, seeded, record="c1") -> str:
         headers={"Authorization": f"Bearer {seeded.read_key}"},
     )
     assert response.status_code == 200, response.json
-    return live_server.url + response.json["url"]
+    return live_server.url + response.json["url"].removeprefix("http://localhost")  # the test client's host
 
 
 def open_widget(page, live_server, seeded, record="c1"):

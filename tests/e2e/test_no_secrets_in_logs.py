@@ -55,7 +55,10 @@ def drive(port: int, sessions) -> tuple[list[str], list[str]]:
     assert status == 200, raw
     issued = json.loads(raw)
     token = issued["token"]
-    path, _, fragment = issued["url"].partition("#")
+    absolute, _, fragment = issued["url"].partition("#")
+    path = urlsplit(absolute).path
+    assert absolute in (f"https://mirror.example.com{path}", f"http://127.0.0.1:{port}{path}"), \
+        "absolute: under PUBLIC_URL where it is set, else the request's host"
     assert path == "/embed/contacts/c1" and fragment == f"token={token}"  # the token is never sent in a URL
     assert call(port, "GET", path)[0] == 200
     assert call(port, "POST", path + "/access", bearer(token))[0] == 204

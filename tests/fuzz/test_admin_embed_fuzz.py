@@ -19,8 +19,8 @@ FUZZ = settings(max_examples=120, deadline=None,
 
 printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=200)
 anything = st.one_of(printable, st.text(max_size=60), st.just(""), st.binary(max_size=80).map(lambda b: b.hex()))
-form_fields = st.dictionaries(st.sampled_from(["csrf", "offer", "ticket", "tenant", "decision", "state", "x"]),
-                              anything, max_size=4)
+form_fields = st.dictionaries(
+    st.sampled_from(["csrf", "offer", "ticket", "tenant", "decision", "state", "confirm", "x"]), anything, max_size=4)
 admin_posts = st.sampled_from(["/admin/switch", "/admin/signout", "/admin/xero/save", "/admin/xero/remove",
                                "/admin/xero/connect", "/admin/xero/choose"])
 kinds = st.sampled_from(["contacts", "accounts", "deals", "invoices", "x"])

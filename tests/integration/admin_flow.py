@@ -182,6 +182,22 @@ def csrf(browser) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
 
 
+def confirm_remove(browser):
+    """Press Remove (or Discard), then confirm on the page that says what goes: the answer."""
+    page = browser.get("/admin/xero/remove")
+    assert page.status_code == 200, page.get_data(as_text=True)[:300]
+    form = next(f for f in parse(page.get_data(as_text=True)).forms if f["id"] == "remove-form")
+    return browser.post(form["action"], data=dict(form["fields"]))
+
+
+def remove_with_key(client, key: str, **kw):
+    """Remove as a CRM's script would: ask what it would remove, then confirm that tenant id."""
+    asked = client.get("/admin/xero/remove", headers=bearer(key), **kw)
+    assert asked.status_code == 200, asked.get_json()
+    confirm = asked.get_json()["remove"]["confirm"]
+    return client.post("/admin/xero/remove", headers=bearer(key), json={"confirm": confirm})
+
+
 def start_connect(browser) -> str:
     """Press Connect: the URL of Xero's consent page we are sent to."""
     answer = browser.post("/admin/xero/connect", data={"csrf": csrf(browser)})

@@ -16,6 +16,7 @@ from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     new_workspace,
     open_session,
     redis,
+    remove_with_key,
     settings,
     shown,
     token_key,
@@ -28,6 +29,7 @@ ADMIN_PATHS = [
     ("GET", "/admin/xero/callback?code=c&state=s"),
     ("POST", "/admin/xero/choose"),
     ("POST", "/admin/xero/save"),
+    ("GET", "/admin/xero/remove"),
     ("POST", "/admin/xero/remove"),
     ("POST", "/admin/switch"),
     ("POST", "/admin/signout"),
@@ -121,7 +123,7 @@ def test_an_admin_key_works_for_api_style_calls(app, emulator):
                            "last_success_at", "timezone", "timezone_xero", "timezone_mapped", "timezone_warning",
                            "today"}
 
-    removed = client.post("/admin/xero/remove", headers=bearer(ws.admin_key))
+    removed = remove_with_key(client, ws.admin_key)
     assert removed.status_code == 200 and removed.get_json()["connection"] is None
 
 

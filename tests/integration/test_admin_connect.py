@@ -32,6 +32,7 @@ from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     open_session,
     parse,
     redis,
+    remove_with_key,
     run_worker,
     settings,
     shown,
@@ -150,7 +151,7 @@ def test_tokens_rotate_reencrypts_under_the_newest_key_and_the_old_key_can_then_
         TokenBox([token_key]).open(sealed)  # really re-encrypted, not merely still readable
 
     only_new = create_app(settings.__class__(**{**settings.__dict__, "token_keys": (newest,)}))
-    answer = only_new.test_client().post("/admin/xero/remove", headers=bearer(ws.admin_key))
+    answer = remove_with_key(only_new.test_client(), ws.admin_key)
     assert answer.status_code == 200 and answer.get_json()["problems"] == []
     assert calls(emulator, "POST /connect/revocation", 200) == 1, "the token was readable with the newest key alone"
     close_app(only_new)

@@ -1,5 +1,5 @@
-"""Removing Xero truly stops the flow: disconnected at Xero, jobs cancelled, mirror purged,
-later webhooks ignored, nobody else touched. And "needs reconnecting" keeps the mirror."""
+"""Removing Xero truly stops the flow: disconnected at Xero, jobs cancelled, mirror purged
+(the CRM's links kept), later webhooks ignored, nobody else touched. And "needs reconnecting" keeps the mirror."""
 from __future__ import annotations
 
 from rq import Queue
@@ -14,6 +14,7 @@ from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     app,
     bearer,
     calls,
+    confirm_remove,
     connect_and_save,
     count,
     csrf,
@@ -23,6 +24,7 @@ from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     last_sequence,
     new_workspace,
     redis,
+    remove_with_key,
     run_worker,
     settings,
     shown,
@@ -94,7 +96,7 @@ def test_remove_disconnects_at_xero_cancels_jobs_purges_the_mirror_and_leaves_ot
     assert len(jobs_for(redis, mine)) == 2 and queue.sync_queued(redis, mine)
     mine_calls = tenant_calls(emulator, mine)
 
-    removed = browser.post("/admin/xero/remove", data={"csrf": csrf(browser)})
+    removed = confirm_remove(browser)
     assert removed.status_code == 303
     page = shown(browser)
     assert page["status"] == "Not connected" and "Removed" in page["message"] and "connect" in page
@@ -105,7 +107,7 @@ def test_remove_disconnects_at_xero_cancels_jobs_purges_the_mirror_and_leaves_ot
         row = s.scalars(select(XeroConnection).where(XeroConnection.workspace_id == ws.id)).one()
         assert (row.status, row.token_ciphertext) == ("disconnected", None) and row.disconnected_at
         events = s.scalars(select(InboxEvent).where(InboxEvent.tenant_id == mine)).all()
-    assert held(app, mine) == dict.fromkeys(held(app, mine), 0)
+    assert held(app, mine) == {**dict.fromkeys(held(app, mine), 0), "RecordLink": 1}, "the CRM's own link is kept"
     assert events and {e.state for e in events} <= {"ignored", "done"}, "history kept, nothing left to do"
     assert jobs_for(redis, mine) == [] and not queue.sync_queued(redis, mine)
     assert not any(queue.is_queued(redis, kind, mine) for kind in queue.QUEUE)
@@ -134,7 +136,7 @@ def test_reconnecting_after_remove_starts_a_fresh_backfill(app, emulator, redis)
     ws = new_workspace(app)
     browser = connect_and_save(app, ws, tenant)
     run_worker(redis)
-    assert browser.post("/admin/xero/remove", data={"csrf": csrf(browser)}).status_code == 303
+    assert confirm_remove(browser).status_code == 303
     assert count(app, Invoice, tenant_id=tenant) == 0
 
     connect_and_save(app, ws, tenant)
@@ -149,7 +151,7 @@ def test_remove_spares_the_xero_access_another_workspace_gets_from_the_same_xero
     mine_browser = connect_and_save(app, new_workspace(app, "Mine"), mine)
     connect_and_save(app, new_workspace(app, "Theirs"), theirs)
 
-    assert mine_browser.post("/admin/xero/remove", data={"csrf": csrf(mine_browser)}).status_code == 303
+    assert confirm_remove(mine_browser).status_code == 303
     assert "not revoked" in shown(mine_browser)["message"]
     assert calls(emulator, "POST /connect/revocation") == 0
     assert calls(emulator, "DELETE /Connections/{id}", 204) == 1
@@ -164,7 +166,7 @@ def test_remove_when_xero_is_unreachable_still_disconnects_and_purges_and_says_s
     run_worker(redis)
     offline = create_app(settings.__class__(**{**settings.__dict__, "xero_identity_url": "http://127.0.0.1:9",
                                                "xero_connections_url": "http://127.0.0.1:9/connections"}))
-    answer = offline.test_client().post("/admin/xero/remove", headers=bearer(ws.admin_key))
+    answer = remove_with_key(offline.test_client(), ws.admin_key)
     close_app(offline)
 
     body = answer.get_json()

@@ -17,6 +17,7 @@ from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     bare_app,
     bearer,
     calls,
+    confirm_remove,
     consent,
     count,
     csrf,
@@ -26,6 +27,7 @@ from tests.integration.admin_flow import (  # noqa: F401  (fixtures)
     new_workspace,
     open_session,
     redis,
+    remove_with_key,
     session_cookie,
     settings,
     shown,
@@ -155,7 +157,9 @@ def test_a_pending_connection_is_saved_or_discarded_only_by_the_session_that_con
     assert "only that session can save it or discard it" in page["pending-elsewhere"]
     refused = other.post("/admin/xero/save", data={"csrf": csrf(other)})
     assert refused.status_code == 303 and "started in another admin session" in shown(other)["message"]
-    assert other.post("/admin/xero/remove", data={"csrf": csrf(other)}).status_code == 303
+    assert other.get("/admin/xero/remove").status_code == 303, "no confirmation page: refused, flashed"
+    forged = other.post("/admin/xero/remove", data={"csrf": csrf(other), "confirm": tenant})
+    assert forged.status_code == 303 and "started in another admin session" in shown(other)["message"]
     for path in ("/admin/xero/save", "/admin/xero/remove"):
         answer = key.post(path, headers=bearer(ws.admin_key))
         assert answer.status_code == 403 and answer.get_json()["message"] == KEY_CANNOT_SAVE
@@ -185,7 +189,7 @@ def test_a_pending_connection_whose_session_ended_can_be_discarded_but_never_sav
     key = app.test_client()
     assert key.post("/admin/xero/save", headers=bearer(ws.admin_key)).status_code == 403
     assert rows(app) == [(ws.id, tenant, "pending")]
-    discarded = key.post("/admin/xero/remove", headers=bearer(ws.admin_key))
+    discarded = remove_with_key(key, ws.admin_key)
     assert discarded.status_code == 200 and discarded.get_json()["connection"] is None
     assert rows(app) == []
 

@@ -86,7 +86,8 @@ def test_a_workspace_key_gets_a_token_and_the_widget_url_for_an_hour(api, ws):
     for key in (a.admin_key, a.read_key):
         body = issue(api, key).json
         assert body["token"].startswith("xme_")
-        assert body["url"] == "/embed/contacts/c1#token=" + body["token"]  # the fragment: never sent
+        # absolute (the test client's host, PUBLIC_URL being unset); the token in the fragment: never sent
+        assert body["url"] == "http://localhost/embed/contacts/c1#token=" + body["token"]
         assert datetime.fromisoformat(body["expires_at"]) == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 

@@ -423,6 +423,7 @@ def test_put_record_echoes_what_was_stored_and_the_links_with_their_reasons(api)
         "xero_contact_ids": [],
         "invoice_ids": ["i-paid"],
         "links": [],
+        "invoice_links": [{"invoice_id": "i-paid", "reason": "explicit", "target_found": True, "target_note": None}],
     }
     assert ids(api.get("/api/v1/deals/d1/invoices?view=paid")) == ["i-paid"]
 

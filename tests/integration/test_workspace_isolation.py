@@ -10,6 +10,7 @@ from sqlalchemy import select
 from infra.settings import Settings
 from store.db import transaction
 from store.models import CrmRecord, Pin, RecordLink
+from views.api import NOT_MIRRORED
 from wsgi import close_app, create_app
 
 from .mirror_rows import contact, invoice, payment, workspace
@@ -115,7 +116,13 @@ def test_explicit_links_to_b_s_contacts_and_invoices_reveal_nothing_to_a(two):
             "matched_by": None,
             "person_name": None,
             "merged_from": None,
+            "target_found": False,
+            "target_note": NOT_MIRRORED,
         }
+    ]
+    assert body["invoice_links"] == [  # B's invoices are not found: A learns nothing of them
+        {"invoice_id": i, "reason": "explicit", "target_found": False, "target_note": NOT_MIRRORED}
+        for i in ("ib", "ib-paid")
     ]
     assert _call(client, a.read_key, "GET", "/api/v1/deals/spy/invoices?view=all").json["total"] == 0
     summary = _call(client, a.read_key, "GET", "/api/v1/deals/spy/summary").json
