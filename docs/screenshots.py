@@ -1,7 +1,9 @@
-"""Write docs/widget.png and docs/widget-payments.png: the widget at a CRM sidebar's width (380 px).
+"""Write the widget's screenshots at a CRM sidebar's width (360 px): docs/widget.png,
+docs/widget-payments.png, docs/widget-currencies.png and docs/widget-dark.png (dark mode).
 
-Runs the browser test that takes them (tests/browser/test_widget.py::test_screenshots) with
-WIDGET_SCREENSHOTS=docs, against the real app, a fresh SQLite database and Debian's Chromium.
+Runs the browser tests that take them (tests/browser/test_widget.py::test_screenshots and
+tests/browser/test_widget_layout.py::test_screenshots) with WIDGET_SCREENSHOTS=docs, against
+the real app, a fresh SQLite database and Debian's Chromium.
 
     .venv/bin/python docs/screenshots.py
 """
@@ -18,6 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if __name__ == "__main__":
     env = {**os.environ, "WIDGET_SCREENSHOTS": "docs"}
     env.pop("DATABASE_URL", None)
-    test = "tests/browser/test_widget.py::test_screenshots"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test]
+    tests = ["tests/browser/test_widget.py::test_screenshots", "tests/browser/test_widget_layout.py::test_screenshots"]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
     sys.exit(subprocess.call(command, cwd=ROOT, env=env))

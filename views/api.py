@@ -39,6 +39,11 @@ body (a malformed email included, named); 401 no valid key;
 caller's reach (never 403, so the existence of another workspace's data is not leaked);
 409 explicit links while the workspace has no live Xero connection; 413 a body over 64 KB.
 Money is a string (exact decimal, at least two places), never a float.
+
+Conditional reads: the invoice list, the summary and the payments carry a strong ETag over
+their body (`Cache-Control: private, no-cache`); `If-None-Match` with it answers 304 with no
+body, which the widget's polling relies on. The bodies hold no clock reading but `today`, so
+they change only with the mirror, the record's links or the organisation's date.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ from infra.errors import InputError
 from store import records
 from store.db import transaction
 from store.workspaces import Caller, authenticate
-from views import deeplinks, installments, queries, saved_views, totals, widget
+from views import deeplinks, freshness, installments, queries, saved_views, totals, widget
 from views.openapi import (
     DEFAULT_PER_PAGE,
     ID_MAX,
@@ -68,6 +73,7 @@ from views.openapi import (
     MAX_PAGE,
     MAX_PER_PAGE,
     Q_MAX,
+    SAVED_VIEWS,
     XERO_ID_MAX,
     document,
 )
@@ -76,6 +82,7 @@ from xero import timezones
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 KIND = "<any(contacts, accounts, deals):kind>"
+CONDITIONAL = ("api.list_invoices", "api.summary", "api.payments")  # the widget's polls: ETag, 304
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DIGITS = re.compile(r"[0-9]{1,9}")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -113,6 +120,18 @@ def _limit_body():
     request.max_content_length = BODY_MAX + 1
     if (request.content_length or 0) > BODY_MAX:
         raise ApiError(413, f"the body is over {BODY_MAX // 1024} KB")
+
+
+@bp.after_request
+def _conditional(response):
+    """A strong ETag over the body of the reads the widget polls; `If-None-Match` with it
+    answers 304 and no body. The bodies hold no clock but the organisation's date."""
+    if request.endpoint in CONDITIONAL and request.method in ("GET", "HEAD") and response.status_code == 200:
+        response.headers["Cache-Control"] = "private, no-cache"
+        response.vary.add("Authorization")
+        response.add_etag()
+        response.make_conditional(request)
+    return response
 
 
 # --- routes ----------------------------------------------------------------------------
@@ -176,11 +195,20 @@ def list_invoices(kind: str, external_id: str):
         record = _record(s, caller, kind, external_id)
         tenant = queries.live_tenant(s, caller.workspace_id)
         today = _today(tenant)
+        elsewhere: list[dict] | None = None
         if tenant is None:
             result = queries.Page([], 0, page, per_page)
+            elsewhere = [] if filters.q else None
         else:
             scope = records.resolve(s, record, tenant.tenant_id).scope
             result = queries.list_invoices(s, scope, filters, today, page, per_page)
+            if filters.q:  # where else the number is: "INV-0042 is under Paid"
+                counted = queries.view_counts(s, scope, filters, today)
+                elsewhere = [
+                    {"view": view, "count": counted[view]}
+                    for view in SAVED_VIEWS
+                    if view != filters.view and counted[view]
+                ]
     short_code = tenant.short_code if tenant else None
     return jsonify(
         invoices=[_invoice_json(row, today, short_code) for row in result.rows],
@@ -189,6 +217,7 @@ def list_invoices(kind: str, external_id: str):
         page=result.page,
         per_page=result.per_page,
         total=result.total,
+        elsewhere=elsewhere,
         today=today.isoformat(),
     )
 
@@ -202,12 +231,14 @@ def summary(kind: str, external_id: str):
         today = _today(tenant)
         lines: list[totals.Line] = []
         links: tuple[records.Link, ...] = ()
-        synced: datetime | None = None
+        counts = dict.fromkeys(saved_views.VIEWS, 0)
+        fresh = freshness.Freshness(None, "stale", "No Xero organisation is connected.")
         if tenant is not None:
             resolved = records.resolve(s, record, tenant.tenant_id)
             lines = queries.summary_lines(s, resolved.scope, today)
             links = resolved.links
-            synced = queries.last_synced(s, tenant.tenant_id)
+            counts = queries.view_counts(s, resolved.scope, queries.Filters(), today)
+            fresh = freshness.of(current_app.extensions["xm"], s, tenant.tenant_id, _now())
     result = totals.summarise(lines, tenant.base_currency if tenant else None)
 
     def block(name: str, view: str | None) -> dict:
@@ -229,7 +260,9 @@ def summary(kind: str, external_id: str):
         credited=block("credited", None),
         unpaid=block("unpaid", "unpaid"),
         overdue=block("overdue", "overdue"),
-        last_synced_at=_iso(synced),
+        counts=counts,
+        freshness={"last_synced_at": _iso(fresh.last_synced_at), "state": fresh.state, "reason": fresh.reason},
+        last_synced_at=_iso(fresh.last_synced_at),
         today=today.isoformat(),
         timezone=zone.iana,
         timezone_note=None if zone.mapped else _unmapped(zone),

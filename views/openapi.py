@@ -12,6 +12,8 @@ from views.installments import KIND_LABELS
 from views.installments import KINDS as INSTALLMENT_KINDS
 from views.saved_views import DEFAULT_TYPE, DEFAULT_VIEW, STATUS_WORDS, TYPES, VIEWS
 
+SAVED_VIEWS = ("unpaid", "overdue", "open", "paid", "pinned")  # the widget's tabs; `all` is no saved view
+
 ID_MAX = 200  # a CRM record id
 XERO_ID_MAX = 64  # a Xero id (contact, invoice)
 LIST_MAX = 1000  # ids in one link list
@@ -99,6 +101,17 @@ SCHEMAS = {
             "page": {"type": "integer", "minimum": 1},
             "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
             "total": {**COUNT, "description": "Invoices matching, over every page"},
+            "elsewhere": {
+                "type": "array",
+                "nullable": True,
+                "description": (
+                    "With `q` only (null without): the other saved views in which invoices match the "
+                    "search (same type and dates), with how many; views without a match are left out"
+                ),
+                "items": _obj(
+                    {"view": {"type": "string", "enum": list(SAVED_VIEWS)}, "count": {**COUNT, "minimum": 1}}
+                ),
+            },
             "today": {
                 "type": "string",
                 "format": "date",
@@ -213,6 +226,24 @@ SCHEMAS = {
             },
             "unpaid": {**_ref("Total"), "description": "Still to pay: AmountDue of AUTHORISED invoices"},
             "overdue": {**_ref("Total"), "description": "The part of unpaid due before the organisation's today"},
+            "counts": _obj(
+                dict.fromkeys(VIEWS, COUNT),
+                description="Sales invoices in each view, as the invoice list with no type, q or dates counts them",
+            ),
+            "freshness": _obj(
+                {
+                    "last_synced_at": {"type": "string", "format": "date-time", "nullable": True},
+                    "state": {"type": "string", "enum": ["fresh", "stale"]},
+                    "reason": {
+                        **NULL_STR,
+                        "description": (
+                            "Why stale, for a sales person: not synced yet, changes waiting over 5 minutes "
+                            "(sync lag), or webhooks that look broken; null when fresh"
+                        ),
+                    },
+                },
+                description="Whether these figures are up to date with Xero (ops status's sync facts)",
+            ),
             "last_synced_at": {"type": "string", "format": "date-time", "nullable": True},
             "today": {"type": "string", "format": "date", "description": "The organisation's date"},
             "timezone": {"type": "string", "description": "The organisation's time zone (IANA)"},
@@ -385,6 +416,22 @@ def _ok(schema: str, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
+def _ok_etag(schema: str) -> dict:
+    """A read the widget polls: a strong ETag over the body."""
+    etag = {"description": "Strong, over the body; send it back as If-None-Match", "schema": {"type": "string"}}
+    return {**_ok(schema), "headers": {"ETag": etag}}
+
+
+NOT_MODIFIED = {"description": "Not modified: If-None-Match named the current ETag; no body"}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of the answer held: 304 with no body while it is still the answer",
+    "schema": {"type": "string"},
+}
+
+
 E400 = _error("Bad input: a date (or from later than to), view, paging value or body field (a malformed email)")
 E401 = _error("No valid API key")
 E403 = _error("A read key cannot create or change records")
@@ -502,8 +549,14 @@ def _kind_paths(kind: str) -> dict:
             "get": {
                 "operationId": f"list_{name}_invoices",
                 "summary": f"The {name}'s invoices, newest invoice date first, then number",
-                "parameters": LIST_PARAMS,
-                "responses": {"200": _ok("InvoicePage"), "400": E400, "401": E401, "404": E404},
+                "parameters": [*LIST_PARAMS, IF_NONE_MATCH],
+                "responses": {
+                    "200": _ok_etag("InvoicePage"),
+                    "304": NOT_MODIFIED,
+                    "400": E400,
+                    "401": E401,
+                    "404": E404,
+                },
             },
         },
         f"{base}/summary": {
@@ -511,7 +564,8 @@ def _kind_paths(kind: str) -> dict:
             "get": {
                 "operationId": f"{name}_summary",
                 "summary": "Received, credited, still to pay and overdue, per currency (sales invoices)",
-                "responses": {"200": _ok("Summary"), "401": E401, "404": E404},
+                "parameters": [IF_NONE_MATCH],
+                "responses": {"200": _ok_etag("Summary"), "304": NOT_MODIFIED, "401": E401, "404": E404},
             },
         },
         f"{base}/pins/{{invoice_id}}": pin_ops,
@@ -574,7 +628,8 @@ def document() -> dict:
         "get": {
             "operationId": "invoice_payments",
             "summary": "The invoice's installments, in date order",
-            "responses": {"200": _ok("Payments"), "401": E401, "404": E404},
+            "parameters": [IF_NONE_MATCH],
+            "responses": {"200": _ok_etag("Payments"), "304": NOT_MODIFIED, "401": E401, "404": E404},
         },
     }
     paths["/api/v1/embed-tokens"] = {

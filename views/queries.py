@@ -295,7 +295,12 @@ def _scope_where(scope: Scope) -> list:
 
 
 def _where(scope: Scope, filters: Filters, today: date) -> list:
-    where = _scope_where(scope) + [view_clause(filters.view, today, scope.pinned_ids)]
+    return _scope_where(scope) + [view_clause(filters.view, today, scope.pinned_ids)] + _filter_where(filters)
+
+
+def _filter_where(filters: Filters) -> list:
+    """The type, search and date filters: everything of `filters` but its view."""
+    where = []
     if filters.type != "all":
         where.append(Invoice.type == saved_views.TYPES[filters.type])
     if filters.q:
@@ -310,3 +315,17 @@ def _where(scope: Scope, filters: Filters, today: date) -> list:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def view_counts(session: Session, scope: Scope, filters: Filters, today: date) -> dict[str, int]:
+    """How many of the record's invoices each view holds (every view of saved_views.VIEWS),
+    under `filters` but for its view: one statement, a COUNT per view over one scan."""
+    if scope.is_empty:
+        return dict.fromkeys(saved_views.VIEWS, 0)
+    where = _scope_where(scope) + _filter_where(filters)
+    counts = [
+        func.coalesce(func.sum(case((view_clause(view, today, scope.pinned_ids), 1), else_=0)), 0).label(view)
+        for view in saved_views.VIEWS
+    ]
+    row = session.execute(select(*counts).select_from(Invoice).where(*where)).one()
+    return {view: int(getattr(row, view)) for view in saved_views.VIEWS}

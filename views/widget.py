@@ -69,7 +69,11 @@ class EmbedDisabled(InputError):
 
 
 class BadEmbedToken(InputError):
-    """A token that is forged, malformed, expired, or whose key was revoked."""
+    """A token that is forged or malformed ("invalid"), "expired", or whose key was "revoked"."""
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -125,14 +129,14 @@ def read(session: Session, secret: str, token: str, now: datetime) -> EmbedCalle
     except (BadData, KeyError, TypeError, ValueError):
         raise BadEmbedToken("the embed token is not valid") from None
     if now.timestamp() >= expires:
-        raise BadEmbedToken("the embed token has expired: reload the CRM page for a new one")
+        raise BadEmbedToken("the embed token has expired: reload the CRM page for a new one", "expired")
     live = session.execute(
         select(ApiKey.id).where(
             ApiKey.id == key_id, ApiKey.workspace_id == workspace_id, ApiKey.revoked_at.is_(None)
         )
     ).scalar_one_or_none()
     if live is None:
-        raise BadEmbedToken("the embed token is no longer valid: its API key was revoked")
+        raise BadEmbedToken("the embed token is no longer valid: its API key was revoked", "revoked")
     return EmbedCaller(workspace_id=workspace_id, scope="embed", kind=kind, external_id=external_id)
 
 
@@ -206,6 +210,13 @@ def access(kind: str, external_id: str):
 
 
 NO_LINK = "This invoice view needs a link from your CRM."
+REFUSALS = {  # why a token was refused, said precisely: a tampered link is no expired one
+    "invalid": "This invoice link is not valid: it may have been cut short or changed. Open the invoices "
+    "from the record's page in your CRM again.",
+    "expired": "This invoice view has expired. Reload the page in your CRM to see it again.",
+    "revoked": "This invoice view was switched off: its CRM access key was revoked. Ask your CRM admin, "
+    "then reload the page.",
+}
 
 
 def _refusal(kind: str, external_id: str, token: str) -> tuple[int, str] | None:
@@ -216,10 +227,14 @@ def _refusal(kind: str, external_id: str, token: str) -> tuple[int, str] | None:
             caller = read(s, runtime.settings.secret_key, token, datetime.now(UTC))
     except EmbedDisabled:
         return 503, "Invoice views are not enabled on this server."
-    except BadEmbedToken:
-        return 401, "This invoice view has expired. Reload the page in your CRM to see it again."
+    except BadEmbedToken as e:
+        return 401, REFUSALS[e.reason]
     if len(external_id) > ID_MAX or not caller.sees_record(kind, external_id):
         return 404, "This link is for a different record."
+    with runtime.read_sessions() as s:
+        known = records.find(s, caller.workspace_id, records.KINDS[kind], external_id) is not None
+    if not known:
+        return 404, f"This {records.KINDS[kind]} is not known to the invoice service (any more)."
     return None
 
 

@@ -67,6 +67,14 @@ def test_a_token_in_the_fragment_for_another_record_is_refused(page, live_server
     assert not any("/api/v1/" in u for u in asked)  # refused: it never asks for invoices
 
 
-def test_a_forged_token_in_the_fragment_says_the_view_has_expired(page, live_server, seeded: Seeded):
+def test_a_forged_token_in_the_fragment_says_the_link_is_not_valid(page, live_server, seeded: Seeded):
     page.goto(live_server.url + "/embed/contacts/c1#token=xme_forged")
-    expect(page.locator("#state-error")).to_contain_text("This invoice view has expired.")
+    expect(page.locator("#state-error")).to_contain_text("This invoice link is not valid")
+    expect(page.locator("#state-error")).not_to_contain_text("expired")
+
+
+def test_a_tampered_token_in_the_fragment_is_not_valid_either(page, live_server, seeded: Seeded):
+    token = token_of(widget_url(live_server, seeded))
+    tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")  # its signature changed
+    page.goto(f"{live_server.url}/embed/contacts/c1#token={tampered}")
+    expect(page.locator("#state-error")).to_contain_text("This invoice link is not valid")

@@ -10,6 +10,12 @@
  * takes the string as it is); no arithmetic on amounts happens here. A poll re-renders only
  * what changed: rows are keyed by invoice id and kept when their data is the same, so focus
  * and an open payments popover survive refreshes.
+ *
+ * Polls are conditional: each GET sends back the ETag of the answer it holds (If-None-Match),
+ * and a 304 (no body) keeps what is on screen. A failed load never leaves a list it cannot
+ * vouch for: a list of another view or search is cleared, the same list is greyed. Each total
+ * box shows one figure: the amount when there is one currency, else the base-currency total
+ * marked as converted, with the exact per-currency amounts a tap away.
  */
 (function () {
   "use strict";
@@ -33,9 +39,12 @@
     "Partially paid": "partial", "Draft": "draft", "Voided": "voided"
   };
 
-  var state = { view: "unpaid", q: "", from: "", to: "", page: 1 };
+  var state = { view: "unpaid", q: "", from: "", to: "", page: 1, badDates: false };
   var rows = new Map();            // invoice id -> {sig, data, el}
-  var shown = { list: null, summary: null, synced: null };
+  var shown = { list: null, listKey: null, summary: null, synced: null, fresh: null };
+  var held = new Map();            // url -> {etag, body}: the answers a 304 confirms
+  var HELD_MAX = 24;
+  var VIEW_LABEL = {};
   var listSeq = 0;
   var summarySeq = 0;
   var pollTimer = null;
@@ -60,15 +69,27 @@
     this.message = message;
   }
 
+  // A GET sends the ETag of the answer held for its URL; 304 means that answer still holds.
+  // (cache "no-store": the browser's cache stays out of it, so the 304 reaches this code.)
   function call(method, url) {
+    var headers = { "Authorization": "Bearer " + token, "Accept": "application/json" };
+    var mine = method === "GET" ? held.get(url) : undefined;
+    if (mine) headers["If-None-Match"] = mine.etag;
     return fetch(url, {
       method: method,
-      headers: { "Authorization": "Bearer " + token, "Accept": "application/json" },
+      headers: headers,
       cache: "no-store",
       credentials: "omit"
     }).then(function (response) {
+      if (response.status === 304 && mine) return mine.body;
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (!response.ok) throw new ApiFailure(response.status, body.error || response.statusText);
+        var etag = response.headers.get("ETag");
+        if (method === "GET" && etag) {
+          held.delete(url);
+          held.set(url, { etag: etag, body: body });
+          if (held.size > HELD_MAX) held.delete(held.keys().next().value);
+        }
         return body;
       });
     }, function () {
@@ -78,6 +99,10 @@
 
   function withId(template, id) {
     return template.replace(cfg.placeholder, encodeURIComponent(id));
+  }
+
+  function listKey() {
+    return JSON.stringify([state.view, state.q, state.from, state.to, state.page]);
   }
 
   function listUrl() {
@@ -113,6 +138,24 @@
       formatters.set(key, fmt);
     }
     return fmt ? fmt.format(amount) : currency + " " + amount;
+  }
+
+  // The converted headline: whole units, "≈ NZ$37,136"; a long one compact, "≈ NZ$1.2M".
+  function approx(amount, currency) {
+    var text;
+    try {
+      text = new Intl.NumberFormat(undefined, {
+        style: "currency", currency: currency, maximumFractionDigits: 0, minimumFractionDigits: 0
+      }).format(amount);
+      if (text.length > 11) {
+        text = new Intl.NumberFormat(undefined, {
+          style: "currency", currency: currency, notation: "compact", maximumFractionDigits: 1
+        }).format(amount);
+      }
+    } catch (e) {
+      text = currency + " " + amount;
+    }
+    return "≈ " + text;
   }
 
   var dateFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
@@ -167,11 +210,28 @@
     $("#panel").setAttribute("aria-busy", on ? "true" : "false");
   }
 
+  // The list on screen, and the rows behind it, are dropped: nothing shows that is not vouched for.
+  function clearList() {
+    shown.list = null;
+    shown.listKey = null;
+    rows.forEach(function (r) { r.el.remove(); });
+    rows = new Map();
+    openPopover = null;
+    list.hidden = true;
+    list.classList.remove("unverified");
+    stateEmpty.hidden = true;
+    $("#pager").hidden = true;
+    $("#elsewhere").hidden = true;
+  }
+
   function showError(failure) {
     var text;
     if (failure.status === 401) {
       text = "This view has expired. Reload the page in your CRM to see the invoices again.";
       stop();
+      checkAccess().then(function (refusal) {  // the server's precise reason: expired, revoked, invalid
+        if (refusal) $(".state-text", stateError).textContent = refusal;
+      });
     } else if (failure.status === 404) {
       text = "This " + RECORD + " is not known to the invoice service yet.";
     } else if (failure.status === 0) {
@@ -182,17 +242,19 @@
     $(".state-text", stateError).textContent = text;
     $("#retry").hidden = failure.status === 401;
     stateError.hidden = false;
-    if (failure.status === 401 || failure.status === 404) {
-      shown.list = null;  // so that an answer after this one draws the list again
-      stateEmpty.hidden = true;
-      list.hidden = true;
-      $("#pager").hidden = true;
+    if (failure.status === 401 || failure.status === 404 || shown.listKey !== listKey()) {
+      clearList();  // another view's or search's rows under this error would mislead
+    } else {
+      list.classList.add("unverified");  // the same list, as last loaded: greyed until a load succeeds
+      list.setAttribute("aria-describedby", "state-error");
     }
     showLoading(false);
   }
 
   function clearError() {
     stateError.hidden = true;
+    list.classList.remove("unverified");
+    list.removeAttribute("aria-describedby");
   }
 
   function filtered() {
@@ -210,19 +272,59 @@
     }).map(function (x) { return x.a; });
   }
 
+  // One figure for a box: the exact amount in its one currency, or the base-currency total
+  // marked as converted; text says what the figure is.
+  function headline(total, base) {
+    var nonZero = total.by_currency.filter(function (a) { return !isZero(a.amount); });
+    var converted = (total.converted || [])[0];
+    if (!nonZero.length) return { text: "None", none: true, currencies: 0 };
+    if (nonZero.length === 1) {
+      return { text: money(nonZero[0].amount, nonZero[0].currency), currencies: 1, exact: true };
+    }
+    var left = converted ? converted.unconverted.filter(function (a) { return !isZero(a.amount); }) : [];
+    if (converted && converted.count && !isZero(converted.amount)) {
+      return {
+        text: approx(converted.amount, converted.currency), currencies: nonZero.length, converted: converted,
+        note: "converted" + (left.length ? " (" + plural(left.length, "currency", "currencies") + " not)" : "")
+      };
+    }
+    var first = ordered(nonZero, base)[0];  // nothing to convert with: the first, and "more"
+    return { text: money(first.amount, first.currency), currencies: nonZero.length,
+             note: "+ " + plural(nonZero.length - 1, "other currency", "other currencies") };
+  }
+
   function renderTotal(box, total, base, overdue) {
+    var head = headline(total, base);
+    var figure = document.createElement("span");
+    figure.className = "total-figure" + (head.none ? " muted" : "");
+    figure.textContent = head.text;
+    if (head.converted) figure.title = head.converted.label;
+    var holder = $(".total-headline", box);
+    holder.textContent = "";
+    holder.appendChild(figure);
+    var count = $(".total-count", box);
+    count.textContent = plural(total.count, "invoice", "invoices");
+    if (overdue && overdue.count) {
+      var late = headline(overdue, base);
+      var note = document.createElement("span");
+      note.className = "overdue-note";
+      note.textContent = late.text + " overdue";
+      count.appendChild(note);
+    }
+    // the exact amounts per currency, a tap away when there is more than one
+    var toggle = $(".total-toggle", box);
     var amounts = $(".total-amounts", box);
     amounts.textContent = "";
-    // a currency with nothing in it (nothing received in EUR, say) adds nothing to a glance
     var nonZero = total.by_currency.filter(function (a) { return !isZero(a.amount); });
-    if (!nonZero.length) {
-      var none = document.createElement("span");
-      none.className = "total-amount muted";
-      none.textContent = "None";
-      amounts.appendChild(none);
+    toggle.hidden = nonZero.length < 2;
+    if (nonZero.length < 2) {
+      amounts.hidden = true;
+      toggle.setAttribute("aria-expanded", "false");
+      return;
     }
+    toggle.textContent = (head.note ? head.note + " · " : "") + nonZero.length + "\u00a0currencies";
     ordered(nonZero, base).forEach(function (a) {
-      var line = document.createElement("span");
+      var line = document.createElement("li");
       line.className = "total-amount";
       line.dataset.currency = a.currency;
       line.textContent = money(a.amount, a.currency);
@@ -233,23 +335,35 @@
       }
       amounts.appendChild(line);
     });
-    var count = plural(total.count, "invoice", "invoices");
-    if (overdue && overdue.count) {
-      var late = ordered(overdue.by_currency, base).map(function (a) { return money(a.amount, a.currency); });
-      $(".total-count", box).textContent = count;
-      var note = document.createElement("span");
-      note.className = "overdue-note";
-      late.forEach(function (text, i) {  // wrap between amounts, never inside one
-        var piece = document.createElement("span");
-        piece.className = "nowrap";
-        piece.textContent = text;
-        note.appendChild(piece);
-        note.appendChild(document.createTextNode(i < late.length - 1 ? " · " : " overdue"));
+    if (overdue && overdue.count && overdue.by_currency.length > 1) {
+      ordered(overdue.by_currency, base).forEach(function (a) {
+        var line = document.createElement("li");
+        line.className = "total-amount total-amount-overdue";
+        line.textContent = money(a.amount, a.currency) + " overdue";
+        amounts.appendChild(line);
       });
-      $(".total-count", box).appendChild(note);
-    } else {
-      $(".total-count", box).textContent = count;
     }
+    fit(box);
+  }
+
+  // The headline at the largest size that fits its box; wrapped, never cut, if none does.
+  var SIZES = ["", "size-2", "size-3", "size-4"];
+  function fit(box) {
+    var figure = $(".total-figure", box);
+    if (!figure) return;
+    var holder = figure.parentNode;
+    SIZES.forEach(function (size) { if (size) holder.classList.remove(size); });
+    holder.classList.remove("wraps");
+    for (var i = 1; i < SIZES.length && holder.scrollWidth > holder.clientWidth; i++) {
+      holder.classList.remove(SIZES[i - 1] || "none");
+      holder.classList.add(SIZES[i]);
+    }
+    if (holder.scrollWidth > holder.clientWidth) holder.classList.add("wraps");
+  }
+
+  function fitAll() {
+    $$(".total-box").forEach(function (box) { if (!box.hidden) fit(box); });
+    tabsOverflow();
   }
 
   function renderSummary(data) {
@@ -262,30 +376,60 @@
           if (pair[1].label) $(".total-label", $(pair[0])).textContent = pair[1].label;
         });
       renderTotal($("#total-paid"), data.paid, data.base_currency);
+      var unpaidBox = $("#total-unpaid");
       // Credited only when something was credited: a box of "None" would only raise questions.
       var creditBox = $("#total-credited");
       creditBox.hidden = !credited.count;
       $(".totals").classList.toggle("with-credit", Boolean(credited.count));
       if (credited.count) renderTotal(creditBox, credited, data.base_currency);
-      renderTotal($("#total-unpaid"), data.unpaid, data.base_currency, data.overdue);
-      // The Paid tab lists PAID invoices; the Received count is of invoices with money received,
-      // part-paid ones included, so it is no count for that tab.
-      var counts = {
-        unpaid: data.unpaid.count, overdue: data.overdue.count,
-        open: data.unpaid.count - data.overdue.count
-      };
+      renderTotal(unpaidBox, data.unpaid, data.base_currency, data.overdue);
+      // Every tab's count is the number of invoices its list holds (the API's `counts`).
+      var counts = data.counts || {};
       $$("[role=tab]").forEach(function (tab) {
         var n = counts[tab.dataset.view];
-        $(".tab-count", tab).textContent = n ? String(n) : "";
+        var badge = $(".tab-count", tab);
+        badge.textContent = typeof n === "number" ? String(n) : "";
+        badge.classList.toggle("zero", n === 0);
+        tab.setAttribute("aria-label", VIEW_LABEL[tab.dataset.view] +
+          (typeof n === "number" ? ", " + plural(n, "invoice", "invoices") : ""));
       });
+      tabsOverflow();
     }
-    if (data.last_synced_at !== shown.synced) {
-      shown.synced = data.last_synced_at;
-      $("#synced").textContent = data.last_synced_at
-        ? "Synced " + timeFormat.format(new Date(data.last_synced_at))
-        : "Waiting for the first sync";
+    var fresh = data.freshness || { last_synced_at: data.last_synced_at, state: "fresh", reason: null };
+    shown.synced = fresh.last_synced_at;
+    tick();
+    var staleText = fresh.state === "stale" ? fresh.reason || "These figures may be behind Xero." : "";
+    if (staleText !== shown.fresh) {
+      shown.fresh = staleText;
+      var stale = $("#stale");
+      stale.textContent = staleText;
+      stale.hidden = !staleText;
+      root.classList.toggle("is-stale", Boolean(staleText));
     }
   }
+
+  // "Synced 14 s ago", kept current between polls.
+  function ago(seconds) {
+    if (seconds < 5) return "just now";
+    if (seconds < 60) return Math.floor(seconds) + " s ago";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h ago";
+    return "on " + dateFormat.format(new Date(shown.synced));
+  }
+
+  function tick() {
+    var el = $("#synced");
+    if (!el) return;
+    if (!shown.synced) {
+      el.textContent = "Waiting for the first sync";
+      el.removeAttribute("title");
+      return;
+    }
+    var at = new Date(shown.synced);
+    el.textContent = "Synced " + ago(Math.max(0, (Date.now() - at.getTime()) / 1000));
+    el.title = "Last synced with Xero at " + timeFormat.format(at);
+  }
+  setInterval(tick, 1000);
 
   function loadSummary() {
     var mine = ++summarySeq;
@@ -345,9 +489,11 @@
   }
 
   function renderList(data) {
-    var text = JSON.stringify([data.invoices, data.total, data.page, data.view]);
+    var text = JSON.stringify([data.invoices, data.total, data.page, data.view, data.elsewhere, state.q]);
+    shown.listKey = listKey();
     if (text === shown.list) return;
     shown.list = text;
+    renderElsewhere(data);
     var focused = document.activeElement;
     var focusedRow = focused && focused.closest ? focused.closest("#invoice-list > li") : null;
     var focusedClass = focusedRow ? focused.className.split(" ")[0] : null;
@@ -403,8 +549,30 @@
     $("#next-page").disabled = data.page * data.per_page >= data.total;
   }
 
+  // Where else the searched number is: "INV-0042 is under Paid", each view a button to it.
+  function renderElsewhere(data) {
+    var box = $("#elsewhere");
+    var found = state.q && data.elsewhere ? data.elsewhere : [];
+    box.textContent = "";
+    box.hidden = !found.length;
+    if (!found.length) return;
+    box.appendChild(document.createTextNode(
+      data.invoices.length ? "Also under " : "“" + state.q + "” is under "));
+    found.forEach(function (where, i) {
+      if (i) box.appendChild(document.createTextNode(i === found.length - 1 ? " and " : ", "));
+      var go = document.createElement("button");
+      go.type = "button";
+      go.className = "link-button elsewhere-view";
+      go.dataset.goto = where.view;
+      go.textContent = (VIEW_LABEL[where.view] || where.view) + " (" + where.count + ")";
+      go.addEventListener("click", function () { selectView(where.view); });
+      box.appendChild(go);
+    });
+  }
+
   function loadList(opts) {
     var mine = ++listSeq;
+    if (state.badDates) return Promise.resolve();  // nothing to show until the dates make sense
     if (opts && opts.fresh) {
       list.classList.add("stale");
       showLoading("soon");
@@ -469,9 +637,10 @@
       tab.setAttribute("aria-selected", on ? "true" : "false");
       tab.tabIndex = on ? 0 : -1;
       if (on && focusTab) tab.focus();
+      if (on && tab.scrollIntoView) tab.scrollIntoView({ block: "nearest", inline: "nearest" });
     });
     $("#panel").setAttribute("aria-labelledby", "tab-" + view);
-    $$(".total-box[data-target]").forEach(function (box) {
+    $$(".total-main[data-target]").forEach(function (box) {
       box.setAttribute("aria-pressed", box.dataset.target === view ? "true" : "false");
     });
     closePopover();
@@ -490,8 +659,40 @@
     });
   });
 
-  $$(".total-box[data-target]").forEach(function (box) {
+  $$(".total-main[data-target]").forEach(function (box) {
     box.addEventListener("click", function () { selectView(box.dataset.target); });
+  });
+  $$(".total-toggle").forEach(function (toggle) {
+    toggle.title = "The exact amount in each currency";
+    toggle.addEventListener("click", function () {
+      var open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      document.getElementById(toggle.getAttribute("aria-controls")).hidden = !open;
+    });
+  });
+
+  // Tabs that do not fit scroll sideways; a fade and an arrow at each side with more show it.
+  var tabs = $(".tabs");
+  function tabsOverflow() {
+    var more = tabs.scrollWidth - tabs.clientWidth;
+    var left = tabs.scrollLeft > 1;
+    var right = more - tabs.scrollLeft > 1;
+    var wrap = tabs.parentNode;
+    wrap.classList.toggle("more-left", left);
+    wrap.classList.toggle("more-right", right);
+    $(".tabs-more-left", wrap).hidden = !left;
+    $(".tabs-more-right", wrap).hidden = !right;
+  }
+  tabs.addEventListener("scroll", tabsOverflow, { passive: true });
+  window.addEventListener("resize", fitAll);
+  $(".tabs-more-left").addEventListener("click", function () {
+    tabs.scrollBy({ left: -tabs.clientWidth * 0.7, behavior: "smooth" });
+  });
+  $(".tabs-more-right").addEventListener("click", function () {
+    tabs.scrollBy({ left: tabs.clientWidth * 0.7, behavior: "smooth" });
+  });
+  $$("[role=tab]").forEach(function (tab) {
+    VIEW_LABEL[tab.dataset.view] = $(".tab-label", tab).textContent;
   });
 
   var searchTimer = null;
@@ -519,9 +720,19 @@
     if (from && to && from > to) {  // ISO dates compare as text
       problem.textContent = "The start date is after the end date.";
       problem.hidden = false;
+      $("#clear-dates").hidden = false;
+      state.badDates = true;  // the list of the previous dates is no answer to these: gone
+      ++listSeq;  // and an answer on its way is dropped
+      clearList();
+      showLoading(false);
       return;
     }
     problem.hidden = true;
+    if (state.badDates) {
+      state.badDates = false;
+      shown.list = null;
+      state.from = null;  // whatever the dates now are, load them
+    }
     $("#clear-dates").hidden = !(from || to);
     if (from === state.from && to === state.to) return;
     state.from = from;
