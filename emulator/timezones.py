@@ -1,5 +1,8 @@
 """Xero's TimeZone enum (Windows zone ids, upper case, no spaces), as its OpenAPI lists it."""
 
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
 TIMEZONES = frozenset(
     {
         "AFGHANISTANSTANDARDTIME",
@@ -145,3 +148,18 @@ TIMEZONES = frozenset(
         "YUKONSTANDARDTIME",
     }
 )
+
+# The seeded organisations' zones as IANA names, for the emulator's own "today" of an
+# organisation (a report's default date); any other zone reads as UTC.
+IANA = {
+    "NEWZEALANDSTANDARDTIME": "Pacific/Auckland",
+    "AUSEASTERNSTANDARDTIME": "Australia/Sydney",
+    "GMTSTANDARDTIME": "Europe/London",
+    "EASTERNSTANDARDTIME": "America/New_York",
+    "PACIFICSTANDARDTIME": "America/Los_Angeles",
+}
+
+
+def org_today(timezone: str, now: datetime) -> date:
+    """The organisation's date at `now` (an aware datetime)."""
+    return now.astimezone(ZoneInfo(IANA.get(timezone, "UTC"))).date()

@@ -64,7 +64,7 @@ from infra.errors import InputError
 from store import records
 from store.db import transaction
 from store.workspaces import Caller, authenticate
-from views import deeplinks, freshness, installments, queries, saved_views, totals, widget
+from views import aging, deeplinks, freshness, installments, queries, saved_views, totals, widget
 from views.openapi import (
     DEFAULT_PER_PAGE,
     ID_MAX,
@@ -186,6 +186,7 @@ def list_invoices(kind: str, external_id: str):
             q=_text_arg("q", Q_MAX),
             date_from=_date_arg("from"),
             date_to=_date_arg("to"),
+            overdue=_overdue(),
         )
         if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
             raise ApiError(400, f"from ({filters.date_from}) is later than to ({filters.date_to}): "
@@ -233,9 +234,11 @@ def summary(kind: str, external_id: str):
         links: tuple[records.Link, ...] = ()
         counts = dict.fromkeys(saved_views.VIEWS, 0)
         fresh = freshness.Freshness(None, "stale", "No Xero organisation is connected.")
+        behaviour = aging.behaviour((), (), today)
         if tenant is not None:
             resolved = records.resolve(s, record, tenant.tenant_id)
             lines = queries.summary_lines(s, resolved.scope, today)
+            behaviour = _behaviour(s, resolved.scope, today)
             links = resolved.links
             counts = queries.view_counts(s, resolved.scope, queries.Filters(), today)
             fresh = freshness.of(current_app.extensions["xm"], s, tenant.tenant_id, _now())
@@ -260,6 +263,8 @@ def summary(kind: str, external_id: str):
         credited=block("credited", None),
         unpaid=block("unpaid", "unpaid"),
         overdue=block("overdue", "overdue"),
+        aging=_aging_json(aging.aging(lines, result.base_currency), kind, external_id),
+        behaviour=_behaviour_json(behaviour),
         counts=counts,
         freshness={"last_synced_at": _iso(fresh.last_synced_at), "state": fresh.state, "reason": fresh.reason},
         last_synced_at=_iso(fresh.last_synced_at),
@@ -531,6 +536,18 @@ def _view() -> str:
         raise ApiError(400, str(e)) from None
 
 
+def _overdue() -> str | None:
+    try:
+        return aging.parse_bucket(request.args.get("overdue"))
+    except aging.UnknownBucket as e:
+        raise ApiError(400, str(e)) from None
+
+
+def _behaviour(s: Session, scope: records.Scope, today: date) -> aging.Behaviour:
+    lateness = queries.behaviour_lateness(s, scope, today)
+    return aging.behaviour(lateness, queries.last_settlements(s, scope, today), today)
+
+
 def _text_arg(name: str, max_len: int) -> str | None:
     value = request.args.get(name)
     if value is None or value == "":
@@ -667,6 +684,7 @@ def _invoice_json(row: queries.InvoiceRow, today: date, short_code: str | None) 
         "currency": row.currency_code,
         "status": row.status,
         "status_label": saved_views.status_word(row, today),
+        "days_overdue": aging.days_overdue(row, today),
         "pinned": row.pinned,
         "payment_count": row.payment_count,
         "allocation_count": row.allocation_count,
@@ -693,6 +711,47 @@ def _converted_json(c: totals.Converted) -> dict:
         "label": f"Converted to {c.currency} at each invoice's own currency rate",
         "unconverted": [_amount_json(a) for a in c.unconverted],
     }
+
+
+def _aging_json(buckets: tuple[aging.Bucket, ...], kind: str, external_id: str) -> list[dict]:
+    return [
+        {
+            "bucket": b.name,
+            "label": b.label,
+            "count": b.total.count,
+            "by_currency": [_amount_json(a) for a in b.total.by_currency],
+            "converted": [_converted_json(c) for c in b.total.converted],
+            "link": url_for(".list_invoices", kind=kind, external_id=external_id, overdue=b.name),
+        }
+        for b in buckets
+    ]
+
+
+def _behaviour_json(b: aging.Behaviour) -> dict:
+    last = b.last_payment
+    return {
+        "since": b.since.isoformat(),
+        "settled_count": b.settled_count,
+        "open_overdue_count": b.open_overdue_count,
+        "counted": b.counted,
+        "on_time_count": b.on_time_count,
+        "on_time_share": _number(b.on_time_share),
+        "median_days_late": _number(b.median_days_late),
+        "year_before_counted": b.year_before_counted,
+        "year_before_median_days_late": _number(b.year_before_median_days_late),
+        "trend": b.trend,
+        "last_payment": None
+        if last is None
+        else {"date": last.date.isoformat(), "amount": _money(last.amount), "currency": last.currency,
+              "count": last.count},
+    }
+
+
+def _number(value: Decimal | None) -> int | float | None:
+    """A count of days (whole, or a half) or a share (4 places) as a JSON number; not money."""
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 NOT_CONNECTED = "no Xero organisation is connected"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from views.aging import BUCKET_LABELS, BUCKETS, TREND_DAYS, TREND_MIN
 from views.installments import KIND_LABELS
 from views.installments import KINDS as INSTALLMENT_KINDS
 from views.saved_views import DEFAULT_TYPE, DEFAULT_VIEW, STATUS_WORDS, TYPES, VIEWS
@@ -56,6 +57,23 @@ TYPE_LABEL = {"type": "string", "description": '"Sales invoice", "Bill", or Xero
 CURRENCY = {"type": "string", "description": "ISO 4217 code"}
 COUNT = {"type": "integer", "minimum": 0}
 
+LAST_PAYMENT = _obj(
+    {
+        "date": {"type": "string", "format": "date"},
+        "amount": _ref("Money"),
+        "currency": CURRENCY,
+        "count": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Settlements of that day in that currency, added up",
+        },
+    },
+    description=(
+        "The latest payment or credit note, prepayment or overpayment allocation of the "
+        "record's sales invoices (deleted payments excluded)"
+    ),
+)
+
 SCHEMAS = {
     "Error": _obj({"error": {"type": "string"}}),
     "Money": {
@@ -80,6 +98,10 @@ SCHEMAS = {
                 "description": "Xero's status (DRAFT, SUBMITTED, AUTHORISED, PAID, VOIDED)",
             },
             "status_label": {"type": "string", "enum": list(STATUS_WORDS)},
+            "days_overdue": {
+                **COUNT,
+                "description": "Days past the due date in the organisation's calendar, if unpaid; 0 when not yet due",
+            },
             "amount_paid": {**_ref("Money"), "description": "Xero's AmountPaid: money received"},
             "amount_credited": {
                 **_ref("Money"),
@@ -163,6 +185,74 @@ SCHEMAS = {
             "link": {**NULL_STR, "description": "The invoice list these totals lead to, if one does"},
         }
     ),
+    "AgingBucket": _obj(
+        {
+            "bucket": {"type": "string", "enum": list(BUCKETS)},
+            "label": {"type": "string", "enum": list(BUCKET_LABELS.values())},
+            "count": {**COUNT, "description": "Unpaid sales invoices in the bucket"},
+            "by_currency": {
+                "type": "array",
+                "items": _ref("Amount"),
+                "description": "AmountDue per currency; the buckets add up to unpaid exactly",
+            },
+            "converted": {
+                "type": "array",
+                "items": _ref("Converted"),
+                "description": "In the base currency (one entry); empty when it is unknown",
+            },
+            "link": {"type": "string", "description": "The invoice list of this bucket (overdue=...)"},
+        },
+        description=(
+            "Unpaid sales invoices by days past due: current (not yet due, or due today), "
+            "1-30, 31-60, 61-90, 90+ (91 days or more)"
+        ),
+    ),
+    "Behaviour": _obj(
+        {
+            "since": {
+                "type": "string",
+                "format": "date",
+                "description": "First day of the 365 counted (they end on today)",
+            },
+            "settled_count": {**COUNT, "description": "PAID sales invoices whose FullyPaidOnDate is since..today"},
+            "open_overdue_count": {
+                **COUNT,
+                "description": "Unpaid sales invoices past due, counted with their days overdue so far",
+            },
+            "counted": {**COUNT, "description": "settled_count + open_overdue_count"},
+            "on_time_count": {**COUNT, "description": "Settled on or before the due date"},
+            "on_time_share": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "nullable": True,
+                "description": "on_time_count / counted (4 places); null when nothing is counted",
+            },
+            "median_days_late": {
+                "type": "number",
+                "multipleOf": 0.5,
+                "nullable": True,
+                "description": (
+                    "Median of settlement (or today, if still open) minus due date, in days; negative "
+                    "when early. An even count takes the mean of the two middle values (a whole or a "
+                    "half). Null when nothing is counted"
+                ),
+            },
+            "year_before_counted": {**COUNT, "description": "Invoices settled in the 365 days before since"},
+            "year_before_median_days_late": {"type": "number", "multipleOf": 0.5, "nullable": True},
+            "trend": {
+                "type": "string",
+                "enum": ["later", "earlier", "steady"],
+                "nullable": True,
+                "description": (
+                    f"The median against the year before's: {TREND_DAYS} days or more later or "
+                    f"earlier, else steady; null when either year counts fewer than {TREND_MIN} invoices"
+                ),
+            },
+            "last_payment": {**LAST_PAYMENT, "nullable": True},  # inline: a $ref cannot be nullable
+        },
+        description="How late the customer pays, over the last 365 days (DESIGN.md)",
+    ),
     "Link": _obj(
         {
             "xero_contact_id": {"type": "string"},
@@ -226,6 +316,14 @@ SCHEMAS = {
             },
             "unpaid": {**_ref("Total"), "description": "Still to pay: AmountDue of AUTHORISED invoices"},
             "overdue": {**_ref("Total"), "description": "The part of unpaid due before the organisation's today"},
+            "aging": {
+                "type": "array",
+                "items": _ref("AgingBucket"),
+                "minItems": len(BUCKETS),
+                "maxItems": len(BUCKETS),
+                "description": f"Unpaid by days past due, always the five buckets in order: {', '.join(BUCKETS)}",
+            },
+            "behaviour": _ref("Behaviour"),
             "counts": _obj(
                 dict.fromkeys(VIEWS, COUNT),
                 description="Sales invoices in each view, as the invoice list with no type, q or dates counts them",
@@ -432,7 +530,9 @@ IF_NONE_MATCH = {
 }
 
 
-E400 = _error("Bad input: a date (or from later than to), view, paging value or body field (a malformed email)")
+E400 = _error(
+    "Bad input: a date (or from later than to), view, overdue bucket, paging value or body field (a malformed email)"
+)
 E401 = _error("No valid API key")
 E403 = _error("A read key cannot create or change records")
 E404 = _error("No such record or invoice in this workspace")
@@ -488,6 +588,15 @@ LIST_PARAMS = [
         "in": "query",
         "description": "Latest invoice date, inclusive",
         "schema": {"type": "string", "format": "date"},
+    },
+    {
+        "name": "overdue",
+        "in": "query",
+        "description": (
+            "One ageing bucket of unpaid invoices by days past due: current (not yet due, or due "
+            "today), 1-30, 31-60, 61-90, 90+ (91 days or more)"
+        ),
+        "schema": {"type": "string", "enum": list(BUCKETS)},
     },
     {
         "name": "page",

@@ -16,14 +16,36 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, case, false, func, or_, select, type_coerce
+from sqlalchemy import (
+    Date,
+    Integer,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.expression import FunctionElement
 
 from store.models import Allocation, Invoice, Payment, SyncState, XeroConnection
 from store.records import Scope
 from store.types import Money
-from views import saved_views, totals
+from views import aging, saved_views, totals
+from views.aging import Lateness, Settlement
 from views.totals import Line
+
+# Written out, not a bound parameter, so that both databases see it implies the partial index
+# ix_invoices_contact_paid's condition (a parameter's value is not known when a plan is made).
+PAID = Invoice.status == literal_column("'PAID'")
 
 
 @dataclass(frozen=True)
@@ -80,6 +102,7 @@ class Filters:
     q: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    overdue: str | None = None  # one ageing bucket (views/aging.py BUCKETS) of unpaid invoices
 
 
 @dataclass(frozen=True)
@@ -203,6 +226,7 @@ def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
             case((unpaid, Invoice.amount_due), else_=0).label("due"),
             case((Invoice.amount_paid > 0, 1), else_=0).label("has_paid"),
             case((Invoice.amount_credited > 0, 1), else_=0).label("has_credit"),
+            _bucket_column(unpaid, today).label("bucket"),
         )
         .where(
             *_scope_where(scope),
@@ -221,13 +245,142 @@ def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
     rows = session.execute(
         select(
             c.state, c.currency, c.rate, money_sum(c.total), money_sum(c.paid), money_sum(c.credited),
-            money_sum(c.due), func.count(), func.sum(c.has_paid), func.sum(c.has_credit),
-        ).group_by(c.state, c.currency, c.rate)
+            money_sum(c.due), func.count(), func.sum(c.has_paid), func.sum(c.has_credit), c.bucket,
+        ).group_by(c.state, c.currency, c.rate, c.bucket)
     ).all()
     return [
-        Line(state, cur, rate, total, paid, credited, due, n, int(n_paid), int(n_credit))
-        for state, cur, rate, total, paid, credited, due, n, n_paid, n_credit in rows
+        Line(state, cur, rate, total, paid, credited, due, n, int(n_paid), int(n_credit), bucket)
+        for state, cur, rate, total, paid, credited, due, n, n_paid, n_credit, bucket in rows
     ]
+
+
+def behaviour_lateness(session: Session, scope: Scope, today: date) -> list[Lateness]:
+    """views.aging.lateness_for in SQL, one statement: the record's sales invoices settled in
+    the last two years grouped by year and days late (read from ix_invoices_contact_paid
+    alone), and those still open and past due grouped by due date (ix_invoices_contact_status
+    alone); days late of the open ones are today - due date, counted here."""
+    if scope.is_empty:
+        return []
+    since, before = aging.windows(today)
+    sales = [*_scope_where(scope), Invoice.type == totals.SALES]
+    settled = (
+        select(
+            case((Invoice.fully_paid_on >= since, "year"), else_="year_before").label("window"),
+            days_between(Invoice.fully_paid_on, Invoice.due_date).label("days"),
+        )
+        .where(
+            *sales,
+            PAID,
+            Invoice.fully_paid_on >= before,
+            Invoice.fully_paid_on <= today,
+            Invoice.due_date.is_not(None),
+        )
+        .subquery()
+    )
+    still_open: Select = (
+        select(
+            literal_column("'open'").label("window"),
+            cast(null(), Integer).label("days"),
+            Invoice.due_date,
+            func.count(),
+        )
+        .where(*sales, Invoice.status == "AUTHORISED", Invoice.amount_due > 0, Invoice.due_date < today)
+        .group_by(Invoice.due_date)
+    )
+    grouped = select(settled.c.window, settled.c.days, cast(null(), Date), func.count()).group_by(
+        settled.c.window, settled.c.days
+    )
+    out = []
+    for window, days, due, n in session.execute(union_all(grouped, still_open)):
+        if window == "open":
+            out.append(Lateness("year", False, (today - due).days, n))
+        else:
+            out.append(Lateness(window, True, int(days), n))
+    return out
+
+
+def last_settlements(session: Session, scope: Scope, today: date) -> list[Settlement]:
+    """The record's settlements on the day of its latest one up to today (live payments and
+    allocations of its AUTHORISED and PAID sales invoices): what views.aging.last_payment needs.
+
+    Not every invoice's payments: a PAID invoice's last settlement is on its FullyPaidOnDate,
+    so the latest settlement is on the latest FullyPaidOnDate up to today (read from
+    ix_invoices_contact_paid) or on an invoice still open with something settled. The first
+    statement finds those invoices (a PAID one without FullyPaidOnDate too) and each one's
+    latest settlement, by its key (ix_payments_invoice, the allocations' key: a probe per
+    invoice, whatever the size of the tables); the second reads the settlements of that day.
+    Should the first find none (a FullyPaidOnDate that no settlement carries, which Xero does
+    not do), every PAID invoice is a candidate instead."""
+    if scope.is_empty:
+        return []
+    latest = _latest_settled(session, scope, today, narrow=True) or _latest_settled(
+        session, scope, today, narrow=False
+    )
+    if not latest:
+        return []
+    day = max(d for d, _ in latest.values())
+    currencies = {invoice_id: cur for invoice_id, (d, cur) in latest.items() if d == day}
+    ids = sorted(currencies)
+    payments = select(Payment.invoice_id, Payment.amount).where(
+        Payment.tenant_id == scope.tenant_id,
+        Payment.invoice_id.in_(ids),
+        Payment.status != "DELETED",
+        Payment.date == day,
+    )
+    allocations = select(Allocation.invoice_id, Allocation.amount).where(
+        Allocation.tenant_id == scope.tenant_id, Allocation.invoice_id.in_(ids), Allocation.date == day
+    )
+    rows: list = list(session.execute(union_all(payments, allocations)))
+    return [Settlement(day, currencies[row[0]], row[1]) for row in rows]
+
+
+def _latest_settled(session: Session, scope: Scope, today: date, narrow: bool) -> dict[str, tuple[date, str]]:
+    """{invoice id: (its latest settlement up to today, its currency)} of the candidates."""
+    sales = [*_scope_where(scope), Invoice.type == totals.SALES]
+    still_open = [
+        Invoice.status == "AUTHORISED",
+        Invoice.amount_due > 0,
+        or_(Invoice.amount_paid > 0, Invoice.amount_credited > 0),
+    ]
+    columns = (Invoice.invoice_id, Invoice.currency_code)
+    arms = [select(*columns).where(*sales, *still_open)]  # filtered in ix_invoices_contact_status
+    if narrow:
+        latest_paid = (
+            select(func.max(Invoice.fully_paid_on))
+            .where(*sales, PAID, Invoice.fully_paid_on <= today)
+            .scalar_subquery()
+        )
+        arms += [
+            select(*columns).where(*sales, PAID, Invoice.fully_paid_on == latest_paid),
+            select(*columns).where(*sales, PAID, Invoice.fully_paid_on.is_(None)),
+        ]
+    else:
+        arms.append(select(*columns).where(*sales, PAID))
+    candidates = union_all(*arms).subquery()
+    c = candidates.c
+    last_payment = (
+        select(func.max(Payment.date))
+        .where(
+            Payment.tenant_id == scope.tenant_id,
+            Payment.invoice_id == c.invoice_id,
+            Payment.status != "DELETED",
+            Payment.date <= today,
+        )
+        .scalar_subquery()
+    )
+    last_allocation = (
+        select(func.max(Allocation.date))
+        .where(Allocation.tenant_id == scope.tenant_id, Allocation.invoice_id == c.invoice_id, Allocation.date <= today)
+        .scalar_subquery()
+    )
+    out = {}
+    for invoice_id, currency, paid_on, allocated_on in session.execute(
+        select(c.invoice_id, c.currency_code, last_payment, last_allocation)
+    ):
+        days = [d for d in (paid_on, allocated_on) if d is not None]
+        if days:
+            out[invoice_id] = (max(days), currency)
+    return out
 
 
 def invoice_with_payments(
@@ -294,13 +447,56 @@ def _scope_where(scope: Scope) -> list:
     return [Invoice.tenant_id == scope.tenant_id, or_(*seen)]
 
 
+class days_between(FunctionElement):
+    """later - earlier in whole days, for two DATE columns (no bound parameters: it can be grouped on)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(days_between)
+def _days_between(element, compiler, **kw):
+    later, earlier = list(element.clauses)
+    return f"({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)})"
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element, compiler, **kw):
+    later, earlier = list(element.clauses)
+    return f"CAST(julianday({compiler.process(later, **kw)}) - julianday({compiler.process(earlier, **kw)}) AS INTEGER)"
+
+
+def bucket_clause(bucket: str, today: date):
+    """The unpaid invoices of one ageing bucket (views.aging.due_range) as SQL."""
+    earliest, latest = aging.due_range(bucket, today)
+    where = [Invoice.status == "AUTHORISED", Invoice.amount_due > 0]
+    if bucket == "current":
+        return and_(*where, or_(Invoice.due_date >= today, Invoice.due_date.is_(None)))
+    if earliest is not None:
+        where.append(Invoice.due_date >= earliest)
+    if latest is not None:
+        where.append(Invoice.due_date <= latest)
+    return and_(*where)
+
+
+def _bucket_column(unpaid, today: date):
+    """Each unpaid invoice's ageing bucket (NULL for any other), from its due date."""
+    whens = [(and_(unpaid, or_(Invoice.due_date >= today, Invoice.due_date.is_(None))), aging.BUCKETS[0])]
+    for name in aging.BUCKETS[1:]:
+        earliest, _ = aging.due_range(name, today)
+        whens.append((and_(unpaid, Invoice.due_date >= earliest) if earliest else unpaid, name))
+    return case(*whens, else_=null())
+
+
 def _where(scope: Scope, filters: Filters, today: date) -> list:
-    return _scope_where(scope) + [view_clause(filters.view, today, scope.pinned_ids)] + _filter_where(filters)
+    return _scope_where(scope) + [view_clause(filters.view, today, scope.pinned_ids)] + _filter_where(filters, today)
 
 
-def _filter_where(filters: Filters) -> list:
-    """The type, search and date filters: everything of `filters` but its view."""
+def _filter_where(filters: Filters, today: date) -> list:
+    """The ageing bucket, type, search and date filters: everything of `filters` but its view."""
     where = []
+    if filters.overdue is not None:
+        where.append(bucket_clause(filters.overdue, today))
     if filters.type != "all":
         where.append(Invoice.type == saved_views.TYPES[filters.type])
     if filters.q:
@@ -322,7 +518,7 @@ def view_counts(session: Session, scope: Scope, filters: Filters, today: date) -
     under `filters` but for its view: one statement, a COUNT per view over one scan."""
     if scope.is_empty:
         return dict.fromkeys(saved_views.VIEWS, 0)
-    where = _scope_where(scope) + _filter_where(filters)
+    where = _scope_where(scope) + _filter_where(filters, today)
     counts = [
         func.coalesce(func.sum(case((view_clause(view, today, scope.pinned_ids), 1), else_=0)), 0).label(view)
         for view in saved_views.VIEWS

@@ -71,6 +71,7 @@ class Line:
     count: int = 1
     paid_count: int = 0
     credited_count: int = 0
+    bucket: str | None = None  # unpaid lines: their ageing bucket (views/aging.py); None when not aged
 
     @property
     def unpaid(self) -> bool:

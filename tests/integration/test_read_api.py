@@ -224,6 +224,7 @@ def test_each_row_carries_what_the_design_lists(api):
         "currency": "NZD",
         "status": "AUTHORISED",
         "status_label": "Partially paid",
+        "days_overdue": 0,
         "amount_paid": "120.00",
         "amount_credited": "0.00",
         "pinned": False,
