@@ -58,12 +58,12 @@ class Stack:
 
     def stop(self, names: list[str], seconds: float) -> None:
         """SIGTERM `names` (their whole groups: the worker's ticker and scheduler too), a second
-        SIGTERM after a second (RQ's cold shutdown, for a worker in the middle of a job), and
+        SIGTERM a little later (RQ's cold shutdown, for a worker still in the middle of a job), and
         SIGKILL whatever is left after `seconds`."""
         running = [self.processes[n] for n in names if n in self.processes and self.processes[n].poll() is None]
         _signal_groups(running, signal.SIGTERM)
         deadline = time.monotonic() + seconds
-        again = time.monotonic() + 1.1  # RQ ignores a second signal within a second of the first
+        again = time.monotonic() + min(1.4, seconds * 0.75)  # RQ ignores a second signal within a second
         while running and time.monotonic() < deadline:
             time.sleep(0.05)
             running = [p for p in running if p.poll() is None]
@@ -496,7 +496,7 @@ class Demo:
         self.stop.set()
         if self.crm_server is not None:
             self.crm_server.server_close()
-        self.stack.stop(["web", "worker"], seconds=1.8)
+        self.stack.stop(["web", "worker"], seconds=1.9)
         redis = self.redis_server.process if self.redis_server is not None else None
         if redis is not None:
             redis.terminate()
@@ -531,6 +531,9 @@ class Demo:
         }
         env.update(settings)
         env["PYTHONUNBUFFERED"] = "1"
+        # backfill jobs of a second at most: a Ctrl-C finds the worker between jobs within one,
+        # so it stops warm (RQ's cold shutdown would abandon a job half done)
+        env.setdefault("BACKFILL_SLICE_SECONDS", "1")
         print(f"Redis      {redis_url}", flush=True)
 
         self.stack.start("emulator", [
