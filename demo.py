@@ -496,14 +496,14 @@ class Demo:
         self.stop.set()
         if self.crm_server is not None:
             self.crm_server.server_close()
-        self.stack.stop(["web", "worker"], seconds=1.9)
+        self.stack.stop(["web", "worker"], seconds=1.7)
         redis = self.redis_server.process if self.redis_server is not None else None
         if redis is not None:
             redis.terminate()
-        self.stack.stop(["emulator"], seconds=0.4)
+        self.stack.stop(["emulator"], seconds=0.3)
         if redis is not None:
             try:
-                redis.wait(timeout=0.3)
+                redis.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
                 redis.kill()
 
