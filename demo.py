@@ -293,6 +293,9 @@ def running_demo(files: Files) -> int | None:
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
+    with contextlib.suppress(OSError):  # a demo killed outright left its pid file: is that pid still a demo?
+        if b"demo" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
     return pid if pid != os.getpid() else None
 
 
