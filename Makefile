@@ -1,4 +1,5 @@
-# xero-mirror: `make demo` runs the whole system on embedded defaults; `make test` runs the suite;
+# xero-mirror: `make demo` runs the whole system on embedded defaults (its state kept in var/ until
+# `make demo-reset`); `make test` runs the suite;
 # `make check` runs the import contracts, ruff and mypy (pyproject.toml says which rules).
 # One .venv: demo, bench and chaos need production's requirements.txt; test and check also
 # requirements-dev.txt. A stamp per checksum reinstalls when either file changes.
@@ -9,7 +10,7 @@ PIP    := $(BIN)/pip install --disable-pip-version-check -q
 STAMP     := $(VENV)/.installed-run-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install install-dev test check demo bench chaos clean
+.PHONY: install install-dev test check demo demo-reset bench chaos clean
 
 install: $(STAMP)
 
@@ -39,6 +40,9 @@ check: $(DEV_STAMP)  # all three run; any finding fails
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
+
+demo-reset: $(STAMP)  # wipe the demo's state (var/demo*): the next `make demo` starts afresh
+	$(BIN)/python -m demo --reset
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } \

@@ -10,7 +10,8 @@ refresh_token, id_token, token, secret, authorization, password, api key, cookie
 "[redacted]", and so does any `Bearer ...` string or JWT in any text, the message included,
 and the value of any URL parameter named like a secret (`?token=`, `?ticket=`, `?code=`,
 `&state=`: infra/redact.py). `configure()` also puts it on the `werkzeug` logger (`flask run`'s
-request log), so that its lines are scrubbed whichever handler writes them.
+request log), so that its lines are scrubbed whichever handler writes them; it also takes out
+the terminal colour codes werkzeug puts around a request line's status.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ _INLINE = re.compile(
     """
 )
 _MAX_DEPTH = 4
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # a terminal's colour and style codes
 
 
 def redact_text(text: str) -> str:
@@ -71,6 +73,8 @@ class Redact(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):  # a bad format string: log what we have
             message = str(record.msg)
+        if "\x1b" in message:  # terminal colours (werkzeug's request log): not in a JSON line
+            message = _ANSI.sub("", message)
         record.msg, record.args = redact_text(message), None
         for key in list(vars(record)):
             if key in _RECORD_FIELDS:

@@ -42,6 +42,7 @@ class RedisServer:
     port: int
     workdir: Path
     process: subprocess.Popen | None = None
+    new_session: bool = False  # a session of its own: a Ctrl-C in the terminal does not reach it (make demo)
 
     @property
     def url(self) -> str:
@@ -60,6 +61,7 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=self.new_session,
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url)

@@ -1,7 +1,10 @@
 """`flask --app wsgi ...`: the operator's commands (db, workspace, tokens, xero, ops), which
 `create_app` registers on the app's CLI.
 
-The ops commands import `ops.commands` when run, so the web process never imports it.
+The ops commands import `ops.commands` when run, so the web process never imports it. Each
+command first checks what it needs (`_ready`, ops/preflight.py): a database that is missing,
+unreachable or not at this code's schema, or an unreachable Redis, is one line saying what to
+do and status 1, and nothing is created on the way.
 """
 from __future__ import annotations
 
@@ -30,6 +33,23 @@ def _runtime() -> Runtime:
     return current_app.extensions["xm"]
 
 
+def _ready(database: bool = True, redis: str = "no") -> Runtime:
+    """The runtime, once what the command needs answers: the database at this code's schema
+    (`database`), Redis (`redis`: "no", "if-set" when REDIS_URL is set, or "required").
+    Otherwise one line on stderr saying what to do, and status 1."""
+    from ops import preflight
+
+    rt = _runtime()
+    try:
+        if database:
+            preflight.database(rt.settings.database_url)
+        if redis == "required" or (redis == "if-set" and rt.settings.redis_url):
+            preflight.redis_server(rt.settings.redis_url)
+    except preflight.Unready as problem:
+        raise click.ClickException(str(problem)) from None
+    return rt
+
+
 @click.group("db", help="Database schema.")
 def db_cli() -> None:
     pass
@@ -37,7 +57,14 @@ def db_cli() -> None:
 
 @db_cli.command("upgrade", help="Apply every Alembic migration to DATABASE_URL.")
 def db_upgrade() -> None:
-    upgrade(_runtime().settings.database_url)
+    from ops import preflight
+
+    url = _runtime().settings.database_url
+    try:
+        preflight.database(url, schema=False)  # a server that does not answer: one line, not a traceback
+    except preflight.Unready as problem:
+        raise click.ClickException(str(problem)) from None
+    upgrade(url)
     click.echo("database is at the newest schema")
 
 
@@ -51,7 +78,7 @@ def workspace_cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def workspace_create(name: str, as_json: bool) -> None:
     now = datetime.now(timezone.utc)
-    with transaction(_runtime().sessions) as session:
+    with transaction(_ready().sessions) as session:
         ws = workspaces.create_workspace(session, name, now)
         admin_key = workspaces.issue_key(session, ws.id, "admin", now)
         read_key = workspaces.issue_key(session, ws.id, "read", now)
@@ -87,7 +114,7 @@ def _known_workspace(session, workspace_id: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @with_appcontext
 def keys_list(workspace_id: int, as_json: bool) -> None:
-    with _runtime().sessions() as session:
+    with _ready().sessions() as session:
         _known_workspace(session, workspace_id)
         keys = workspaces.list_keys(session, workspace_id)
     if as_json:
@@ -109,7 +136,7 @@ def keys_list(workspace_id: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @with_appcontext
 def keys_issue(workspace_id: int, role: str, as_json: bool) -> None:
-    with transaction(_runtime().sessions) as session:
+    with transaction(_ready().sessions) as session:
         _known_workspace(session, workspace_id)
         record, key = workspaces.issue_key_record(session, workspace_id, role, datetime.now(timezone.utc))
     if as_json:
@@ -124,8 +151,9 @@ def keys_issue(workspace_id: int, role: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @with_appcontext
 def keys_revoke(key_id: int, as_json: bool) -> None:
+    rt = _ready()
     try:
-        with transaction(_runtime().sessions) as session:
+        with transaction(rt.sessions) as session:
             record = workspaces.revoke_key(session, key_id, datetime.now(timezone.utc))
     except (workspaces.UnknownKey, workspaces.AlreadyRevoked) as exc:
         raise click.ClickException(str(exc)) from None
@@ -143,7 +171,7 @@ def tokens_cli() -> None:
 @tokens_cli.command("rotate", help="Re-encrypt every stored token under the first TOKEN_KEYS key.")
 @with_appcontext
 def tokens_rotate() -> None:
-    count = ConnectionService(_runtime()).rotate_tokens()
+    count = ConnectionService(_ready()).rotate_tokens()
     click.echo(f"re-encrypted {count} tokens under the newest key")
 
 
@@ -162,8 +190,9 @@ def xero_cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @with_appcontext
 def xero_connect_client_credentials(workspace_id: int, tenant_id: str | None, as_json: bool) -> None:
+    rt = _ready(redis="if-set")
     try:  # without REDIS_URL the backfill is not queued: the workers' ticker starts it
-        done = ConnectionService(_runtime()).connect_client_credentials(workspace_id, tenant_id)
+        done = ConnectionService(rt).connect_client_credentials(workspace_id, tenant_id)
     except ConnectError as exc:
         raise click.ClickException(str(exc)) from None
     record = done.connection
@@ -230,7 +259,7 @@ def _moment(value: str | None, name: str) -> datetime | None:
 def ops_status(tenant_id: str | None, include_disconnected: bool, as_json: bool, egress: bool) -> None:
     from ops import commands as ops
 
-    rt = _runtime()
+    rt = _ready()  # Redis unreachable is a WARNING line of the report: the database's facts still show
     report = ops.tenant_status(rt.sessions, _redis_or_none(rt), datetime.now(timezone.utc),
                                limits=rt.settings.xero_limits, tenant_id=tenant_id,
                                include_disconnected=include_disconnected)
@@ -265,7 +294,7 @@ def ops_status(tenant_id: str | None, include_disconnected: bool, as_json: bool,
 def ops_replay(event_ids, tenant_id, since, until, states, dry_run: bool, as_json: bool) -> None:
     from ops import commands as ops
 
-    rt = _runtime()
+    rt = _ready()  # without Redis the events wait as pending for the workers' relay
     selection = ops.Selection(ids=tuple(event_ids), tenant_id=tenant_id, since=_moment(since, "--since"),
                               until=_moment(until, "--until"), states=tuple(states))
     try:
@@ -293,7 +322,7 @@ def ops_replay(event_ids, tenant_id, since, until, states, dry_run: bool, as_jso
 def ops_resync(tenant_id: str, since: str | None, wait: bool, timeout: float) -> None:
     from ops import commands as ops
 
-    rt = _runtime()
+    rt = _ready(redis="required")
     redis = _redis_required(rt)
     now = datetime.now(timezone.utc)
     moment = _moment(since, "--since")
@@ -338,7 +367,7 @@ def ops_resync(tenant_id: str, since: str | None, wait: bool, timeout: float) ->
 def ops_failed(tenant_id, requeue_ids, requeue_all: bool, drop_ids, as_json: bool) -> None:
     from ops import commands as ops
 
-    redis = _redis_required(_runtime())
+    redis = _redis_required(_ready(database=False, redis="required"))
     try:
         if requeue_all:
             requeue_ids = tuple(job.id for job in ops.failed_jobs(redis, tenant_id))

@@ -468,7 +468,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 def _failed_job(redis: Redis, job_id: str) -> tuple[Job, FailedJobRegistry]:
     try:
         job = Job.fetch(job_id, connection=redis)
-    except NoSuchJobError:
+    except (NoSuchJobError, ValueError):  # ValueError: not even a job id (RQ allows letters, digits, _ and -)
         raise OpsError(f"no job {job_id} (see `ops failed`)") from None
     registry = FailedJobRegistry(job.origin, connection=redis)
     if job_id not in registry.get_job_ids(cleanup=False):

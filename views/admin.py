@@ -88,8 +88,8 @@ def _configure(state) -> None:
     app = state.app
     settings = _runtime(app).settings
     if not app.secret_key:
-        if not settings.secret_key:
-            log.warning("SECRET_KEY is not set: admin sessions last as long as this process")
+        if not settings.secret_key:  # said when the app first serves, not here: CLI commands need no key
+            app.before_request(_warn_without_secret_key)
         app.secret_key = settings.secret_key or secrets.token_urlsafe(32)
     app.config.update(
         SESSION_COOKIE_NAME="xm_admin",
@@ -99,6 +99,15 @@ def _configure(state) -> None:
         SESSION_COOKIE_SECURE=settings.secure_cookies,  # production, or an https PUBLIC_URL
     )
     app.session_interface = CookieSessions()
+
+
+_warned_without_secret_key: list[bool] = []
+
+
+def _warn_without_secret_key() -> None:
+    if not _warned_without_secret_key:
+        _warned_without_secret_key.append(True)
+        log.warning("SECRET_KEY is not set: admin sessions last as long as this process")
 
 
 class CookieSessions(SecureCookieSessionInterface):

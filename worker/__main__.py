@@ -10,15 +10,21 @@ that might leak or crash the interpreter. Run more processes for more concurrenc
 If the worker loop ends without being asked to (Redis went away mid-job, or anything RQ
 calls "an unhandled exception, quitting"), it is started again after a short pause: the
 inbox keeps every event meanwhile, so retrying often costs nothing.
+
+SIGTERM or SIGINT stops it with status 0: idle at once, busy once the current job has ended
+(RQ's warm shutdown, so within the job's time-out); a second signal a second or more later
+stops it cold, as RQ does.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import subprocess
 import sys
 import time
+from types import FrameType
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
@@ -29,6 +35,41 @@ from infra.settings import Settings, from_env_or_exit
 log = logging.getLogger("worker")
 REDIS_RECONNECT_MAX_SECONDS = 4.0
 RESTART_PAUSE_SECONDS = (0.5, 1.0, 2.0, 4.0)  # between restarts of a loop that ended unasked
+TICKER_STOP_SECONDS = 5.0  # the ticker's time to finish a tick once told to stop
+
+
+class _Stop(Exception):
+    """A SIGTERM or SIGINT while no worker loop is listening (starting one, or pausing)."""
+
+
+def _stop_now(signum: int, _frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _stop_on_signals() -> None:
+    """Until RQ installs its own handlers (and again once its loop has ended): stop at once."""
+    signal.signal(signal.SIGTERM, _stop_now)
+    signal.signal(signal.SIGINT, _stop_now)
+
+
+class _Asked:
+    """Remembers that a signal asked the worker to stop. RQ 3 sets `_stop_requested` only when
+    the signal finds it busy; idle, it raises StopRequested, which ends `work()` just as a loop
+    that failed does, and the loop must then not be started again."""
+
+    asked_to_stop = False
+
+    def request_stop(self, signum, frame) -> None:
+        self.asked_to_stop = True
+        super().request_stop(signum, frame)  # type: ignore[misc]
+
+
+class _SimpleWorker(_Asked, SimpleWorker):
+    pass
+
+
+class _ForkingWorker(_Asked, Worker):
+    pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         # The ticker runs in a process of its own, not a thread: with --fork RQ forks a work
         # horse for every job, and a fork taken while a thread holds a lock (SQLite's, a
         # connection pool's) leaves the horse waiting on that lock forever.
-        ticker = subprocess.Popen([sys.executable, "-m", "worker.ticker", "--log-level", args.log_level])
+        ticker = _start_ticker(args.log_level)
+    _stop_on_signals()
+    worker: _SimpleWorker | _ForkingWorker | None = None
     try:
         restarts = 0
         while True:
@@ -63,23 +106,45 @@ def main(argv: list[str] | None = None) -> int:
                     raise
                 worked = False
                 log.warning("queue unavailable: %s", error)
-            if args.burst or (worker is not None and worker._stop_requested):  # done, or asked to stop
+            # RQ's handlers belong to the worker that just ended: a signal from here on stops at once
+            _stop_on_signals()
+            if args.burst or (worker is not None and worker.asked_to_stop):  # done, or asked to stop
                 return 0
             pause = RESTART_PAUSE_SECONDS[min(restarts, len(RESTART_PAUSE_SECONDS) - 1)]
             restarts = 0 if worked else restarts + 1
             log.warning("worker loop ended unasked; starting it again in %.1fs", pause)
-            # no job runs during the pause: a SIGTERM now ends the process at once (the ticker
-            # follows its parent); RQ's handlers belong to the worker that just ended
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            time.sleep(pause)
+            time.sleep(pause)  # no job runs during the pause
+    except _Stop as stop:  # no loop was listening: nothing to finish
+        log.info("stopping on %s", stop)
+        if worker is not None:
+            with contextlib.suppress(Exception):
+                worker.teardown()  # its scheduler process, if one started, and its registration
+        return 0
     finally:
         if ticker:
+            for stop_signal in (signal.SIGTERM, signal.SIGINT):  # on the way out: no second exception
+                signal.signal(stop_signal, signal.SIG_IGN)
             ticker.terminate()
-            ticker.wait(timeout=10)
+            try:
+                ticker.wait(timeout=TICKER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                ticker.kill()
+                ticker.wait()
 
 
-def _worker(settings: Settings, fork: bool) -> Worker | SimpleWorker:
+def _start_ticker(log_level: str) -> subprocess.Popen:
+    """The ticker, born ignoring SIGINT (an ignored signal stays ignored across exec): a Ctrl-C
+    reaching the whole group while it still imports would print a KeyboardInterrupt traceback.
+    Its own handlers, installed once it runs, stop it on SIGINT and SIGTERM; until then SIGTERM
+    (what `main` sends it on the way out) ends it silently."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "worker.ticker", "--log-level", log_level])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _worker(settings: Settings, fork: bool) -> _SimpleWorker | _ForkingWorker:
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set")  # main() refuses before it gets here
     redis = queue.connect(settings.redis_url)
@@ -87,7 +152,7 @@ def _worker(settings: Settings, fork: bool) -> Worker | SimpleWorker:
     # A short worker TTL makes an idle worker wake every `maintenance_seconds` to run RQ's
     # maintenance, which is also when it takes over the scheduler from a worker that died.
     ttl = options.maintenance_seconds + 15
-    worker = (Worker if fork else SimpleWorker)(
+    worker = (_ForkingWorker if fork else _SimpleWorker)(
         queue.queues(redis),
         connection=redis,
         maintenance_interval=options.maintenance_seconds,

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+STOP_SECONDS = 15.0  # how long `stop` waits for the worker before it SIGKILLs the group
 
 
 class WorkerProcess:
     def __init__(self, env: dict[str, str], log: Path, *args: str):
         self.log_path = log
+        self.sigkilled = False  # `stop` had to SIGKILL it: the signal it sent was not obeyed in time
         self._log = open(log, "ab")  # noqa: SIM115 (the child writes to it until stop)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "worker", *args],
@@ -29,16 +31,20 @@ class WorkerProcess:
         self.process.wait(timeout=10)
         self._log.close()
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_SECONDS) -> int:
+        """Send `sig` to the group (as a process manager, or Ctrl-C in a terminal, does) and wait
+        `timeout` seconds; a worker still running then is SIGKILLed (`sigkilled`). Its exit status."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, sig)
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                self.sigkilled = True
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         if not self._log.closed:
             self._log.close()
+        return self.process.returncode
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
