@@ -139,6 +139,7 @@ def test_the_bar_and_the_sentence_fit_and_their_colours_hold_in_light_and_dark(p
     summary = summary_of(live_server, fay, FAY)
     expect(page.locator("#ageing")).to_be_visible()
     expect(page.locator(".ageing-segment")).to_have_count(5)
+    expect(page.get_by_role("group", name="Still to pay by days overdue").get_by_role("button")).to_have_count(5)
     expect(page.locator(".ageing-entry .ageing-label")).to_have_text(
         ["Current", "1-30 days", "31-60 days", "61-90 days", "90+ days"]
     )
@@ -148,12 +149,14 @@ def test_the_bar_and_the_sentence_fit_and_their_colours_hold_in_light_and_dark(p
     assert no_sideways_scroll(page)
 
     # sized by the converted figure (two currencies): wider for more, in the API's proportions
-    widths = page.evaluate("[...document.querySelectorAll('.ageing-segment')].map(e => e.getBoundingClientRect().width)")
+    widths = page.evaluate(
+        "[...document.querySelectorAll('.ageing-segment')].map(e => e.getBoundingClientRect().width)"
+    )
     amounts = [float(b["converted"][0]["amount"]) for b in summary["aging"]]  # a proportion, not money
     assert sorted(range(5), key=lambda i: widths[i]) == sorted(range(5), key=lambda i: amounts[i])
     for w, a in zip(widths, amounts, strict=True):
         if w > 8.5:  # above the minimum width: the share of the bar (less the gaps) is the share of the amount
-            assert abs(w / (sum(widths)) - a / sum(amounts)) < 0.03, (widths, amounts)
+            assert abs(w / sum(widths) - a / sum(amounts)) < 0.03, (widths, amounts)
 
     background = rgb(page.evaluate("getComputedStyle(document.body).backgroundColor"))
     colours = page.evaluate(
@@ -208,9 +211,13 @@ def test_each_segment_lists_its_bucket_and_the_tab_counts_stay(page, live_server
             f"{bucket['label']}: ≈ NZ${round(float(bucket['converted'][0]['amount'])):,} converted, "
             f"{bucket['count']} invoice{'s' if bucket['count'] != 1 else ''}"
         )
+        listed = live_server.app.test_client().get(
+            bucket["link"], headers={"Authorization": f"Bearer {fay.read_key}"}
+        ).json["invoices"]
+        assert len(listed) == bucket["count"]
         seg.click()
         expect(seg).to_have_attribute("aria-pressed", "true")
-        expect(page.locator("#invoice-list > li")).to_have_count(bucket["count"])
+        expect(page.locator("#invoice-list > li .number")).to_have_text([inv["number"] for inv in listed])
         days = rows_days(page)
         assert all(low <= d <= high for d in days), (name, days)
         expect(page.locator("[data-view=unpaid]")).to_have_attribute("aria-selected", "true")
