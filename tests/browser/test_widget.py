@@ -341,6 +341,7 @@ def credited(live_server, sessions, seeded) -> list[Invoice]:
         invoice(T, "i-3902", "x-dee", number="INV-3902", on=d(-50), due=d(-20), status="PAID",
                 total="555.00", paid="555.00", type="ACCPAY"),
     ]
+    rows[0].fully_paid_on = d(-12)  # its last payment, as Xero's FullyPaidOnDate says
     with transaction(sessions) as s:
         s.add_all(
             [

@@ -15,7 +15,9 @@
  * and a 304 (no body) keeps what is on screen. A failed load never leaves a list it cannot
  * vouch for: a list of another view or search is cleared, the same list is greyed. Each total
  * box shows one figure: the amount when there is one currency, else the base-currency total
- * marked as converted, with the exact per-currency amounts a tap away.
+ * marked as converted, with the exact per-currency amounts a tap away. Under the totals, the
+ * ageing bar (a segment per bucket of days overdue, each one listing its invoices) and the
+ * customer's payment behaviour in a sentence, both worded by widget-words.js.
  */
 (function () {
   "use strict";
@@ -39,9 +41,10 @@
     "Partially paid": "partial", "Draft": "draft", "Voided": "voided"
   };
 
-  var state = { view: "unpaid", q: "", from: "", to: "", page: 1, badDates: false };
+  // overdue: one ageing bucket of the Unpaid list ("" for all of it), chosen on the ageing bar
+  var state = { view: "unpaid", q: "", from: "", to: "", overdue: "", page: 1, badDates: false };
   var rows = new Map();            // invoice id -> {sig, data, el}
-  var shown = { list: null, listKey: null, summary: null, synced: null, fresh: null };
+  var shown = { list: null, listKey: null, summary: null, ageing: null, behaviour: null, synced: null, fresh: null };
   var held = new Map();            // url -> {etag, body}: the answers a 304 confirms
   var HELD_MAX = 24;
   var VIEW_LABEL = {};
@@ -102,7 +105,7 @@
   }
 
   function listKey() {
-    return JSON.stringify([state.view, state.q, state.from, state.to, state.page]);
+    return JSON.stringify([state.view, state.q, state.from, state.to, state.overdue, state.page]);
   }
 
   function listUrl() {
@@ -111,6 +114,7 @@
     if (state.q) params.set("q", state.q);
     if (state.from) params.set("from", state.from);
     if (state.to) params.set("to", state.to);
+    if (state.overdue) params.set("overdue", state.overdue);
     params.set("page", String(state.page));
     params.set("per_page", String(PER_PAGE));
     return cfg.listUrl + "?" + params.toString();
@@ -158,6 +162,7 @@
     return "≈ " + text;
   }
 
+  var words = window.WidgetWords;
   var dateFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
   var timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
@@ -170,6 +175,8 @@
   function plural(n, one, many) {
     return n + " " + (n === 1 ? one : many);
   }
+
+  var FORMAT = { money: money, approx: approx, day: day };  // how WidgetWords' words show amounts and dates
 
   function isZero(amount) {  // a test on the exact string, no arithmetic
     return amount === undefined || amount === null || /^[-+]?0*\.?0*$/.test(String(amount));
@@ -395,6 +402,8 @@
       });
       tabsOverflow();
     }
+    renderAgeing(data);
+    renderBehaviour(data.behaviour);
     var fresh = data.freshness || { last_synced_at: data.last_synced_at, state: "fresh", reason: null };
     shown.synced = fresh.last_synced_at;
     tick();
@@ -406,6 +415,114 @@
       stale.hidden = !staleText;
       root.classList.toggle("is-stale", Boolean(staleText));
     }
+  }
+
+  // --- ageing: what is still to pay, by days overdue; a bucket's segment lists its invoices ------
+
+  // The bar and its legend, one segment per bucket holding an invoice, sized by the bucket's
+  // exact amount string (its one currency, or the converted figure) as a flex-grow: the
+  // browser does the proportions, nothing is added here. A bucket with nothing converted to
+  // size it by gets a small hatched segment, and its legend says why.
+  function renderAgeing(data) {
+    var box = $("#ageing");
+    var segs = data.unpaid && data.unpaid.count ? words.segments(data.aging || [], FORMAT) : [];
+    var text = JSON.stringify(segs);
+    if (text !== shown.ageing) {
+      shown.ageing = text;
+      var bar = $(".ageing-bar", box);
+      var legend = $(".ageing-legend", box);
+      bar.textContent = "";
+      legend.textContent = "";
+      segs.forEach(function (seg) {
+        var note = words.leftNote(seg, FORMAT);
+        var label = words.segmentLabel(seg, FORMAT);
+        var part = document.createElement("button");
+        part.type = "button";
+        part.className = "ageing-segment age-" + seg.bucket.replace("+", "plus") +
+          (seg.weight === null ? " unsized" : seg.left.length ? " partial" : "");
+        part.dataset.bucket = seg.bucket;
+        part.setAttribute("aria-label", label);
+        part.setAttribute("aria-controls", "invoice-list");
+        part.title = label;
+        // the exact decimal string, scaled by 10^4 in its notation so that even cents add up past 1
+        if (seg.weight !== null) part.style.flexGrow = seg.weight + "e4";
+        bar.appendChild(part);
+
+        var item = document.createElement("li");
+        var entry = document.createElement("button");
+        entry.type = "button";
+        entry.tabIndex = -1;  // the segments are the buttons a keyboard or a screen reader uses
+        entry.className = "ageing-entry";
+        entry.dataset.bucket = seg.bucket;
+        entry.title = label;
+        var name = document.createElement("span");
+        name.className = "ageing-label";
+        var swatch = document.createElement("span");
+        swatch.className = "ageing-swatch age-" + seg.bucket.replace("+", "plus");
+        name.appendChild(swatch);
+        name.appendChild(document.createTextNode(seg.short));
+        var amount = document.createElement("span");
+        amount.className = "ageing-amount";
+        amount.textContent = seg.text;
+        entry.appendChild(name);
+        entry.appendChild(amount);
+        if (note) {
+          var left = document.createElement("span");
+          left.className = "ageing-note";
+          left.textContent = note;
+          entry.appendChild(left);
+        }
+        item.appendChild(entry);
+        legend.appendChild(item);
+      });
+      box.hidden = !segs.length;
+    }
+    markBucket();
+  }
+
+  function markBucket() {
+    $$("#ageing [data-bucket]").forEach(function (el) {
+      var on = el.dataset.bucket === state.overdue;
+      el.classList.toggle("selected", on);
+      if (el.classList.contains("ageing-segment")) el.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+    var chip = $("#bucket-filter");
+    chip.hidden = !state.overdue;
+    if (state.overdue) {
+      $(".bucket-filter-text", chip).textContent = "Showing invoices " + words.FILTER[state.overdue];
+    }
+  }
+
+  // The Unpaid list of one bucket (tab counts stay the summary's); the same bucket again shows all.
+  function selectBucket(bucket) {
+    var next = state.overdue === bucket ? "" : bucket;
+    if (state.view !== "unpaid") {
+      state.overdue = next;
+      selectView("unpaid", false, true);
+      return;
+    }
+    state.overdue = next;
+    state.page = 1;
+    markBucket();
+    closePopover();
+    refresh({ fresh: true });
+  }
+
+  function renderBehaviour(b) {
+    var el = $("#behaviour");
+    var parts = words.behaviour(b, FORMAT);
+    var text = JSON.stringify(parts);
+    if (text === shown.behaviour) return;
+    shown.behaviour = text;
+    el.textContent = "";
+    parts.forEach(function (p, i) {
+      if (i) el.appendChild(document.createTextNode(" "));
+      var span = document.createElement("span");
+      span.className = "behaviour-part" + (p.tone ? " behaviour-" + p.tone : "");
+      span.textContent = p.text;
+      el.appendChild(span);
+    });
+    el.hidden = !parts.length;
   }
 
   // "Synced 14 s ago", kept current between polls.
@@ -472,6 +589,13 @@
     status.textContent = statusText(inv);
     status.className = "status status-" + (STATUS_CLASS[inv.status_label] || "other");
     status.title = "Xero status: " + inv.status;
+    var late = words.daysOverdue(inv.days_overdue);
+    if (late) {  // Xero's words: "305 days overdue"
+      var overdue = $(".days-overdue", el);
+      overdue.textContent = late;
+      overdue.dataset.days = String(inv.days_overdue);
+      overdue.hidden = false;
+    }
     if (hasSettlements(inv)) {
       var by = settledBy(inv);
       var holder = $(".payments", el);
@@ -489,7 +613,7 @@
   }
 
   function renderList(data) {
-    var text = JSON.stringify([data.invoices, data.total, data.page, data.view, data.elsewhere, state.q]);
+    var text = JSON.stringify([data.invoices, data.total, data.page, data.view, data.elsewhere, state.q, state.overdue]);
     shown.listKey = listKey();
     if (text === shown.list) return;
     shown.list = text;
@@ -535,9 +659,10 @@
     list.hidden = data.invoices.length === 0;
     stateEmpty.hidden = data.invoices.length !== 0;
     if (!data.invoices.length) {
+      var empty = state.overdue ? "No invoices " + words.FILTER[state.overdue] : EMPTY[state.view];
       $(".state-title", stateEmpty).textContent = filtered()
-        ? EMPTY[state.view].replace(/\..*$/, "") + " match your search"
-        : EMPTY[state.view];
+        ? empty.replace(/\..*$/, "") + " match your search"
+        : empty;
       $("#clear-filters").hidden = !filtered();
     }
     var pager = $("#pager");
@@ -629,9 +754,12 @@
 
   // --- controls ----------------------------------------------------------------------------
 
-  function selectView(view, focusTab) {
+  // A tab shows its whole list: any ageing bucket chosen goes (but not when the bar chose the tab).
+  function selectView(view, focusTab, keepBucket) {
     state.view = view;
     state.page = 1;
+    if (!keepBucket) state.overdue = "";
+    markBucket();
     $$("[role=tab]").forEach(function (tab) {
       var on = tab.dataset.view === view;
       tab.setAttribute("aria-selected", on ? "true" : "false");
@@ -662,6 +790,11 @@
   $$(".total-main[data-target]").forEach(function (box) {
     box.addEventListener("click", function () { selectView(box.dataset.target); });
   });
+  $("#ageing").addEventListener("click", function (event) {
+    var target = event.target.closest("[data-bucket]");
+    if (target) selectBucket(target.dataset.bucket);
+  });
+  $("#clear-bucket").addEventListener("click", function () { selectBucket(""); });
   $$(".total-toggle").forEach(function (toggle) {
     toggle.title = "The exact amount in each currency";
     toggle.addEventListener("click", function () {
