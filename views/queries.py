@@ -342,7 +342,7 @@ def _latest_settled(session: Session, scope: Scope, today: date, narrow: bool) -
         Invoice.amount_due > 0,
         or_(Invoice.amount_paid > 0, Invoice.amount_credited > 0),
     ]
-    columns = (Invoice.invoice_id, Invoice.currency_code)
+    columns = (Invoice.invoice_id, Invoice.currency_code, Invoice.amount_paid, Invoice.amount_credited)
     arms = [select(*columns).where(*sales, *still_open)]  # filtered in ix_invoices_contact_status
     if narrow:
         latest_paid = (
@@ -373,9 +373,17 @@ def _latest_settled(session: Session, scope: Scope, today: date, narrow: bool) -
         .where(Allocation.tenant_id == scope.tenant_id, Allocation.invoice_id == c.invoice_id, Allocation.date <= today)
         .scalar_subquery()
     )
+    # Probe only the table that can hold a settlement: AmountPaid is the sum of the invoice's
+    # payments and AmountCredited of its credit notes, prepayments and overpayments (Xero's
+    # Invoice fields), so a zero says there is none (CASE evaluates the probe only when needed).
     out = {}
     for invoice_id, currency, paid_on, allocated_on in session.execute(
-        select(c.invoice_id, c.currency_code, last_payment, last_allocation)
+        select(
+            c.invoice_id,
+            c.currency_code,
+            case((c.amount_paid != 0, last_payment), else_=null()),
+            case((c.amount_credited != 0, last_allocation), else_=null()),
+        )
     ):
         days = [d for d in (paid_on, allocated_on) if d is not None]
         if days:
