@@ -43,7 +43,7 @@ from store.secrets import TokenBox
 from xero.client import XeroClient
 from xero.tokens import normalise
 
-READS_VERSION = 3  # bump when the generated data changes: the cache is rebuilt (migrations are applied to it)
+READS_VERSION = 4  # bump when the generated data changes: the cache is rebuilt (migrations are applied to it)
 TENANT = "5e1f0c2a-7d3b-4c9e-8a61-000000000001"
 TODAY = date.today()
 RECORDS = 1000
@@ -109,6 +109,10 @@ def generate(invoices: int, customers: int, seed: int = 1):
                 paid_on = settled_on if k == parts - 1 else min(paid_on, settled_on)
             pay_rows.append((TENANT, _uuid(rng), invoice_id, paid_on, amount, 10_000_000_000,
                              "", "AUTHORISED", "ACCRECPAYMENT", stamp, "{}", stamp))
+    latest: dict[str, date] = {}  # each invoice's last settlement, as store.mirror.refresh_last_settled keeps it
+    for invoice_id, day in [(p[2], p[3]) for p in pay_rows] + [(a[1], a[6]) for a in alloc_rows]:
+        latest[invoice_id] = max(day, latest.get(invoice_id, day))
+    inv_rows = [(*row, latest.get(row[1])) for row in inv_rows]
     return contacts, inv_rows, pay_rows, alloc_rows
 
 
@@ -117,7 +121,7 @@ CONTACT_COLS = ("tenant_id, contact_id, name, email, email_lower, is_customer, i
 ALLOCATION_COLS = "tenant_id, invoice_id, kind, document_id, seq, number, date, amount, synced_at"
 INVOICE_COLS = ("tenant_id, invoice_id, invoice_number, number_key, type, status, contact_id, date, due_date, "
                 "currency_code, currency_rate, total, amount_due, amount_paid, amount_credited, reference, "
-                "fully_paid_on, updated_utc, raw, synced_at")
+                "fully_paid_on, updated_utc, raw, synced_at, last_settled_on")
 PAYMENT_COLS = ("tenant_id, payment_id, invoice_id, date, amount, currency_rate, reference, status, payment_type, "
                 "updated_utc, raw, synced_at")
 

@@ -211,6 +211,37 @@ def apply_allocations(
         session.execute(table.insert(), [{**fresh[k], "synced_at": now} for k in sorted(fresh)])
 
 
+def refresh_last_settled(session: Session, tenant_id: str, invoice_ids: Iterable[str | None]) -> int:
+    """Set each of these invoices' `last_settled_on` to the latest date of its live payments
+    and its allocations as the mirror now holds them (None when it has neither). Called by
+    every writer of payments or allocations after it wrote; returns how many changed."""
+    changed = 0
+    for chunk in chunks(sorted({i for i in invoice_ids if i})):
+        latest: dict[str, Any] = {}
+        for model, live in ((Payment, Payment.status != "DELETED"), (Allocation, None)):
+            where = [model.tenant_id == tenant_id, model.invoice_id.in_(chunk), model.date.is_not(None)]
+            if live is not None:
+                where.append(live)
+            for invoice_id, day in session.execute(
+                select(model.invoice_id, func.max(model.date)).where(*where).group_by(model.invoice_id)
+            ):
+                latest[invoice_id] = max(day, latest.get(invoice_id, day))
+        held = session.execute(
+            select(Invoice.invoice_id, Invoice.last_settled_on).where(
+                Invoice.tenant_id == tenant_id, Invoice.invoice_id.in_(chunk)
+            )
+        ).all()
+        moved = [
+            {"tenant_id": tenant_id, "invoice_id": invoice_id, "last_settled_on": latest.get(invoice_id)}
+            for invoice_id, before in held
+            if latest.get(invoice_id) != before
+        ]
+        if moved:
+            session.execute(update(Invoice), moved)
+            changed += len(moved)
+    return changed
+
+
 def invoices_allocated_from(session: Session, tenant_id: str, document_ids: Iterable[str]) -> set[str]:
     """Invoices the mirror holds as settled (in part) by any of these documents."""
     found: set[str] = set()

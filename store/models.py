@@ -179,6 +179,19 @@ class Invoice(Base):
             sqlite_where=text("status = 'PAID'"),
             postgresql_where=text("status = 'PAID'"),
         ),
+        # A record's last payment (views.queries.last_settlements): each contact's invoices by
+        # the date of their latest settlement, newest first, one seek however many it has.
+        # Partial: only invoices something was settled on.
+        Index(
+            "ix_invoices_contact_settled",
+            "tenant_id",
+            "contact_id",
+            "last_settled_on",
+            "type",
+            "status",
+            sqlite_where=text("last_settled_on IS NOT NULL"),
+            postgresql_where=text("last_settled_on IS NOT NULL"),
+        ),
     )
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -199,6 +212,9 @@ class Invoice(Base):
     amount_credited: Mapped[Decimal] = mapped_column(Money)
     reference: Mapped[str | None] = mapped_column(String(255))
     fully_paid_on: Mapped[dt.date | None] = mapped_column(Date)
+    # The latest date of its live payments and allocations in the mirror (store.mirror.
+    # refresh_last_settled keeps it, whenever either changes); None when nothing is settled.
+    last_settled_on: Mapped[dt.date | None] = mapped_column(Date)
     updated_utc: Mapped[datetime] = mapped_column(UTCDateTime())
     raw: Mapped[dict] = mapped_column(RawJSON)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())

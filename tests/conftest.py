@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session as OrmSession
 
 from infra.redis_server import RedisServer, start_embedded
 from store import db as store_db
+from store import mirror
 from store.migrate import upgrade
-from store.models import Base
+from store.models import Allocation, Base, Invoice, Payment
 
 POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgresql")
 
@@ -26,6 +28,28 @@ POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgresql")
 # visible to every test module: a module imports only their plain helpers. A fixture a module
 # defines or imports itself (tests.integration.admin_flow's emulator, settings and app, say) wins.
 pytest_plugins = ["tests.worker_support", "tests.ops_support"]
+
+
+# Rows written straight through store.models (tests/integration/mirror_rows.py, the browser
+# tests' seeds) skip the sync's writers, which keep each invoice's `last_settled_on` (store.
+# mirror.refresh_last_settled). This does the same at every commit for the invoices whose
+# payments or allocations (or whose own row) a test wrote that way, so the read side sees the
+# mirror the writers would have left.
+@event.listens_for(OrmSession, "after_flush")
+def _note_settlements(session, _context) -> None:
+    touched = session.info.setdefault("settlements_touched", set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, (Payment, Allocation, Invoice)) and obj.invoice_id:
+            touched.add((obj.tenant_id, obj.invoice_id))
+
+
+@event.listens_for(OrmSession, "before_commit")
+def _refresh_settlements(session) -> None:
+    session.flush()
+    touched = session.info.pop("settlements_touched", set())
+    for tenant_id in sorted({t for t, _ in touched}):
+        mirror.refresh_last_settled(session, tenant_id, [i for t, i in touched if t == tenant_id])
+    session.info.pop("settlements_touched", None)
 
 
 @pytest.fixture(autouse=True)

@@ -221,6 +221,16 @@ def assert_mirror_equals_emulator(sessions: sessionmaker[Session], emulator: Run
         )
     assert held_allocations(sessions, tenant_id) == truth_allocations(tenant_id, truth)
     assert held_person_emails(sessions, tenant_id) == truth_person_emails(tenant_id, truth)
+    # each invoice's last settlement, kept by the writers, is its live payments' and allocations' latest
+    settled: dict[str, Any] = {}
+    dated = [(p["invoice_id"], p["date"]) for p in (translate.payment_row(tenant_id, raw) for raw in truth["Payments"])
+             if p["status"] != "DELETED"]
+    dated += [(a[0], a[4]) for a in truth_allocations(tenant_id, truth)]
+    for invoice_id, day in dated:
+        if day is not None:
+            settled[invoice_id] = max(day, settled.get(invoice_id, day))
+    for invoice_id, row in held["invoices"].items():
+        assert row.last_settled_on == settled.get(invoice_id), f"{invoice_id}: last_settled_on {row.last_settled_on}"
 
 
 def held_allocations(sessions: sessionmaker[Session], tenant_id: str) -> set[tuple]:

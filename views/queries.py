@@ -214,10 +214,9 @@ def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
     if scope.is_empty:
         return []
     unpaid = and_(Invoice.status == "AUTHORISED", Invoice.amount_due > 0)
-    overdue = and_(unpaid, Invoice.due_date < today)
     per_invoice = (
         select(
-            case((overdue, "overdue"), (unpaid, "open"), else_="settled").label("state"),
+            _part_column(today).label("part"),
             Invoice.currency_code.label("currency"),
             Invoice.currency_rate.label("rate"),
             Invoice.total.label("total"),
@@ -226,7 +225,6 @@ def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
             case((unpaid, Invoice.amount_due), else_=0).label("due"),
             case((Invoice.amount_paid > 0, 1), else_=0).label("has_paid"),
             case((Invoice.amount_credited > 0, 1), else_=0).label("has_credit"),
-            _bucket_column(unpaid, today).label("bucket"),
         )
         .where(
             *_scope_where(scope),
@@ -244,14 +242,33 @@ def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
 
     rows = session.execute(
         select(
-            c.state, c.currency, c.rate, money_sum(c.total), money_sum(c.paid), money_sum(c.credited),
-            money_sum(c.due), func.count(), func.sum(c.has_paid), func.sum(c.has_credit), c.bucket,
-        ).group_by(c.state, c.currency, c.rate, c.bucket)
+            c.part, c.currency, c.rate, money_sum(c.total), money_sum(c.paid), money_sum(c.credited),
+            money_sum(c.due), func.count(), func.sum(c.has_paid), func.sum(c.has_credit),
+        ).group_by(c.part, c.currency, c.rate)
     ).all()
     return [
-        Line(state, cur, rate, total, paid, credited, due, n, int(n_paid), int(n_credit), bucket)
-        for state, cur, rate, total, paid, credited, due, n, n_paid, n_credit, bucket in rows
+        Line(_STATE_OF_PART[part], cur, rate, total, paid, credited, due, n, int(n_paid), int(n_credit),
+             None if part == "settled" else part)
+        for part, cur, rate, total, paid, credited, due, n, n_paid, n_credit in rows
     ]
+
+
+# the summary's state of each part: settled, or unpaid and in an ageing bucket
+_STATE_OF_PART = {"settled": "settled", aging.BUCKETS[0]: "open", **dict.fromkeys(aging.BUCKETS[1:], "overdue")}
+
+
+def _part_column(today: date):
+    """Each counted invoice's part of the summary in one CASE (unpaid is tested once): `settled`,
+    or the ageing bucket of an unpaid one, `current` being the open ones (not yet due, due
+    today, or without a due date) and the others overdue."""
+    whens = [
+        (or_(Invoice.status != "AUTHORISED", Invoice.amount_due <= 0), "settled"),
+        (or_(Invoice.due_date.is_(None), Invoice.due_date >= today), aging.BUCKETS[0]),
+    ]
+    for name in aging.BUCKETS[1:-1]:
+        earliest, _ = aging.due_range(name, today)
+        whens.append((Invoice.due_date >= earliest, name))
+    return case(*whens, else_=aging.BUCKETS[-1])
 
 
 def behaviour_lateness(session: Session, scope: Scope, today: date) -> list[Lateness]:
@@ -303,23 +320,33 @@ def last_settlements(session: Session, scope: Scope, today: date) -> list[Settle
     """The record's settlements on the day of its latest one up to today (live payments and
     allocations of its AUTHORISED and PAID sales invoices): what views.aging.last_payment needs.
 
-    Not every invoice's payments: a PAID invoice's last settlement is on its FullyPaidOnDate,
-    so the latest settlement is on the latest FullyPaidOnDate up to today (read from
-    ix_invoices_contact_paid) or on an invoice still open with something settled. The first
-    statement finds those invoices (a PAID one without FullyPaidOnDate too) and each one's
-    latest settlement, by its key (ix_payments_invoice, the allocations' key: a probe per
-    invoice, whatever the size of the tables); the second reads the settlements of that day.
-    Should the first find none (a FullyPaidOnDate that no settlement carries, which Xero does
-    not do), every PAID invoice is a candidate instead."""
+    Each invoice keeps the date of its latest settlement (`last_settled_on`, kept by
+    store.mirror.refresh_last_settled), so that day is the latest `last_settled_on` up to today,
+    read from ix_invoices_contact_settled alone, unless an invoice settled after today (a
+    payment dated ahead) was also settled earlier: those few are probed by their key for their
+    latest settlement up to today. The second statement reads the settlements of that day."""
     if scope.is_empty:
         return []
-    latest = _latest_settled(session, scope, today, narrow=True) or _latest_settled(
-        session, scope, today, narrow=False
-    )
-    if not latest:
+    counted = [*_scope_where(scope), Invoice.type == totals.SALES, Invoice.status.in_(totals.COUNTED_STATUSES)]
+    # one max per customer (a single seek of the index each) and one over the invoices linked
+    # one by one; a max over them all at once would read every settled invoice of the scope
+    parts = [Invoice.contact_id == contact_id for contact_id in scope.contact_ids]
+    if scope.invoice_ids:
+        parts.append(Invoice.invoice_id.in_(scope.invoice_ids))
+    alike = [Invoice.tenant_id == scope.tenant_id, Invoice.type == totals.SALES,
+             Invoice.status.in_(totals.COUNTED_STATUSES), Invoice.last_settled_on <= today]
+    maxima = union_all(
+        *(select(func.max(Invoice.last_settled_on).label("day")).where(*alike, part) for part in parts)
+    ).subquery()
+    latest = session.scalar(select(func.max(maxima.c.day)))
+    on_day = [Invoice.last_settled_on > today]
+    if latest is not None:
+        on_day.append(Invoice.last_settled_on == latest)
+    found = _latest_settled(session, scope, today, [and_(*counted, arm) for arm in on_day])
+    if not found:
         return []
-    day = max(d for d, _ in latest.values())
-    currencies = {invoice_id: cur for invoice_id, (d, cur) in latest.items() if d == day}
+    day = max(d for d, _ in found.values())
+    currencies = {invoice_id: cur for invoice_id, (d, cur) in found.items() if d == day}
     ids = sorted(currencies)
     payments = select(Payment.invoice_id, Payment.amount).where(
         Payment.tenant_id == scope.tenant_id,
@@ -334,30 +361,11 @@ def last_settlements(session: Session, scope: Scope, today: date) -> list[Settle
     return [Settlement(day, currencies[row[0]], row[1]) for row in rows]
 
 
-def _latest_settled(session: Session, scope: Scope, today: date, narrow: bool) -> dict[str, tuple[date, str]]:
-    """{invoice id: (its latest settlement up to today, its currency)} of the candidates."""
-    sales = [*_scope_where(scope), Invoice.type == totals.SALES]
-    still_open = [
-        Invoice.status == "AUTHORISED",
-        Invoice.amount_due > 0,
-        or_(Invoice.amount_paid > 0, Invoice.amount_credited > 0),
-    ]
-    columns = (Invoice.invoice_id, Invoice.currency_code, Invoice.amount_paid, Invoice.amount_credited)
-    arms = [select(*columns).where(*sales, *still_open)]  # filtered in ix_invoices_contact_status
-    if narrow:
-        latest_paid = (
-            select(func.max(Invoice.fully_paid_on))
-            .where(*sales, PAID, Invoice.fully_paid_on <= today)
-            .scalar_subquery()
-        )
-        arms += [
-            select(*columns).where(*sales, PAID, Invoice.fully_paid_on == latest_paid),
-            select(*columns).where(*sales, PAID, Invoice.fully_paid_on.is_(None)),
-        ]
-    else:
-        arms.append(select(*columns).where(*sales, PAID))
-    candidates = union_all(*arms).subquery()
-    c = candidates.c
+def _latest_settled(session: Session, scope: Scope, today: date, arms: list) -> dict[str, tuple[date, str]]:
+    """{invoice id: (its latest settlement up to today, its currency)} of the invoices each of
+    `arms` selects (one arm a comparison of last_settled_on, so each is a search of its index):
+    a probe of its payments and its allocations each (ix_payments_invoice, the allocations' key)."""
+    c = union_all(*(select(Invoice.invoice_id, Invoice.currency_code).where(arm) for arm in arms)).subquery().c
     last_payment = (
         select(func.max(Payment.date))
         .where(
@@ -373,17 +381,9 @@ def _latest_settled(session: Session, scope: Scope, today: date, narrow: bool) -
         .where(Allocation.tenant_id == scope.tenant_id, Allocation.invoice_id == c.invoice_id, Allocation.date <= today)
         .scalar_subquery()
     )
-    # Probe only the table that can hold a settlement: AmountPaid is the sum of the invoice's
-    # payments and AmountCredited of its credit notes, prepayments and overpayments (Xero's
-    # Invoice fields), so a zero says there is none (CASE evaluates the probe only when needed).
     out = {}
     for invoice_id, currency, paid_on, allocated_on in session.execute(
-        select(
-            c.invoice_id,
-            c.currency_code,
-            case((c.amount_paid != 0, last_payment), else_=null()),
-            case((c.amount_credited != 0, last_allocation), else_=null()),
-        )
+        select(c.invoice_id, c.currency_code, last_payment, last_allocation)
     ):
         days = [d for d in (paid_on, allocated_on) if d is not None]
         if days:
@@ -485,15 +485,6 @@ def bucket_clause(bucket: str, today: date):
     if latest is not None:
         where.append(Invoice.due_date <= latest)
     return and_(*where)
-
-
-def _bucket_column(unpaid, today: date):
-    """Each unpaid invoice's ageing bucket (NULL for any other), from its due date."""
-    whens = [(and_(unpaid, or_(Invoice.due_date >= today, Invoice.due_date.is_(None))), aging.BUCKETS[0])]
-    for name in aging.BUCKETS[1:]:
-        earliest, _ = aging.due_range(name, today)
-        whens.append((and_(unpaid, Invoice.due_date >= earliest) if earliest else unpaid, name))
-    return case(*whens, else_=null())
 
 
 def _where(scope: Scope, filters: Filters, today: date) -> list:

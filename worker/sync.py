@@ -108,6 +108,9 @@ def _store_invoices(session: Session, tenant_id: str, items: list[dict], now: da
     mirror.apply_installments(session, tenant_id, listing, installments, now)
     crediting = [row for row, raw in zip(rows, items) if all(k in raw for k, _, _ in translate.ALLOCATION_ARRAYS)]
     mirror.apply_allocations(session, tenant_id, crediting, allocations, now)
+    # every invoice written, not only those listing their arrays: payments stored before their
+    # invoice (GET /Payments came first) count from the moment the invoice row exists
+    mirror.refresh_last_settled(session, tenant_id, [row["invoice_id"] for row in rows])
     return result
 
 
@@ -118,7 +121,10 @@ def _store_contacts(session: Session, tenant_id: str, items: list[dict], now: da
 
 
 def _store_payments(session: Session, tenant_id: str, items: list[dict], now: datetime) -> mirror.Upserted:
-    return mirror.upsert_payments(session, tenant_id, [translate.payment_row(tenant_id, raw) for raw in items], now)
+    rows = [translate.payment_row(tenant_id, raw) for raw in items]
+    result = mirror.upsert_payments(session, tenant_id, rows, now)
+    mirror.refresh_last_settled(session, tenant_id, [row.get("invoice_id") for row in rows])
+    return result
 
 
 STORE = {"contacts": _store_contacts, "invoices": _store_invoices, "payments": _store_payments}
