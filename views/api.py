@@ -237,10 +237,10 @@ def summary(kind: str, external_id: str):
         behaviour = aging.behaviour((), (), today)
         if tenant is not None:
             resolved = records.resolve(s, record, tenant.tenant_id)
-            lines = queries.summary_lines(s, resolved.scope, today)
+            lines, parts = queries.summary_parts(s, resolved.scope, today)
             behaviour = _behaviour(s, resolved.scope, today)
             links = resolved.links
-            counts = queries.view_counts(s, resolved.scope, queries.Filters(), today)
+            counts = queries.view_counts_of(s, resolved.scope, parts)
             fresh = freshness.of(current_app.extensions["xm"], s, tenant.tenant_id, _now())
     result = totals.summarise(lines, tenant.base_currency if tenant else None)
 

@@ -211,8 +211,14 @@ def list_invoices(
 
 def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
     """The record's AUTHORISED and PAID sales invoices added up by state, currency and rate."""
+    return summary_parts(session, scope, today)[0]
+
+
+def summary_parts(session: Session, scope: Scope, today: date) -> tuple[list[Line], dict[str, int]]:
+    """summary_lines, and how many invoices each part holds (`paid`, `settled`, and the ageing
+    buckets of the unpaid ones): the counts of the saved views come from these (view_counts_of)."""
     if scope.is_empty:
-        return []
+        return [], {}
     unpaid = and_(Invoice.status == "AUTHORISED", Invoice.amount_due > 0)
     per_invoice = (
         select(
@@ -246,22 +252,33 @@ def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
             money_sum(c.due), func.count(), func.sum(c.has_paid), func.sum(c.has_credit),
         ).group_by(c.part, c.currency, c.rate)
     ).all()
-    return [
+    lines = [
         Line(_STATE_OF_PART[part], cur, rate, total, paid, credited, due, n, int(n_paid), int(n_credit),
-             None if part == "settled" else part)
+             None if _STATE_OF_PART[part] == "settled" else part)
         for part, cur, rate, total, paid, credited, due, n, n_paid, n_credit in rows
     ]
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row[0]] = counts.get(row[0], 0) + row[7]
+    return lines, counts
 
 
-# the summary's state of each part: settled, or unpaid and in an ageing bucket
-_STATE_OF_PART = {"settled": "settled", aging.BUCKETS[0]: "open", **dict.fromkeys(aging.BUCKETS[1:], "overdue")}
+# the summary's state of each part: settled (paid, as the Paid view has it, or otherwise
+# owing nothing), or unpaid and in an ageing bucket
+_STATE_OF_PART = {
+    "paid": "settled",
+    "settled": "settled",
+    aging.BUCKETS[0]: "open",
+    **dict.fromkeys(aging.BUCKETS[1:], "overdue"),
+}
 
 
 def _part_column(today: date):
-    """Each counted invoice's part of the summary in one CASE (unpaid is tested once): `settled`,
-    or the ageing bucket of an unpaid one, `current` being the open ones (not yet due, due
+    """Each counted invoice's part of the summary in one CASE (unpaid is tested once): `paid`
+    or `settled`, or the ageing bucket of an unpaid one, `current` being the open ones (not yet due, due
     today, or without a due date) and the others overdue."""
     whens = [
+        (and_(Invoice.status == "PAID", Invoice.amount_due == 0), "paid"),  # the Paid view's rule
         (or_(Invoice.status != "AUTHORISED", Invoice.amount_due <= 0), "settled"),
         (or_(Invoice.due_date.is_(None), Invoice.due_date >= today), aging.BUCKETS[0]),
     ]
@@ -510,6 +527,33 @@ def _filter_where(filters: Filters, today: date) -> list:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def view_counts_of(session: Session, scope: Scope, parts: dict[str, int]) -> dict[str, int]:
+    """What view_counts with no filters answers, from summary_parts' counts: the views of
+    AUTHORISED and PAID invoices are sums of parts; `all` adds the scope's other live sales
+    invoices (drafts, submitted, voided: a search of the index by status) and `pinned` counts
+    the pins (by key). Two small statements instead of a second pass over every invoice."""
+    counts = dict.fromkeys(saved_views.VIEWS, 0)
+    if scope.is_empty:
+        return counts
+    overdue = sum(parts.get(b, 0) for b in aging.BUCKETS[1:])
+    current = parts.get(aging.BUCKETS[0], 0)
+    counts.update(open=current, overdue=overdue, unpaid=current + overdue, paid=parts.get("paid", 0))
+    sales = [*_scope_where(scope), Invoice.type == totals.SALES]
+    hidden = (*totals.COUNTED_STATUSES, *saved_views.HIDDEN_STATUSES)
+    others = session.scalar(select(func.count()).select_from(Invoice).where(*sales, Invoice.status.not_in(hidden)))
+    counts["all"] = sum(parts.values()) + int(others or 0)
+    if scope.pinned_ids:
+        counts["pinned"] = int(
+            session.scalar(
+                select(func.count())
+                .select_from(Invoice)
+                .where(*sales, view_clause("pinned", date.min, scope.pinned_ids))
+            )
+            or 0
+        )
+    return counts
 
 
 def view_counts(session: Session, scope: Scope, filters: Filters, today: date) -> dict[str, int]:
