@@ -355,7 +355,12 @@ def last_settlements(session: Session, scope: Scope, today: date) -> list[Settle
     maxima = union_all(
         *(select(func.max(Invoice.last_settled_on).label("day")).where(*alike, part) for part in parts)
     ).subquery()
-    latest = session.scalar(select(func.max(maxima.c.day)))
+    ahead = select(Invoice.invoice_id).where(*counted, Invoice.last_settled_on > today).limit(1).exists()
+    latest, settled_ahead = session.execute(select(select(func.max(maxima.c.day)).scalar_subquery(), ahead)).one()
+    if not settled_ahead:  # the usual case: the day is the latest, its invoices those settled last on it
+        if latest is None:
+            return []
+        return _settled_on(session, scope, latest, and_(*counted, Invoice.last_settled_on == latest))
     on_day = [Invoice.last_settled_on > today]
     if latest is not None:
         on_day.append(Invoice.last_settled_on == latest)
@@ -376,6 +381,22 @@ def last_settlements(session: Session, scope: Scope, today: date) -> list[Settle
     )
     rows: list = list(session.execute(union_all(payments, allocations)))
     return [Settlement(day, currencies[row[0]], row[1]) for row in rows]
+
+
+def _settled_on(session: Session, scope: Scope, day: date, invoices) -> list[Settlement]:
+    """The live payments and allocations dated `day` of the invoices `invoices` selects, in
+    one statement (each invoice's by its key)."""
+    paid = (
+        select(Invoice.currency_code, Payment.amount)
+        .join(Payment, and_(Payment.tenant_id == Invoice.tenant_id, Payment.invoice_id == Invoice.invoice_id))
+        .where(invoices, Payment.status != "DELETED", Payment.date == day)
+    )
+    allocated = (
+        select(Invoice.currency_code, Allocation.amount)
+        .join(Allocation, and_(Allocation.tenant_id == Invoice.tenant_id, Allocation.invoice_id == Invoice.invoice_id))
+        .where(invoices, Allocation.date == day)
+    )
+    return [Settlement(day, currency, amount) for currency, amount in session.execute(union_all(paid, allocated))]
 
 
 def _latest_settled(session: Session, scope: Scope, today: date, arms: list) -> dict[str, tuple[date, str]]:
