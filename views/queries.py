@@ -215,8 +215,9 @@ def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
 
 
 def summary_parts(session: Session, scope: Scope, today: date) -> tuple[list[Line], dict[str, int]]:
-    """summary_lines, and how many invoices each part holds (`paid`, `settled`, and the ageing
-    buckets of the unpaid ones): the counts of the saved views come from these (view_counts_of)."""
+    """summary_lines, and how many invoices each part holds (`other`, `paid`, `settled`, and the
+    ageing buckets of the unpaid ones): the counts of the saved views come from these
+    (view_counts_of). One pass over the record's live sales invoices, `other` left out of the lines."""
     if scope.is_empty:
         return [], {}
     unpaid = and_(Invoice.status == "AUTHORISED", Invoice.amount_due > 0)
@@ -235,7 +236,7 @@ def summary_parts(session: Session, scope: Scope, today: date) -> tuple[list[Lin
         .where(
             *_scope_where(scope),
             Invoice.type == totals.SALES,
-            Invoice.status.in_(totals.COUNTED_STATUSES),
+            Invoice.status.not_in(saved_views.HIDDEN_STATUSES),  # the others only counted, for the All view
         )
         .subquery()
     )
@@ -256,6 +257,7 @@ def summary_parts(session: Session, scope: Scope, today: date) -> tuple[list[Lin
         Line(_STATE_OF_PART[part], cur, rate, total, paid, credited, due, n, int(n_paid), int(n_credit),
              None if _STATE_OF_PART[part] == "settled" else part)
         for part, cur, rate, total, paid, credited, due, n, n_paid, n_credit in rows
+        if part != "other"
     ]
     counts: dict[str, int] = {}
     for row in rows:
@@ -266,6 +268,7 @@ def summary_parts(session: Session, scope: Scope, today: date) -> tuple[list[Lin
 # the summary's state of each part: settled (paid, as the Paid view has it, or otherwise
 # owing nothing), or unpaid and in an ageing bucket
 _STATE_OF_PART = {
+    "other": "other",
     "paid": "settled",
     "settled": "settled",
     aging.BUCKETS[0]: "open",
@@ -274,10 +277,11 @@ _STATE_OF_PART = {
 
 
 def _part_column(today: date):
-    """Each counted invoice's part of the summary in one CASE (unpaid is tested once): `paid`
-    or `settled`, or the ageing bucket of an unpaid one, `current` being the open ones (not yet due, due
-    today, or without a due date) and the others overdue."""
+    """Each live invoice's part of the summary in one CASE (unpaid is tested once): `other` (not
+    AUTHORISED or PAID), `paid` or `settled`, or the ageing bucket of an unpaid one, `current`
+    being the open ones (not yet due, due today, or without a due date) and the others overdue."""
     whens = [
+        (Invoice.status.not_in(totals.COUNTED_STATUSES), "other"),  # drafts, submitted, voided: no figure
         (and_(Invoice.status == "PAID", Invoice.amount_due == 0), "paid"),  # the Paid view's rule
         (or_(Invoice.status != "AUTHORISED", Invoice.amount_due <= 0), "settled"),
         (or_(Invoice.due_date.is_(None), Invoice.due_date >= today), aging.BUCKETS[0]),
@@ -551,20 +555,17 @@ def _escape_like(text: str) -> str:
 
 
 def view_counts_of(session: Session, scope: Scope, parts: dict[str, int]) -> dict[str, int]:
-    """What view_counts with no filters answers, from summary_parts' counts: the views of
-    AUTHORISED and PAID invoices are sums of parts; `all` adds the scope's other live sales
-    invoices (drafts, submitted, voided: a search of the index by status) and `pinned` counts
-    the pins (by key). Two small statements instead of a second pass over every invoice."""
+    """What view_counts with no filters answers, from summary_parts' counts: every view but
+    `pinned` is a sum of parts (`other` being the drafts, submitted and voided, which only the
+    All view shows); `pinned` counts the pins, by key, in a statement only when there are pins."""
     counts = dict.fromkeys(saved_views.VIEWS, 0)
     if scope.is_empty:
         return counts
     overdue = sum(parts.get(b, 0) for b in aging.BUCKETS[1:])
     current = parts.get(aging.BUCKETS[0], 0)
     counts.update(open=current, overdue=overdue, unpaid=current + overdue, paid=parts.get("paid", 0))
+    counts["all"] = sum(parts.values())
     sales = [*_scope_where(scope), Invoice.type == totals.SALES]
-    hidden = (*totals.COUNTED_STATUSES, *saved_views.HIDDEN_STATUSES)
-    others = session.scalar(select(func.count()).select_from(Invoice).where(*sales, Invoice.status.not_in(hidden)))
-    counts["all"] = sum(parts.values()) + int(others or 0)
     if scope.pinned_ids:
         counts["pinned"] = int(
             session.scalar(
