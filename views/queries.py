@@ -21,11 +21,10 @@ from sqlalchemy import (
     Integer,
     and_,
     case,
-    cast,
     false,
     func,
+    literal,
     literal_column,
-    null,
     or_,
     select,
     type_coerce,
@@ -295,8 +294,8 @@ def _part_column(today: date):
 def behaviour_lateness(session: Session, scope: Scope, today: date) -> list[Lateness]:
     """views.aging.lateness_for in SQL, one statement: the record's sales invoices settled in
     the last two years grouped by year and days late (read from ix_invoices_contact_paid
-    alone), and those still open and past due grouped by due date (ix_invoices_contact_status
-    alone); days late of the open ones are today - due date, counted here."""
+    alone), and those still open and past due grouped by their days overdue, today - due date
+    (ix_invoices_contact_status alone)."""
     if scope.is_empty:
         return []
     since, before = aging.windows(today)
@@ -315,26 +314,20 @@ def behaviour_lateness(session: Session, scope: Scope, today: date) -> list[Late
         )
         .subquery()
     )
-    still_open: Select = (
-        select(
-            literal_column("'open'").label("window"),
-            cast(null(), Integer).label("days"),
-            Invoice.due_date,
-            func.count(),
-        )
+    # the open ones by days overdue, counted in SQL (an integer per group: no date to parse)
+    overdue_days = (
+        select(days_between(literal(today, Date), Invoice.due_date).label("days"))
         .where(*sales, Invoice.status == "AUTHORISED", Invoice.amount_due > 0, Invoice.due_date < today)
-        .group_by(Invoice.due_date)
+        .subquery()
     )
-    grouped = select(settled.c.window, settled.c.days, cast(null(), Date), func.count()).group_by(
-        settled.c.window, settled.c.days
-    )
-    out = []
-    for window, days, due, n in session.execute(union_all(grouped, still_open)):
-        if window == "open":
-            out.append(Lateness("year", False, (today - due).days, n))
-        else:
-            out.append(Lateness(window, True, int(days), n))
-    return out
+    still_open: Select = select(
+        literal_column("'open'").label("window"), overdue_days.c.days, func.count()
+    ).group_by(overdue_days.c.days)
+    grouped = select(settled.c.window, settled.c.days, func.count()).group_by(settled.c.window, settled.c.days)
+    return [
+        Lateness("year", False, int(days), n) if window == "open" else Lateness(window, True, int(days), n)
+        for window, days, n in session.execute(union_all(grouped, still_open))
+    ]
 
 
 def last_settlements(session: Session, scope: Scope, today: date) -> list[Settlement]:
