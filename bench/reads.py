@@ -355,10 +355,12 @@ def run(pg: Postgres, quick: bool = False) -> Section:
                  "SQL alone, warm, for 11,000 invoices: the list 45 ms before (window count, sort of every unpaid "
                  "invoice), 0.4 ms after; the summary 22 ms, 6 ms. A typical customer's time is mostly the fixed "
                  "cost of a request (five small queries, the JSON).")
-    notes.append("The summary includes the ageing buckets (grouped in the same pass as its totals) and the "
-                 "payment behaviour: the PAID invoices of two years by settlement date, read from "
-                 "ix_invoices_contact_paid (partial, PAID only) alone, the unpaid past-due ones by due date, and "
-                 "the last payment from the latest FullyPaidOnDate and the open invoices with something settled "
-                 "(a probe of their payments and allocations each).")
+    notes.append("The summary includes the ageing buckets and the saved views' counts (both from the same pass "
+                 "as its totals) and the payment behaviour: the PAID invoices of two years by settlement date, "
+                 "read from ix_invoices_contact_paid (partial, PAID only) alone, the unpaid past-due ones by days "
+                 "overdue, and the last payment from each invoice's last_settled_on (ix_invoices_contact_settled, "
+                 "one seek) and that day's settlements by join. The heaviest customers' behaviour reads every "
+                 "invoice of theirs settled in two years and every one open and past due (in this data about "
+                 "6,500 of the heaviest's 11,100): that pass and the totals' are most of their time.")
     section.notes = notes
     return section
