@@ -7,7 +7,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event
 
 from store import records
 from store.db import transaction
@@ -16,6 +15,7 @@ from views import aging, queries, totals
 from views.queries import Filters
 
 from .mirror_rows import NOW, allocation, contact, invoice, payment, workspace
+from .query_plans import plans
 
 TODAY = date(2026, 11, 25)
 T = "tenant-a"
@@ -221,22 +221,7 @@ def test_an_explicitly_linked_invoice_counts_for_a_deal(sessions, ws, scope):
 
 def _every_plan(engine, run) -> list[str]:
     """SQLite's EXPLAIN QUERY PLAN of every statement `run` executes."""
-    captured = []
-
-    def capture(conn, cur, stmt, params, *a):
-        captured.append((stmt, params))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        run()
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    with engine.connect() as conn:
-        return [
-            "\n".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + stmt, params))
-            for stmt, params in captured
-            if stmt.lstrip().startswith(("SELECT", "WITH"))
-        ]
+    return plans(engine, run, lambda stmt: stmt.lstrip().startswith(("SELECT", "WITH")))
 
 
 def test_behaviour_and_last_payment_read_indexes_alone(engine, sessions, scope):

@@ -17,6 +17,7 @@ from views import queries, saved_views, totals
 from views.queries import Filters
 
 from .mirror_rows import NOW, contact, invoice, payment, workspace
+from .query_plans import plans
 
 TODAY = date(2026, 11, 25)
 T = "tenant-a"
@@ -427,22 +428,7 @@ def test_a_page_costs_the_same_few_statements_however_many_rows_it_holds(engine,
 
 def _plans(engine, run) -> list[str]:
     """SQLite's EXPLAIN QUERY PLAN of each statement on invoices that `run` executes."""
-    captured = []
-
-    def capture(conn, cur, stmt, params, *a):
-        captured.append((stmt, params))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        run()
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    with engine.connect() as conn:
-        return [
-            "\n".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + stmt, params))
-            for stmt, params in captured
-            if "FROM invoices" in stmt
-        ]
+    return plans(engine, run, lambda stmt: "FROM invoices" in stmt)
 
 
 @pytest.mark.parametrize("view", ["unpaid", "paid", "open", "overdue"])
