@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, or_, select, update
@@ -217,7 +217,7 @@ def refresh_last_settled(session: Session, tenant_id: str, invoice_ids: Iterable
     every writer of payments or allocations after it wrote; returns how many changed."""
     changed = 0
     for chunk in chunks(sorted({i for i in invoice_ids if i})):
-        latest: dict[str, Any] = {}
+        latest: dict[str, date] = {}
         for model, live in ((Payment, Payment.status != "DELETED"), (Allocation, None)):
             where = [model.tenant_id == tenant_id, model.invoice_id.in_(chunk), model.date.is_not(None)]
             if live is not None:
@@ -225,7 +225,8 @@ def refresh_last_settled(session: Session, tenant_id: str, invoice_ids: Iterable
             for invoice_id, day in session.execute(
                 select(model.invoice_id, func.max(model.date)).where(*where).group_by(model.invoice_id)
             ):
-                latest[invoice_id] = max(day, latest.get(invoice_id, day))
+                if invoice_id is not None and day is not None:
+                    latest[invoice_id] = max(day, latest.get(invoice_id, day))
         held = session.execute(
             select(Invoice.invoice_id, Invoice.last_settled_on).where(
                 Invoice.tenant_id == tenant_id, Invoice.invoice_id.in_(chunk)

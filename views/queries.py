@@ -266,8 +266,7 @@ def summary_parts(session: Session, scope: Scope, today: date) -> tuple[list[Lin
 
 # the summary's state of each part: settled (paid, as the Paid view has it, or otherwise
 # owing nothing), or unpaid and in an ageing bucket
-_STATE_OF_PART = {
-    "other": "other",
+_STATE_OF_PART: dict[str, totals.State] = {  # `other` has none: it is in no line
     "paid": "settled",
     "settled": "settled",
     aging.BUCKETS[0]: "open",
