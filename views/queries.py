@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.expression import FunctionElement
 
-from store.models import Allocation, Invoice, Payment, SyncState, XeroConnection
+from store.models import Allocation, Invoice, Payment, XeroConnection
 from store.records import Scope
 from store.types import Money
 from views import aging, saved_views, totals
@@ -123,12 +123,6 @@ def live_tenant(session: Session, workspace_id: int) -> Tenant | None:
         .limit(1)
     ).first()
     return Tenant(row.tenant_id, row.short_code, row.base_currency, row.timezone) if row else None
-
-
-def last_synced(session: Session, tenant_id: str) -> datetime | None:
-    return session.execute(
-        select(SyncState.last_success_at).where(SyncState.tenant_id == tenant_id)
-    ).scalar_one_or_none()
 
 
 def view_clause(view: str, today: date, pinned_ids=frozenset()):
@@ -356,30 +350,19 @@ def last_settlements(session: Session, scope: Scope, today: date) -> list[Settle
     if not settled_ahead:  # the usual case: the day is the latest, its invoices those settled last on it
         if latest is None:
             return []
-        return _settled_on(session, scope, latest, and_(*counted, Invoice.last_settled_on == latest))
+        return _settled_on(session, latest, and_(*counted, Invoice.last_settled_on == latest))
     on_day = [Invoice.last_settled_on > today]
     if latest is not None:
         on_day.append(Invoice.last_settled_on == latest)
     found = _latest_settled(session, scope, today, [and_(*counted, arm) for arm in on_day])
     if not found:
         return []
-    day = max(d for d, _ in found.values())
-    currencies = {invoice_id: cur for invoice_id, (d, cur) in found.items() if d == day}
-    ids = sorted(currencies)
-    payments = select(Payment.invoice_id, Payment.amount).where(
-        Payment.tenant_id == scope.tenant_id,
-        Payment.invoice_id.in_(ids),
-        Payment.status != "DELETED",
-        Payment.date == day,
-    )
-    allocations = select(Allocation.invoice_id, Allocation.amount).where(
-        Allocation.tenant_id == scope.tenant_id, Allocation.invoice_id.in_(ids), Allocation.date == day
-    )
-    rows: list = list(session.execute(union_all(payments, allocations)))
-    return [Settlement(day, currencies[row[0]], row[1]) for row in rows]
+    day = max(found.values())
+    on_that_day = sorted(invoice_id for invoice_id, latest_on in found.items() if latest_on == day)
+    return _settled_on(session, day, and_(Invoice.tenant_id == scope.tenant_id, Invoice.invoice_id.in_(on_that_day)))
 
 
-def _settled_on(session: Session, scope: Scope, day: date, invoices) -> list[Settlement]:
+def _settled_on(session: Session, day: date, invoices) -> list[Settlement]:
     """The live payments and allocations dated `day` of the invoices `invoices` selects, in
     one statement (each invoice's by its key)."""
     paid = (
@@ -395,11 +378,11 @@ def _settled_on(session: Session, scope: Scope, day: date, invoices) -> list[Set
     return [Settlement(day, currency, amount) for currency, amount in session.execute(union_all(paid, allocated))]
 
 
-def _latest_settled(session: Session, scope: Scope, today: date, arms: list) -> dict[str, tuple[date, str]]:
-    """{invoice id: (its latest settlement up to today, its currency)} of the invoices each of
+def _latest_settled(session: Session, scope: Scope, today: date, arms: list) -> dict[str, date]:
+    """{invoice id: its latest settlement up to today} of the invoices each of
     `arms` selects (one arm a comparison of last_settled_on, so each is a search of its index):
     a probe of its payments and its allocations each (ix_payments_invoice, the allocations' key)."""
-    c = union_all(*(select(Invoice.invoice_id, Invoice.currency_code).where(arm) for arm in arms)).subquery().c
+    c = union_all(*(select(Invoice.invoice_id).where(arm) for arm in arms)).subquery().c
     last_payment = (
         select(func.max(Payment.date))
         .where(
@@ -416,12 +399,10 @@ def _latest_settled(session: Session, scope: Scope, today: date, arms: list) -> 
         .scalar_subquery()
     )
     out = {}
-    for invoice_id, currency, paid_on, allocated_on in session.execute(
-        select(c.invoice_id, c.currency_code, last_payment, last_allocation)
-    ):
+    for invoice_id, paid_on, allocated_on in session.execute(select(c.invoice_id, last_payment, last_allocation)):
         days = [d for d in (paid_on, allocated_on) if d is not None]
         if days:
-            out[invoice_id] = (max(days), currency)
+            out[invoice_id] = max(days)
     return out
 
 
