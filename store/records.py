@@ -37,9 +37,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import cast
 
-from sqlalchemy import CursorResult, delete, literal, null, select, union_all
+from sqlalchemy import CursorResult, Integer, String, bindparam, delete, literal, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -137,14 +138,23 @@ def normalise_email(email: str | None) -> str | None:
 
 
 def find(session: Session, workspace_id: int, kind: str, external_id: str) -> Record | None:
-    row = session.execute(
-        select(CrmRecord).where(
-            CrmRecord.workspace_id == workspace_id,
-            CrmRecord.kind == kind,
-            CrmRecord.external_id == external_id,
-        )
-    ).scalar_one_or_none()
-    return _record(row) if row is not None else None
+    row = session.execute(_FIND, {"workspace": workspace_id, "kind": kind, "external_id": external_id}).one_or_none()
+    return Record(*row) if row is not None else None
+
+
+_FIND = select(  # built once: every read asks it; Record's fields in order
+    CrmRecord.id,
+    CrmRecord.workspace_id,
+    CrmRecord.kind,
+    CrmRecord.external_id,
+    CrmRecord.name,
+    CrmRecord.email_lower,
+    CrmRecord.account_external_id,
+).where(
+    CrmRecord.workspace_id == bindparam("workspace"),
+    CrmRecord.kind == bindparam("kind"),
+    CrmRecord.external_id == bindparam("external_id"),
+)
 
 
 def upsert(
@@ -263,7 +273,8 @@ def resolve(session: Session, record: Record, tenant_id: str) -> Resolved:
     even when it brings no invoices). One UNION query, after the account's contacts; a link
     to a contact merged away follows MergedToContactID to the survivor (one more query)."""
     family = _family(session, record)
-    rows = session.execute(_links_query(family, tenant_id, pins_of=record.id)).all()
+    values = {"tenant": tenant_id, "pins_of": record.id, **{f"record_{i}": r for i, r in enumerate(family)}}
+    rows = session.execute(_links_query(len(family)), values).all()
     invoices = {r.invoice_id for r in rows if r.invoice_id is not None}
     pinned = frozenset(r.invoice_id for r in rows if r.reason == "pin")
     linked = [r for r in rows if r.xero_contact_id is not None]
@@ -389,10 +400,14 @@ def _family(session: Session, record: Record) -> dict[int, str]:
     return {record.id: record.external_id, **{r.id: r.external_id for r in rows}}
 
 
-def _links_query(family: dict[int, str], tenant_id: str, pins_of: int):
+@lru_cache(maxsize=64)
+def _links_query(family_size: int):
     """One UNION ALL: explicit links, email matches resolved now (the contact's main address
-    or any of its contact persons'), and the record's pins."""
-    ids = list(family)
+    or any of its contact persons'), and the record's pins. Built once per size of family
+    (building it cost more than running it), its values bound: `tenant`, `pins_of` (the
+    record's id) and `record_0`… (the family's ids)."""
+    tenant_id, pins_of = bindparam("tenant", type_=String), bindparam("pins_of", type_=Integer)
+    ids = [bindparam(f"record_{i}", type_=Integer) for i in range(family_size)]
     explicit = (
         select(
             RecordLink.record_id,

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from infra.errors import Conflict, NotFound
@@ -84,12 +84,16 @@ def authenticate(session: Session, key: str | None) -> Caller | None:
     if not key or not key.startswith(KEY_PREFIX):
         return None
     digest = key_hash(key)
-    row = session.execute(
-        select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
-    ).scalar_one_or_none()
+    row = session.execute(_BY_HASH, {"digest": digest}).one_or_none()
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         return None
     return Caller(workspace_id=row.workspace_id, scope=row.scope)
+
+
+# built once (every API request asks it); columns, not the entity: nothing to track
+_BY_HASH = select(ApiKey.key_hash, ApiKey.workspace_id, ApiKey.scope).where(
+    ApiKey.key_hash == bindparam("digest"), ApiKey.revoked_at.is_(None)
+)
 
 
 def workspace_exists(session: Session, workspace_id: int) -> bool:

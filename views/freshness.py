@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from redis import RedisError
-from sqlalchemy import func, select
+from sqlalchemy import String, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from infra import metrics
@@ -63,6 +63,12 @@ class Freshness:
 
 def facts(session: Session, tenant_id: str) -> Facts:
     """The tenant's sync facts in one statement (ix_inbox_tenant_state for the inbox)."""
+    row = session.execute(_FACTS, {"tenant": tenant_id}).one()
+    return Facts(row[0], row[1], row[2])
+
+
+def _facts_statement():
+    tenant_id = bindparam("tenant", type_=String)
     oldest = (
         select(func.min(InboxEvent.received_at))
         .where(InboxEvent.tenant_id == tenant_id, InboxEvent.state.in_(status.OUTSTANDING))
@@ -70,8 +76,10 @@ def facts(session: Session, tenant_id: str) -> Facts:
     )
     success = select(SyncState.last_success_at).where(SyncState.tenant_id == tenant_id).scalar_subquery()
     webhook = select(SyncState.last_webhook_at).where(SyncState.tenant_id == tenant_id).scalar_subquery()
-    row = session.execute(select(success, webhook, oldest)).one()
-    return Facts(row[0], row[1], row[2])
+    return select(success, webhook, oldest)
+
+
+_FACTS = _facts_statement()  # built once: every summary asks it
 
 
 def judge(now: datetime, known: Facts, webhook_warning: str | None) -> Freshness:
