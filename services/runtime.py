@@ -30,15 +30,15 @@ class Runtime:
     @cached_property
     def read_engine(self) -> Engine:
         """Reads only: on SQLite a deferred BEGIN, so readers never queue behind writers
-        (WAL lets them read the last committed state); elsewhere the same engine."""
+        (WAL lets them read the last committed state); on PostgreSQL the same engine, its
+        transactions READ ONLY (BEGIN READ ONLY: no extra round trip), so that a read may end
+        in COMMIT (views.api._session: psycopg keeps its prepared statements) and write nothing."""
         if not self.settings.database_url.startswith("sqlite"):
-            return self.engine
+            return self.engine.execution_options(postgresql_readonly=True)
         return db.make_engine(self.settings.database_url, immediate=False)
 
     @cached_property
     def read_sessions(self) -> sessionmaker[Session]:
-        if self.read_engine is self.engine:
-            return self.sessions
         return db.make_sessionmaker(self.read_engine)
 
     @cached_property

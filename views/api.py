@@ -237,10 +237,11 @@ def summary(kind: str, external_id: str):
         behaviour = aging.behaviour((), (), today)
         if tenant is not None:
             resolved = records.resolve(s, record, tenant.tenant_id)
-            lines, parts = queries.summary_parts(s, resolved.scope, today)
-            behaviour = _behaviour(s, resolved.scope, today)
+            facts = queries.summary_facts(s, resolved.scope, today)
+            lines = facts.lines
+            behaviour = aging.behaviour(facts.lateness, queries.last_settlements(s, resolved.scope, today), today)
             links = resolved.links
-            counts = queries.view_counts_of(s, resolved.scope, parts)
+            counts = queries.view_counts_of(s, resolved.scope, facts.parts)
             fresh = freshness.of(current_app.extensions["xm"], s, tenant.tenant_id, _now())
     result = totals.summarise(lines, tenant.base_currency if tenant else None)
 
@@ -437,7 +438,10 @@ def _session(write: bool = False) -> Iterator[Session]:
         with transaction(rt.sessions) as s:
             yield s
     else:
-        with rt.read_sessions() as s:
+        # a read ends in COMMIT when it succeeds, not ROLLBACK: psycopg forgets a connection's
+        # prepared statements at every ROLLBACK, so reads that roll back are parsed and planned
+        # afresh each time. Read sessions cannot write (Runtime.read_engine).
+        with transaction(rt.read_sessions) as s:
             yield s
 
 
@@ -541,11 +545,6 @@ def _overdue() -> str | None:
         return aging.parse_bucket(request.args.get("overdue"))
     except aging.UnknownBucket as e:
         raise ApiError(400, str(e)) from None
-
-
-def _behaviour(s: Session, scope: records.Scope, today: date) -> aging.Behaviour:
-    lateness = queries.behaviour_lateness(s, scope, today)
-    return aging.behaviour(lateness, queries.last_settlements(s, scope, today), today)
 
 
 def _text_arg(name: str, max_len: int) -> str | None:

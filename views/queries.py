@@ -18,6 +18,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from sqlalchemy import (
+    BigInteger,
     Date,
     Integer,
     String,
@@ -27,8 +28,10 @@ from sqlalchemy import (
     false,
     func,
     literal_column,
+    null,
     or_,
     select,
+    true,
     type_coerce,
     union_all,
 )
@@ -39,7 +42,7 @@ from sqlalchemy.sql.expression import FunctionElement
 
 from store.models import Allocation, Invoice, Payment, XeroConnection
 from store.records import Scope
-from store.types import Money
+from store.types import Money, Rate
 from views import aging, saved_views, totals
 from views.aging import Lateness, Settlement
 from views.totals import Line
@@ -213,25 +216,72 @@ def summary_lines(session: Session, scope: Scope, today: date) -> list[Line]:
 def summary_parts(session: Session, scope: Scope, today: date) -> tuple[list[Line], dict[str, int]]:
     """summary_lines, and how many invoices each part holds (`other`, `paid`, `settled`, and the
     ageing buckets of the unpaid ones): the counts of the saved views come from these
-    (view_counts_of). One pass over the record's live sales invoices, `other` left out of the lines."""
+    (view_counts_of). `other` is left out of the lines."""
+    facts = summary_facts(session, scope, today)
+    return facts.lines, facts.parts
+
+
+def behaviour_lateness(session: Session, scope: Scope, today: date) -> list[Lateness]:
+    """views.aging.lateness_for in SQL (summary_facts' `lateness`)."""
+    return summary_facts(session, scope, today).lateness
+
+
+@dataclass(frozen=True)
+class SummaryFacts:
+    lines: list[Line]  # summary_lines
+    parts: dict[str, int]  # how many invoices each part holds (summary_parts)
+    lateness: list[Lateness]  # the payment behaviour's groups (views.aging.lateness_for)
+
+
+def summary_facts(session: Session, scope: Scope, today: date) -> SummaryFacts:
+    """The record's totals by part, currency and rate, and its payment behaviour's lateness, in
+    one statement (one round trip: on PostgreSQL a round trip costs more than these reads):
+
+    - one pass over the record's live sales invoices (ix_invoices_contact_status alone), each
+      in its part by _part_column, grouped by part, currency and rate;
+    - the PAID ones settled in the last two years, grouped by year and days late
+      (ix_invoices_contact_paid alone);
+    - the unpaid ones past due, grouped by their days overdue, today - due date
+      (ix_invoices_contact_status alone).
+
+    Each row says which it is by its first column: a part, or a lateness window."""
     if scope.is_empty:
-        return [], {}
-    rows = session.execute(_summary_statement(_shape(scope)), {**_scope_values(scope), **_day_values(today)}).all()
-    lines = [
-        Line(_STATE_OF_PART[part], cur, rate, total, paid, credited, due, n, int(n_paid), int(n_credit),
-             None if _STATE_OF_PART[part] == "settled" else part)
-        for part, cur, rate, total, paid, credited, due, n, n_paid, n_credit in rows
-        if part != "other"
-    ]
+        return SummaryFacts([], {}, [])
+    values = {**_scope_values(scope), **_day_values(today)}
+    lines: list[Line] = []
     counts: dict[str, int] = {}
-    for row in rows:
-        counts[row[0]] = counts.get(row[0], 0) + row[7]
-    return lines, counts
+    lateness: list[Lateness] = []
+    for tag, days, n, cur, rate, total, paid, credited, due, n_paid, n_credit in session.execute(
+        _summary_statement(_shape(scope)), values
+    ).all():
+        if tag in _WINDOWS:
+            still_open = tag == "open"
+            lateness.append(Lateness("year" if still_open else tag, not still_open, int(days), n))
+            continue
+        counts[tag] = counts.get(tag, 0) + n
+        if tag != "other":
+            state = _STATE_OF_PART[tag]
+            total, paid, credited, due = (_money(v) for v in (total, paid, credited, due))
+            lines.append(Line(state, cur, _rate(rate), total, paid, credited, due, n, int(n_paid), int(n_credit),
+                              None if state == "settled" else tag))
+    return SummaryFacts(lines, counts, lateness)
+
+
+def _money(stored):
+    return Money.process_result_value(stored, None)
+
+
+def _rate(stored):
+    return Rate.process_result_value(stored, None)
+
+
+_WINDOWS = frozenset(("year", "year_before", "open"))  # the lateness rows' tags ("open": still open, this year)
 
 
 @lru_cache(maxsize=64)
-def _summary_statement(shape: _Shape) -> Select:
+def _summary_statement(shape: _Shape):
     unpaid = and_(Invoice.status == "AUTHORISED", Invoice.amount_due > 0)
+    sales = [*_scope_bound(shape), Invoice.type == totals.SALES]
     per_invoice = (
         select(
             _part_column().label("part"),
@@ -244,24 +294,45 @@ def _summary_statement(shape: _Shape) -> Select:
             case((Invoice.amount_paid > 0, 1), else_=0).label("has_paid"),
             case((Invoice.amount_credited > 0, 1), else_=0).label("has_credit"),
         )
-        .where(
-            *_scope_bound(shape),
-            Invoice.type == totals.SALES,
-            Invoice.status.not_in(saved_views.HIDDEN_STATUSES),  # the others only counted, for the All view
-        )
+        .where(*sales, Invoice.status.not_in(saved_views.HIDDEN_STATUSES))  # the others only counted (All view)
         .subquery()
     )
     # Grouping on the subquery's columns, not on the CASE itself: PostgreSQL cannot tell two
     # copies of a CASE with bound parameters apart from different expressions.
     c = per_invoice.c
 
-    def money_sum(column):
-        return type_coerce(func.sum(column), Money)
+    def stored(column):  # money and rates as stored, scaled integers: summary_facts reads the few parts rows
+        return type_coerce(column, BigInteger)  # (a type here would be applied to every lateness row's NULLs too)
 
-    return select(
-        c.part, c.currency, c.rate, money_sum(c.total), money_sum(c.paid), money_sum(c.credited),
-        money_sum(c.due), func.count(), func.sum(c.has_paid), func.sum(c.has_credit),
+    parts = select(
+        c.part, null().label("days"), func.count().label("n"), c.currency, stored(c.rate),
+        *(stored(func.sum(column)) for column in (c.total, c.paid, c.credited, c.due)),
+        func.sum(c.has_paid), func.sum(c.has_credit),
     ).group_by(c.part, c.currency, c.rate)
+    settled = (
+        select(
+            case((Invoice.fully_paid_on >= _SINCE, "year"), else_="year_before").label("window"),
+            days_between(Invoice.fully_paid_on, Invoice.due_date).label("days"),
+        )
+        .where(
+            *sales,
+            PAID,
+            Invoice.fully_paid_on >= _BEFORE,
+            Invoice.fully_paid_on <= _TODAY,
+            Invoice.due_date.is_not(None),
+        )
+        .subquery()
+    )
+    # the open ones by days overdue, counted in SQL (an integer per group: no date to parse)
+    overdue = (
+        select(days_between(_TODAY, Invoice.due_date).label("days"))
+        .where(*sales, unpaid, Invoice.due_date < _TODAY)
+        .subquery()
+    )
+    padding = [null().label(name) for name in ("currency", "rate", "total", "paid", "credited", "due", "np", "nc")]
+    late = select(settled.c.window, settled.c.days, func.count(), *padding).group_by(settled.c.window, settled.c.days)
+    still_open = select(literal_column("'open'"), overdue.c.days, func.count(), *padding).group_by(overdue.c.days)
+    return union_all(parts, late, still_open)
 
 
 # the summary's state of each part: settled (paid, as the Paid view has it, or otherwise
@@ -290,50 +361,6 @@ def _part_column():
     return case(*whens, else_=aging.BUCKETS[-1])
 
 
-def behaviour_lateness(session: Session, scope: Scope, today: date) -> list[Lateness]:
-    """views.aging.lateness_for in SQL, one statement: the record's sales invoices settled in
-    the last two years grouped by year and days late (read from ix_invoices_contact_paid
-    alone), and those still open and past due grouped by their days overdue, today - due date
-    (ix_invoices_contact_status alone)."""
-    if scope.is_empty:
-        return []
-    rows = session.execute(_lateness_statement(_shape(scope)), {**_scope_values(scope), **_day_values(today)})
-    return [
-        Lateness("year", False, int(days), n) if window == "open" else Lateness(window, True, int(days), n)
-        for window, days, n in rows.all()
-    ]
-
-
-@lru_cache(maxsize=64)
-def _lateness_statement(shape: _Shape):
-    sales = [*_scope_bound(shape), Invoice.type == totals.SALES]
-    settled = (
-        select(
-            case((Invoice.fully_paid_on >= _SINCE, "year"), else_="year_before").label("window"),
-            days_between(Invoice.fully_paid_on, Invoice.due_date).label("days"),
-        )
-        .where(
-            *sales,
-            PAID,
-            Invoice.fully_paid_on >= _BEFORE,
-            Invoice.fully_paid_on <= _TODAY,
-            Invoice.due_date.is_not(None),
-        )
-        .subquery()
-    )
-    # the open ones by days overdue, counted in SQL (an integer per group: no date to parse)
-    overdue_days = (
-        select(days_between(_TODAY, Invoice.due_date).label("days"))
-        .where(*sales, Invoice.status == "AUTHORISED", Invoice.amount_due > 0, Invoice.due_date < _TODAY)
-        .subquery()
-    )
-    still_open: Select = select(
-        literal_column("'open'").label("window"), overdue_days.c.days, func.count()
-    ).group_by(overdue_days.c.days)
-    grouped = select(settled.c.window, settled.c.days, func.count()).group_by(settled.c.window, settled.c.days)
-    return union_all(grouped, still_open)
-
-
 def last_settlements(session: Session, scope: Scope, today: date) -> list[Settlement]:
     """The record's settlements on the day of its latest one up to today (live payments and
     allocations of its AUTHORISED and PAID sales invoices): what views.aging.last_payment needs.
@@ -342,17 +369,16 @@ def last_settlements(session: Session, scope: Scope, today: date) -> list[Settle
     store.mirror.refresh_last_settled), so that day is the latest `last_settled_on` up to today,
     read from ix_invoices_contact_settled alone, unless an invoice settled after today (a
     payment dated ahead) was also settled earlier: those few are probed by their key for their
-    latest settlement up to today. The second statement reads the settlements of that day."""
+    latest settlement up to today. The same statement reads the settlements of that day (the
+    usual case: one round trip)."""
     if scope.is_empty:
         return []
     shape = _shape(scope)
     values = {**_scope_values(scope), "today": today}
-    latest, settled_ahead = session.execute(_latest_day_statement(shape), values).one()
+    rows = session.execute(_last_payment_statement(shape), values).all()
+    latest, settled_ahead = rows[0][0], rows[0][1]
     if not settled_ahead:  # the usual case: the day is the latest, its invoices those settled last on it
-        if latest is None:
-            return []
-        rows = session.execute(_last_day_statement(shape), {**values, "day": latest}).all()
-        return [Settlement(latest, currency, amount) for currency, amount in rows]
+        return [Settlement(latest, currency, amount) for _, _, currency, amount in rows if amount is not None]
     found = session.execute(_candidates_statement(shape, latest is not None), {**values, "day": latest}).all()
     latest_of = {}  # {invoice id: its latest settlement up to today}
     for invoice_id, paid_on, allocated_on in found:
@@ -369,10 +395,14 @@ def last_settlements(session: Session, scope: Scope, today: date) -> list[Settle
 
 
 @lru_cache(maxsize=64)
-def _latest_day_statement(shape: _Shape) -> Select:
-    """(the latest last_settled_on up to today, whether an invoice settled after today): one max
-    per customer (a single seek of ix_invoices_contact_settled each) and one over the invoices
-    linked one by one; a max over them all at once would read every settled invoice of the scope."""
+def _last_payment_statement(shape: _Shape) -> Select:
+    """(day, ahead, currency, amount): the latest last_settled_on up to today, whether an invoice
+    was settled after today, and the settlements of that day of the invoices last settled on it
+    (one row with no settlement when there are none).
+
+    The day is one max per customer (a single seek of ix_invoices_contact_settled each) and one
+    over the invoices linked one by one; a max over them all at once would read every settled
+    invoice of the scope."""
     counted = [Invoice.type == totals.SALES, Invoice.status.in_(totals.COUNTED_STATUSES)]
     parts = [Invoice.contact_id == bindparam(f"contact_{i}") for i in range(shape.contacts)]
     if shape.invoices:
@@ -386,20 +416,25 @@ def _latest_day_statement(shape: _Shape) -> Select:
     ).subquery()
     after_today = Invoice.last_settled_on > _TODAY
     ahead = select(Invoice.invoice_id).where(*_scope_bound(shape), *counted, after_today).limit(1).exists()
-    return select(select(type_coerce(func.max(maxima.c.day), Date)).scalar_subquery(), ahead)
-
-
-@lru_cache(maxsize=64)
-def _last_day_statement(shape: _Shape):
-    """The settlements dated `day` of the scope's counted sales invoices last settled that day."""
-    day = bindparam("day", type_=Date)
-    invoices = and_(
-        *_scope_bound(shape),
-        Invoice.type == totals.SALES,
-        Invoice.status.in_(totals.COUNTED_STATUSES),
-        Invoice.last_settled_on == day,
+    head = select(type_coerce(func.max(maxima.c.day), Date).label("day"), ahead.label("ahead")).cte("head")
+    invoices = select(Invoice.tenant_id, Invoice.invoice_id, Invoice.currency_code, head.c.day).join_from(
+        head, Invoice, and_(*_scope_bound(shape), *counted, Invoice.last_settled_on == head.c.day)
+    ).subquery()
+    paid = (
+        select(invoices.c.currency_code, Payment.amount)
+        .join(Payment, and_(Payment.tenant_id == invoices.c.tenant_id, Payment.invoice_id == invoices.c.invoice_id))
+        .where(Payment.status != "DELETED", Payment.date == invoices.c.day)
     )
-    return _settled_on(invoices, day)
+    allocated = (
+        select(invoices.c.currency_code, Allocation.amount)
+        .join(Allocation, and_(Allocation.tenant_id == invoices.c.tenant_id,
+                               Allocation.invoice_id == invoices.c.invoice_id))
+        .where(Allocation.date == invoices.c.day)
+    )
+    on_day = union_all(paid, allocated).subquery()
+    return select(head.c.day, head.c.ahead, on_day.c.currency_code, on_day.c.amount).select_from(
+        head.outerjoin(on_day, true())
+    )
 
 
 def _settled_on(invoices, day):

@@ -466,5 +466,7 @@ def test_the_summary_is_read_from_the_index_alone(engine, sessions):
 
     [plan] = _plans(engine, run)
     searches = [line for line in plan.splitlines() if line.startswith(("SEARCH", "SCAN"))]
-    covering = "SEARCH invoices USING COVERING INDEX ix_invoices_contact_status"
-    assert searches and all(line.startswith(covering) for line in searches), plan
+    # the totals' pass reads ix_invoices_contact_status alone; the behaviour's groups, in the
+    # same statement, read that index or ix_invoices_contact_paid alone
+    assert searches and searches[0].startswith("SEARCH invoices USING COVERING INDEX ix_invoices_contact_status"), plan
+    assert all(line.startswith("SEARCH invoices USING COVERING INDEX ") for line in searches), plan
