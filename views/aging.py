@@ -174,11 +174,13 @@ class Lateness:
 
 @dataclass(frozen=True)
 class Settlement:
-    """A payment or an allocation of one of the record's invoices, in the invoice's currency."""
+    """A payment or an allocation of one of the record's invoices, in the invoice's currency
+    (or `count` of them the same day, `amount` their sum)."""
 
     date: dt.date
     currency: str
     amount: Decimal
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,7 @@ def last_payment(settlements: Iterable[Settlement], today: date) -> LastPayment 
         if s.date == latest:
             acc = day.setdefault(s.currency, [Decimal(0), 0])
             acc[0] += s.amount
-            acc[1] += 1
+            acc[1] += s.count
     if latest is None:
         return None
     currency = min(day)

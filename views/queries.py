@@ -31,7 +31,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    true,
     type_coerce,
     union_all,
 )
@@ -369,16 +368,16 @@ def last_settlements(session: Session, scope: Scope, today: date) -> list[Settle
     store.mirror.refresh_last_settled), so that day is the latest `last_settled_on` up to today,
     read from ix_invoices_contact_settled alone, unless an invoice settled after today (a
     payment dated ahead) was also settled earlier: those few are probed by their key for their
-    latest settlement up to today. The same statement reads the settlements of that day (the
-    usual case: one round trip)."""
+    latest settlement up to today. The second statement reads the settlements of that day."""
     if scope.is_empty:
         return []
     shape = _shape(scope)
     values = {**_scope_values(scope), "today": today}
-    rows = session.execute(_last_payment_statement(shape), values).all()
-    latest, settled_ahead = rows[0][0], rows[0][1]
+    latest, settled_ahead = session.execute(_latest_day_statement(shape), values).one()
     if not settled_ahead:  # the usual case: the day is the latest, its invoices those settled last on it
-        return [Settlement(latest, currency, amount) for _, _, currency, amount in rows if amount is not None]
+        if latest is None:
+            return []
+        return _settlements(latest, session.execute(_last_day_statement(shape), {**values, "day": latest}))
     found = session.execute(_candidates_statement(shape, latest is not None), {**values, "day": latest}).all()
     latest_of = {}  # {invoice id: its latest settlement up to today}
     for invoice_id, paid_on, allocated_on in found:
@@ -390,19 +389,14 @@ def last_settlements(session: Session, scope: Scope, today: date) -> list[Settle
     day = max(latest_of.values())
     on_that_day = sorted(invoice_id for invoice_id, latest_on in latest_of.items() if latest_on == day)
     values = {"tenant": scope.tenant_id, "ids": on_that_day, "day": day}
-    settled = session.execute(_days_settlements_statement(), values)
-    return [Settlement(day, currency, amount) for currency, amount in settled]
+    return _settlements(day, session.execute(_days_settlements_statement(), values))
 
 
 @lru_cache(maxsize=64)
-def _last_payment_statement(shape: _Shape) -> Select:
-    """(day, ahead, currency, amount): the latest last_settled_on up to today, whether an invoice
-    was settled after today, and the settlements of that day of the invoices last settled on it
-    (one row with no settlement when there are none).
-
-    The day is one max per customer (a single seek of ix_invoices_contact_settled each) and one
-    over the invoices linked one by one; a max over them all at once would read every settled
-    invoice of the scope."""
+def _latest_day_statement(shape: _Shape) -> Select:
+    """(the latest last_settled_on up to today, whether an invoice settled after today): one max
+    per customer (a single seek of ix_invoices_contact_settled each) and one over the invoices
+    linked one by one; a max over them all at once would read every settled invoice of the scope."""
     counted = [Invoice.type == totals.SALES, Invoice.status.in_(totals.COUNTED_STATUSES)]
     parts = [Invoice.contact_id == bindparam(f"contact_{i}") for i in range(shape.contacts)]
     if shape.invoices:
@@ -416,41 +410,47 @@ def _last_payment_statement(shape: _Shape) -> Select:
     ).subquery()
     after_today = Invoice.last_settled_on > _TODAY
     ahead = select(Invoice.invoice_id).where(*_scope_bound(shape), *counted, after_today).limit(1).exists()
-    head = select(type_coerce(func.max(maxima.c.day), Date).label("day"), ahead.label("ahead")).cte("head")
-    invoices = select(Invoice.tenant_id, Invoice.invoice_id, Invoice.currency_code, head.c.day).join_from(
-        head, Invoice, and_(*_scope_bound(shape), *counted, Invoice.last_settled_on == head.c.day)
-    ).subquery()
-    paid = (
-        select(invoices.c.currency_code, Payment.amount)
-        .join(Payment, and_(Payment.tenant_id == invoices.c.tenant_id, Payment.invoice_id == invoices.c.invoice_id))
-        .where(Payment.status != "DELETED", Payment.date == invoices.c.day)
+    return select(select(type_coerce(func.max(maxima.c.day), Date)).scalar_subquery(), ahead)
+
+
+@lru_cache(maxsize=64)
+def _last_day_statement(shape: _Shape):
+    """The settlements dated `day` of the scope's counted sales invoices last settled that day."""
+    day = bindparam("day", type_=Date)
+    invoices = and_(
+        *_scope_bound(shape),
+        Invoice.type == totals.SALES,
+        Invoice.status.in_(totals.COUNTED_STATUSES),
+        Invoice.last_settled_on == day,
     )
-    allocated = (
-        select(invoices.c.currency_code, Allocation.amount)
-        .join(Allocation, and_(Allocation.tenant_id == invoices.c.tenant_id,
-                               Allocation.invoice_id == invoices.c.invoice_id))
-        .where(Allocation.date == invoices.c.day)
-    )
-    on_day = union_all(paid, allocated).subquery()
-    return select(head.c.day, head.c.ahead, on_day.c.currency_code, on_day.c.amount).select_from(
-        head.outerjoin(on_day, true())
-    )
+    return _settled_on(invoices, day)
 
 
 def _settled_on(invoices, day):
-    """The live payments and allocations dated `day` of the invoices `invoices` selects, as
-    (currency, amount), in one statement (each invoice's by its key)."""
-    paid = (
-        select(Invoice.currency_code, Payment.amount)
-        .join(Payment, and_(Payment.tenant_id == Invoice.tenant_id, Payment.invoice_id == Invoice.invoice_id))
-        .where(invoices, Payment.status != "DELETED", Payment.date == day)
-    )
-    allocated = (
-        select(Invoice.currency_code, Allocation.amount)
-        .join(Allocation, and_(Allocation.tenant_id == Invoice.tenant_id, Allocation.invoice_id == Invoice.invoice_id))
-        .where(invoices, Allocation.date == day)
-    )
-    return union_all(paid, allocated)
+    """(currency, paid, payments, allocated, allocations) for each invoice `invoices` selects:
+    the sum and number of its live payments and of its allocations dated `day`. Each figure is
+    a subquery correlated on the invoice's key (ix_payments_invoice, the allocations' key), so
+    the invoices drive the read whatever the planner knows: joined instead, SQLite without
+    statistics read every payment of the tenant first."""
+    live = Payment.status != "DELETED"
+    figures = []
+    for table, where in ((Payment, [live]), (Allocation, [])):
+        of_invoice = [table.tenant_id == Invoice.tenant_id, table.invoice_id == Invoice.invoice_id]
+        on_day = [*of_invoice, table.date == day, *where]
+        figures.append(select(func.sum(table.amount)).where(*on_day).correlate(Invoice).scalar_subquery())
+        figures.append(select(func.count()).select_from(table).where(*on_day).correlate(Invoice).scalar_subquery())
+    return select(Invoice.currency_code, *figures).where(invoices)
+
+
+def _settlements(day: date, rows) -> list[Settlement]:
+    """Settlement per invoice and kind from _settled_on's rows (those of none left out)."""
+    out = []
+    for currency, paid, payments, allocated, allocations in rows:
+        if payments:
+            out.append(Settlement(day, currency, paid, payments))
+        if allocations:
+            out.append(Settlement(day, currency, allocated, allocations))
+    return out
 
 
 @lru_cache(maxsize=64)

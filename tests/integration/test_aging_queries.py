@@ -260,3 +260,25 @@ def test_invoice_rows_carry_their_days_overdue(sessions, scope):
         page = queries.list_invoices(s, scope, Filters(view="all", type="all"), TODAY, 1, 200)
     days = {r.invoice_id: aging.days_overdue(r, TODAY) for r in page.rows}
     assert days["due-91"] == 91 and days["due-today"] == 0 and days["paid-late"] == 0 and days["draft"] == 0
+
+
+def test_the_usual_last_payment_reads_by_index_only(engine, sessions, ws, scope):
+    """Nothing of x2's was settled after today: its day, then that day's settlements, each
+    table searched by an index, never scanned (nor read whole for the tenant)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    other = records.Scope(T, ws.id, ("x2",), (), frozenset())
+    found = []
+
+    def last():
+        with sessions() as s:
+            found.extend(queries.last_settlements(s, other, TODAY))
+
+    day, settled = _every_plan(engine, last)
+    assert aging.last_payment(found, TODAY) == aging.LastPayment(ago(1), D("100.00"), "NZD", 1)
+    assert "COVERING INDEX ix_invoices_contact_settled" in day, day
+    assert "ix_invoices_contact_settled" in settled and "ix_payments_invoice" in settled, settled
+    assert "sqlite_autoindex_allocations_1" in settled, settled
+    for plan in (day, settled):
+        assert "BLOOM FILTER" not in plan and "SCAN invoices" not in plan, plan
+        assert "SCAN payments" not in plan and "SCAN allocations" not in plan, plan
